@@ -1,0 +1,217 @@
+"""The ``phyloclr`` command line: a thin typer layer over the library (parsing, progress, exits)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phyloclr import __version__
+from phyloclr.config import load_config
+from phyloclr.errors import PhyloclrError
+
+app = typer.Typer(
+    name="phyloclr",
+    help="Contrastive embeddings of biological sequences with evolution as the augmentation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(width=None if sys.stdout.isatty() else 220)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
+
+EXIT_INPUT = 2
+EXIT_NOT_AVAILABLE = 3
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"phyloclr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """phyloclr: homologous sequences are two views of a common ancestor."""
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one red line and a non-zero exit code."""
+    try:
+        yield
+    except PhyloclrError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A rich progress bar fed by the library's ``progress(stage, done, total)`` callback."""
+    bars = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def _fmt_distance(value: object) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+@app.command()
+def families(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Stockholm/aligned FASTA/A3M files, directories of them, or a FASTA corpus."
+        ),
+    ],
+    trees: Annotated[
+        Path | None, typer.Option(help="Newick file or directory of trees (matched by family id).")
+    ] = None,
+    hmm_db: Annotated[
+        Path | None, typer.Option(help="HMM database (e.g. Pfam-A.hmm): assign a corpus by hmmscan.")
+    ] = None,
+    label_pattern: Annotated[
+        str | None,
+        typer.Option(help="Regex on FASTA headers whose group 'family' (or 1) is the family label."),
+    ] = None,
+    unaligned: Annotated[
+        str | None,
+        typer.Option(help="An unaligned FASTA is a 'corpus', one 'family', or 'auto'."),
+    ] = None,
+    distance: Annotated[
+        str | None, typer.Option(help="MSA distance: auto, p, jc69, poisson or kimura.")
+    ] = None,
+    nj: Annotated[
+        bool, typer.Option("--nj", help="Build neighbour-joining trees for families without one.")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(help="Threads for pyhmmer/FAMSA (0 = all).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config; its 'families' section is used.")
+    ] = None,
+    out_tsv: Annotated[Path | None, typer.Option("--out", help="Write the table as TSV.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    max_rows: Annotated[int, typer.Option(help="Rows to print (the TSV has them all).")] = 60,
+) -> None:
+    """Show (and write) the families phyloclr reads from INPUTS, with their distances."""
+    from phyloclr.families import FamiliesConfig, build_families
+    from phyloclr.tables import write_tsv
+
+    with _errors():
+        cfg = load_config(FamiliesConfig, config, "families") if config else FamiliesConfig()
+        overrides: dict[str, Any] = {
+            "hmm_db": None if hmm_db is None else str(hmm_db),
+            "label_pattern": label_pattern,
+            "unaligned": unaligned,
+            "distance_model": distance,
+            "threads": threads,
+            "build_nj": True if nj else None,
+        }
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        if changes:
+            from phyloclr.config import config_from_dict, config_to_dict
+
+            cfg = config_from_dict(FamiliesConfig, {**config_to_dict(cfg), **changes})
+        with _progress() as progress:
+            fset = build_families(
+                inputs,
+                cfg,
+                trees=trees,
+                cache_dir=cache_dir,
+                use_cache=not no_cache,
+                progress=progress,
+            )
+        rows = fset.table()
+        if out_tsv is not None:
+            write_tsv(out_tsv, rows, "families", fset.config_json)
+    table = Table(title=f"{len(fset)} families, {fset.n_sequences} sequences")
+    columns = ["family", "members", "alphabet", "aligned", "tree", "distance", "median", "max"]
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("members", "median", "max") else "left")
+    for row in rows[:max_rows]:
+        table.add_row(
+            str(row["family"]),
+            str(row["members"]),
+            str(row["alphabet"]),
+            str(row["aligned"]),
+            str(row["tree"]),
+            str(row["distance"]),
+            _fmt_distance(row["median_distance"]),
+            _fmt_distance(row["max_distance"]),
+        )
+    out.print(table)
+    if len(rows) > max_rows:
+        out.print(f"… {len(rows) - max_rows} more families (all of them are in --out)")
+    for warning in fset.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if fset.from_cache:
+        err.print(f"[dim]families read from the cache ({fset.cache_key})[/]")
+    if out_tsv is not None:
+        err.print(f"wrote {out_tsv}")
+
+
+def _not_yet(name: str, issue: int) -> Callable[..., None]:
+    def command(
+        args: Annotated[list[str] | None, typer.Argument(help="(not yet available)")] = None,
+    ) -> None:
+        err.print(
+            f"[bold red]error:[/] 'phyloclr {name}' is not available in phyloclr {__version__} "
+            f"yet (tracked as issue #{issue})"
+        )
+        raise typer.Exit(EXIT_NOT_AVAILABLE)
+
+    command.__doc__ = f"[not yet available: issue #{issue}] " + {
+        "pretrain": "Train an encoder with phylogenetic contrastive learning.",
+        "embed": "Write embeddings of a FASTA file to HDF5.",
+        "cluster": "Cluster DNA sequences without labels (Twin Contrastive Learning).",
+        "evaluate": "Score embeddings against labels (1-NN, mAP, linear probe).",
+    }[name]
+    return command
+
+
+for _name, _issue in (("pretrain", 3), ("embed", 4), ("cluster", 5), ("evaluate", 4)):
+    app.command(
+        _name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(_not_yet(_name, _issue))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

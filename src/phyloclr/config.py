@@ -1,0 +1,113 @@
+"""Frozen dataclass configs: validated on construction, loaded from YAML, saved as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin
+
+import yaml
+
+from phyloclr.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a (possibly nested) dataclass config."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = config_to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    return out
+
+
+def config_to_json(cfg: Any) -> str:
+    """Compact, key-sorted JSON of a config."""
+    return json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a mapping")
+        return config_from_dict(tp, value)
+    if origin is typing.Literal:
+        if value not in get_args(tp):
+            raise ConfigError(f"{name}: {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, arg, value)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError("; ".join(errors) or f"{name}: invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list")
+        inner = get_args(tp)[0] if get_args(tp) else Any
+        return tuple(_coerce(name, inner, v) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build a config dataclass from a dict, rejecting unknown keys and wrong types."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}")
+    kwargs = {k: _coerce(f"{cls.__name__}.{k}", hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_config(cls: type[C], path: str | Path, section: str | None = None) -> C:
+    """Load a YAML file (optionally one top-level section of it) into a config dataclass."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    if section is not None:
+        data = data.get(section, {}) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping")
+    try:
+        return config_from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

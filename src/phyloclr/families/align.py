@@ -1,0 +1,57 @@
+"""Aligning a family's members: pyfamsa for unaligned sets, pyhmmer hmmalign against an HMM."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import pyfamsa
+import pyhmmer.easel as easel
+import pyhmmer.hmmer as hmmer
+import pyhmmer.plan7 as plan7
+
+from phyloclr.io.sequences import SeqRecord
+
+
+def available_threads(requested: int = 0) -> int:
+    """Threads to use: ``requested`` if > 0, else the cores this process may run on."""
+    if requested > 0:
+        return requested
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def align_famsa(records: Sequence[SeqRecord], threads: int = 0) -> list[SeqRecord]:
+    """Align unaligned records with FAMSA; returns the records with ``aligned`` rows set."""
+    if len(records) == 1:
+        return [SeqRecord(records[0].id, records[0].seq, records[0].description, records[0].seq)]
+    aligner = pyfamsa.Aligner(threads=available_threads(threads), guide_tree="upgma")
+    keys = [str(i).encode() for i in range(len(records))]  # ids may hold any character
+    msa = aligner.align(
+        pyfamsa.Sequence(k, r.seq.encode()) for k, r in zip(keys, records, strict=True)
+    )
+    rows = {s.id: s.sequence.decode() for s in msa}
+    return [
+        SeqRecord(r.id, r.seq, r.description, rows[k].upper())
+        for k, r in zip(keys, records, strict=True)
+    ]
+
+
+def align_hmm(hmm: plan7.HMM, records: Sequence[SeqRecord]) -> list[SeqRecord]:
+    """Align records to a profile HMM; rows keep the HMM's match columns only."""
+    abc = hmm.alphabet
+    keys = [str(i).encode() for i in range(len(records))]
+    seqs = [
+        easel.TextSequence(name=k, sequence=r.seq).digitize(abc)
+        for k, r in zip(keys, records, strict=True)
+    ]
+    msa = hmmer.hmmalign(hmm, seqs, trim=True, all_consensus_cols=True)
+    rows = {}
+    for name, text in zip(msa.names, msa.alignment, strict=True):
+        key = name if isinstance(name, bytes) else str(name).encode()
+        rows[key] = "".join(ch for ch in text if ch == "-" or ch.isupper())
+    return [
+        SeqRecord(r.id, r.seq, r.description, rows[k]) for k, r in zip(keys, records, strict=True)
+    ]

@@ -1,0 +1,177 @@
+"""Build families from inputs: the one entry point the CLI and training use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from os import PathLike
+from pathlib import Path
+
+import pyhmmer.plan7 as plan7
+
+from phyloclr.config import config_to_json
+from phyloclr.errors import InputError
+from phyloclr.families import cache as family_cache
+from phyloclr.families.config import FamiliesConfig
+from phyloclr.families.corpus import Assignment, by_hmmscan, by_pattern, de_novo
+from phyloclr.families.distances import compute_distances
+from phyloclr.families.load import InputFile, expand_inputs, read_alignments, sniff
+from phyloclr.families.model import Family, FamilySet
+from phyloclr.families.trees import assign_trees, attach_tree
+from phyloclr.io.fasta import read_fasta
+from phyloclr.io.newick import read_newick_file, read_trees
+from phyloclr.io.sequences import detect_alphabet
+
+Progress = Callable[[str, int, int | None], None]
+PathArg = str | PathLike[str]
+
+
+def _key_files(items: list[InputFile], cfg: FamiliesConfig, trees: Path | None) -> list[Path]:
+    files = [i.path for i in items] + [i.tree_path for i in items if i.tree_path is not None]
+    if cfg.hmm_db is not None:
+        files.append(Path(cfg.hmm_db))
+    if trees is not None:
+        files.extend(sorted(trees.iterdir()) if trees.is_dir() else [trees])
+    return files
+
+
+def build_families(
+    inputs: Sequence[PathArg],
+    config: FamiliesConfig | None = None,
+    *,
+    trees: PathArg | None = None,
+    cache_dir: PathArg | None = None,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> FamilySet:
+    """Families, alignments, trees and distances for ``inputs`` (files or directories).
+
+    Alignments (Stockholm, aligned FASTA, A3M) are families as they stand; an unaligned FASTA
+    is a corpus split into families (see :class:`FamiliesConfig`) or, inside a directory, one
+    family. ``trees`` is a Newick file or a directory of them. Results are cached on disk under
+    ``cache_dir`` (default :func:`cache.default_cache_dir`) keyed by input contents and config.
+    """
+    cfg = config or FamiliesConfig()
+    if not inputs:
+        raise InputError(None, "no input files given")
+    warnings: list[str] = []
+    items = expand_inputs([Path(p) for p in inputs], warnings)
+    tree_path = None if trees is None else Path(trees)
+    if tree_path is not None and not tree_path.exists():
+        raise InputError(tree_path, "no such file or directory")
+    config_json = config_to_json(cfg)
+    cdir = Path(cache_dir) if cache_dir is not None else family_cache.default_cache_dir()
+    key = family_cache.cache_key(_key_files(items, cfg, tree_path), config_json)
+    if use_cache:
+        cached = family_cache.load(cdir, key)
+        if cached is not None:
+            return cached
+
+    families: list[Family] = []
+    hmms: dict[str, plan7.HMM] = {}
+    unassigned: list[str] = []
+    origin: dict[str, Path] = {}
+
+    def add(fam: Family) -> None:
+        if fam.id in origin:
+            raise InputError(
+                fam.source, f"family id {fam.id!r} also comes from {origin[fam.id]}", None
+            )
+        origin[fam.id] = Path(fam.source)
+        families.append(fam)
+
+    for n_done, item in enumerate(items, start=1):
+        kind = sniff(item.path)
+        as_corpus = kind == "fasta" and (
+            cfg.unaligned == "corpus" or (cfg.unaligned == "auto" and not item.in_directory)
+        )
+        if as_corpus:
+            assignment = _split_corpus(item.path, cfg, progress)
+            unassigned.extend(assignment.unassigned)
+            if assignment.unassigned:
+                shown = ", ".join(assignment.unassigned[:10])
+                more = len(assignment.unassigned) - 10
+                warnings.append(
+                    f"{item.path}: {len(assignment.unassigned)} sequences were assigned to no "
+                    f"family: {shown}" + (f" … ({more} more)" if more > 0 else "")
+                )
+            for label, members in assignment.groups.items():
+                fam = Family(
+                    id=label,
+                    records=members,
+                    alphabet=detect_alphabet(members, item.path),
+                    source=str(item.path),
+                    accession=assignment.accessions.get(label),
+                    description=assignment.descriptions.get(label),
+                    hmm_name=label if label in assignment.hmms else None,
+                )
+                add(fam)
+                if label in assignment.hmms:
+                    hmms[label] = assignment.hmms[label]
+        else:
+            for loaded in read_alignments(item, kind):
+                fam = Family(
+                    id=loaded.family_id,
+                    records=loaded.records,
+                    alphabet=detect_alphabet(loaded.records, item.path),
+                    source=str(item.path),
+                    accession=loaded.accession,
+                    description=loaded.description,
+                    alignment_origin="input" if kind != "fasta" else None,
+                )
+                add(fam)
+                if item.tree_path is not None:
+                    paired = read_newick_file(item.tree_path)
+                    if len(paired) != 1:
+                        raise InputError(item.tree_path, "expected exactly one tree in the file")
+                    attach_tree(fam, paired[0][1], item.tree_path, warnings)
+        if progress is not None:
+            progress("reading inputs", n_done, len(items))
+    if not families:
+        raise InputError(None, "no families found in the inputs")
+
+    if tree_path is not None:
+        assign_trees(families, read_trees(tree_path), tree_path, warnings)
+
+    for n_done, fam in enumerate(families, start=1):
+        compute_distances(fam, cfg, warnings, hmms.get(fam.id))
+        for note in fam.notes:
+            warnings.append(f"family {fam.id!r}: {note}")
+        if progress is not None:
+            progress("distances", n_done, len(families))
+
+    fset = FamilySet(
+        families=families,
+        warnings=warnings,
+        unassigned=unassigned,
+        config_json=config_json,
+        cache_key=key,
+    )
+    if use_cache:
+        family_cache.save(fset, cdir, key)
+    return fset
+
+
+def _split_corpus(path: Path, cfg: FamiliesConfig, progress: Progress | None) -> Assignment:
+    records = read_fasta(path)
+    alphabet = detect_alphabet(records, path)
+    if cfg.label_pattern is not None:
+        return by_pattern(records, cfg.label_pattern)
+    if cfg.hmm_db is not None:
+        return by_hmmscan(
+            records,
+            cfg.hmm_db,
+            alphabet,
+            use_gathering=cfg.hmm_use_gathering,
+            evalue=cfg.hmm_evalue,
+            regions=cfg.hmm_regions,
+            threads=cfg.threads,
+            progress=progress,
+        )
+    return de_novo(
+        records,
+        alphabet,
+        evalue=cfg.denovo_evalue,
+        min_coverage=cfg.denovo_min_coverage,
+        threads=cfg.threads,
+        progress=progress,
+    )

@@ -1,0 +1,57 @@
+"""Configuration of family building (a frozen dataclass, saved into every output)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from phyloclr.errors import ConfigError
+from phyloclr.evolution.distances import DISTANCE_MODELS
+
+
+@dataclass(frozen=True)
+class FamiliesConfig:
+    """How inputs become families and how distances are computed.
+
+    unaligned: what an unaligned FASTA is. 'auto': a file given directly is a corpus to split
+      into families, a file inside a directory is one family; 'corpus' / 'family' force it.
+    label_pattern: regex on the header (``id description``); the named group ``family``, else
+      group 1, else the whole match, is the family label. Corpus mode 1.
+    hmm_db: HMM database (e.g. Pfam-A.hmm) for hmmscan assignment. Corpus mode 2.
+    Without either, corpus families are built de novo (mode 3): phmmer all-against-all,
+    edges with E ≤ denovo_evalue covering ≥ denovo_min_coverage of both sequences,
+    connected components.
+    """
+
+    unaligned: Literal["auto", "corpus", "family"] = "auto"
+    label_pattern: str | None = None
+    hmm_db: str | None = None
+    hmm_use_gathering: bool = True
+    hmm_evalue: float = 1e-5
+    hmm_regions: Literal["domain", "sequence"] = "domain"
+    denovo_evalue: float = 1e-5
+    denovo_min_coverage: float = 0.5
+    distance_model: Literal["auto", "p", "jc69", "poisson", "kimura"] = "auto"
+    max_distance: float = 5.0
+    build_nj: bool = False
+    align_unaligned: bool = True
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.distance_model not in DISTANCE_MODELS:
+            raise ConfigError(f"distance_model must be one of {DISTANCE_MODELS}")
+        if self.label_pattern is not None:
+            try:
+                re.compile(self.label_pattern)
+            except re.error as exc:
+                raise ConfigError(f"label_pattern {self.label_pattern!r}: {exc}") from exc
+        if self.label_pattern is not None and self.hmm_db is not None:
+            raise ConfigError("give either label_pattern or hmm_db, not both")
+        for name in ("hmm_evalue", "denovo_evalue", "max_distance"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0")
+        if not 0.0 <= self.denovo_min_coverage <= 1.0:
+            raise ConfigError("denovo_min_coverage must lie in [0, 1]")
+        if self.threads < 0:
+            raise ConfigError("threads must be ≥ 0 (0 = all cores available to this process)")

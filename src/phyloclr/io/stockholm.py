@@ -1,0 +1,99 @@
+"""Stockholm reader (single or multi-record, e.g. Pfam-A.seed), parsed by HMMER's Easel via pyhmmer.
+
+Easel is the reference Stockholm parser: it reads ``#=GF`` headers when present, interleaved
+blocks, ``.`` and ``-`` gaps and lower-case insert columns, and rejects duplicate names and a
+missing ``//`` terminator. Names are kept verbatim, ``/start-end`` suffixes included.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import pyhmmer.easel as easel
+
+from phyloclr.errors import InputError
+from phyloclr.io.sequences import SeqRecord, clean_sequence
+
+
+@dataclass(frozen=True)
+class StockholmAlignment:
+    """One alignment record of a Stockholm file, with its ``#=GF`` ID/AC/DE when present."""
+
+    name: str | None
+    accession: str | None
+    description: str | None
+    records: list[SeqRecord]
+    index: int  # 0-based position of this record in its file
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value) or None
+
+
+_DUP = re.compile(r"duplicate seq name (\S+)")
+
+
+def read_stockholm(path: str | PathLike[str]) -> list[StockholmAlignment]:
+    """All alignments of a Stockholm file (plain or gzipped)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(p, f"cannot open: {exc.strerror or exc}") from exc
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InputError(p, f"cannot read: {exc}") from exc
+    if not raw.strip():
+        raise InputError(p, "empty file (no Stockholm alignment)")
+    if not raw.lstrip().startswith(b"# STOCKHOLM"):
+        raise InputError(p, "not Stockholm: the file does not start with '# STOCKHOLM 1.0'")
+    alignments: list[StockholmAlignment] = []
+    try:
+        with easel.MSAFile(io.BytesIO(raw), format="stockholm") as msa_file:
+            for index, msa in enumerate(msa_file):
+                alignments.append(_convert(p, msa, index))
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        message = str(exc)
+        dup = _DUP.search(message)
+        where = f"alignment #{len(alignments) + 1}"
+        if dup:
+            raise InputError(
+                p, f"duplicate sequence name in {where} (names must be unique)", dup.group(1)
+            ) from exc
+        message = message.replace("Could not parse file: ", "")
+        raise InputError(p, f"invalid Stockholm in {where}: {message}") from exc
+    if not alignments:
+        raise InputError(p, "no Stockholm alignment found")
+    return alignments
+
+
+def _convert(path: Path, msa: easel.TextMSA, index: int) -> StockholmAlignment:
+    names = [_text(n) or "" for n in msa.names]
+    rows = list(msa.alignment)
+    label = _text(msa.name) or f"alignment #{index + 1}"
+    if not names:
+        raise InputError(path, f"alignment {label!r} has no sequences")
+    records = []
+    for name, row_text in zip(names, rows, strict=True):
+        seq, row = clean_sequence(row_text, path, name, aligned=True)
+        records.append(SeqRecord(name, seq, "", row))
+    return StockholmAlignment(
+        name=_text(msa.name),
+        accession=_text(msa.accession),
+        description=_text(msa.description),
+        records=records,
+        index=index,
+    )
