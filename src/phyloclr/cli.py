@@ -101,11 +101,14 @@ def families(
         Path | None, typer.Option(help="Newick file or directory of trees (matched by family id).")
     ] = None,
     hmm_db: Annotated[
-        Path | None, typer.Option(help="HMM database (e.g. Pfam-A.hmm): assign a corpus by hmmscan.")
+        Path | None,
+        typer.Option(help="HMM database (e.g. Pfam-A.hmm): assign a corpus by hmmscan."),
     ] = None,
     label_pattern: Annotated[
         str | None,
-        typer.Option(help="Regex on FASTA headers whose group 'family' (or 1) is the family label."),
+        typer.Option(
+            help="Regex on FASTA headers whose group 'family' (or 1) is the family label."
+        ),
     ] = None,
     unaligned: Annotated[
         str | None,
@@ -117,13 +120,17 @@ def families(
     nj: Annotated[
         bool, typer.Option("--nj", help="Build neighbour-joining trees for families without one.")
     ] = False,
-    threads: Annotated[int | None, typer.Option(help="Threads for pyhmmer/FAMSA (0 = all).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Threads for pyhmmer/FAMSA (0 = all).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML config; its 'families' section is used.")
     ] = None,
     out_tsv: Annotated[Path | None, typer.Option("--out", help="Write the table as TSV.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache directory.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
+    ] = False,
     max_rows: Annotated[int, typer.Option(help="Rows to print (the TSV has them all).")] = 60,
 ) -> None:
     """Show (and write) the families phyloclr reads from INPUTS, with their distances."""
@@ -193,19 +200,22 @@ def _not_yet(name: str, issue: int) -> Callable[..., None]:
         )
         raise typer.Exit(EXIT_NOT_AVAILABLE)
 
-    command.__doc__ = f"[not yet available: issue #{issue}] " + {
-        "pretrain": "Train an encoder with phylogenetic contrastive learning.",
-        "embed": "Write embeddings of a FASTA file to HDF5.",
-        "cluster": "Cluster DNA sequences without labels (Twin Contrastive Learning).",
-        "evaluate": "Score embeddings against labels (1-NN, mAP, linear probe).",
-    }[name]
+    command.__doc__ = (
+        f"[not yet available: issue #{issue}] "
+        + {
+            "pretrain": "Train an encoder with phylogenetic contrastive learning.",
+            "embed": "Write embeddings of a FASTA file to HDF5.",
+            "cluster": "Cluster DNA sequences without labels (Twin Contrastive Learning).",
+            "evaluate": "Score embeddings against labels (1-NN, mAP, linear probe).",
+        }[name]
+    )
     return command
 
 
 for _name, _issue in (("pretrain", 3), ("embed", 4), ("cluster", 5), ("evaluate", 4)):
-    app.command(
-        _name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )(_not_yet(_name, _issue))
+    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        _not_yet(_name, _issue)
+    )
 
 
 def main() -> None:
@@ -214,4 +224,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

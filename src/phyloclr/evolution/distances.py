@@ -84,8 +84,9 @@ def correct(p: np.ndarray, model: str) -> np.ndarray:
             arg = 1.0 - p - 0.2 * p * p
         else:
             raise ValueError(f"unknown distance model {model!r}; choose from {DISTANCE_MODELS}")
-        d = -np.log(np.where(arg > 0, arg, np.nan))
-    return d
+        scale = 0.75 if model == "jc69" else 1.0
+        d = -scale * np.log(np.where(arg > 0, arg, np.nan))
+    return d + 0.0  # no negative zeros
 
 
 def msa_distances(

@@ -8,7 +8,7 @@ from phyloclr.io.newick import Tree
 
 
 def patristic_distances(tree: Tree) -> np.ndarray:
-    """All-pairs patristic distances, (n_leaves, n_leaves) float64, rows in ``tree.leaf_names`` order.
+    """All-pairs patristic distances, (n_leaves, n_leaves) float64, in ``tree.leaf_names`` order.
 
     One post-order pass: at each internal node v with children c_1..c_k, every pair of leaves
     (a in c_i, b in c_j, i < j) has v as its last common ancestor, so

@@ -48,6 +48,7 @@ def align_hmm(hmm: plan7.HMM, records: Sequence[SeqRecord]) -> list[SeqRecord]:
         for k, r in zip(keys, records, strict=True)
     ]
     msa = hmmer.hmmalign(hmm, seqs, trim=True, all_consensus_cols=True)
+    assert isinstance(msa, easel.TextMSA)
     rows = {}
     for name, text in zip(msa.names, msa.alignment, strict=True):
         key = name if isinstance(name, bytes) else str(name).encode()

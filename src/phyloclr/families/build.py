@@ -133,11 +133,20 @@ def build_families(
         assign_trees(families, read_trees(tree_path), tree_path, warnings)
 
     for n_done, fam in enumerate(families, start=1):
-        compute_distances(fam, cfg, warnings, hmms.get(fam.id))
+        compute_distances(fam, cfg, hmms.get(fam.id))
         for note in fam.notes:
             warnings.append(f"family {fam.id!r}: {note}")
         if progress is not None:
             progress("distances", n_done, len(families))
+    saturated = [f for f in families if f.saturated_pairs]
+    if saturated:
+        worst = sorted(saturated, key=lambda f: -f.saturated_pairs / max(1, f.size**2))[:5]
+        warnings.append(
+            f"{len(saturated)} families have pairs too divergent for their distance "
+            f"correction (set to max_distance={cfg.max_distance:g}; see saturated_pairs): "
+            + ", ".join(f"{f.id} ({f.saturated_pairs})" for f in worst)
+            + (" …" if len(saturated) > 5 else "")
+        )
 
     fset = FamilySet(
         families=families,

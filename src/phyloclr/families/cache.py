@@ -92,6 +92,7 @@ def _family_meta(f: Family) -> dict[str, object]:
         "tree_origin": f.tree_origin,
         "distance_method": f.distance_method,
         "hmm_name": f.hmm_name,
+        "saturated_pairs": f.saturated_pairs,
         "notes": f.notes,
         "records": [[r.id, r.seq, r.description, r.aligned] for r in f.records],
     }
@@ -128,6 +129,7 @@ def load(cache_dir: Path, key: str) -> FamilySet | None:
                 distances=arrays.get(f"f{i}"),
                 distance_method=fm["distance_method"],
                 hmm_name=fm["hmm_name"],
+                saturated_pairs=int(fm["saturated_pairs"]),
                 notes=list(fm["notes"]),
             )
         )

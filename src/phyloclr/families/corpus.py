@@ -110,14 +110,20 @@ def by_hmmscan(
             hmm_db, f"HMM alphabet does not match the {alphabet} sequences being searched"
         )
     gathering = use_gathering and all(h.cutoffs.gathering_available() for h in hmms)
-    kwargs: dict[str, object] = {"bit_cutoffs": "gathering"} if gathering else {"E": evalue}
     block = _digitize(records, alphabet)
     by_name = {_name(h): h for h in hmms}
     groups: dict[str, list[SeqRecord]] = {}
     unassigned = []
     total = len(records)
     for done, hits in enumerate(
-        hmmer.hmmscan(block, hmms, cpus=available_threads(threads), **kwargs), start=1
+        hmmer.hmmscan(
+            block,
+            hmms,
+            cpus=available_threads(threads),
+            bit_cutoffs="gathering" if gathering else None,
+            E=evalue,
+        ),
+        start=1,
     ):
         rec = records[int(_text(hits.query.name))]
         best = max(hits.included, key=lambda h: h.score, default=None)
@@ -130,7 +136,9 @@ def by_hmmscan(
                 domains = list(best.domains.included) or [best.best_domain]
                 start = min(d.env_from for d in domains)
                 end = max(d.env_to for d in domains)
-                member = SeqRecord(f"{rec.id}/{start}-{end}", rec.seq[start - 1 : end], rec.description)
+                member = SeqRecord(
+                    f"{rec.id}/{start}-{end}", rec.seq[start - 1 : end], rec.description
+                )
             groups.setdefault(label, []).append(member)
         if progress is not None and (done % 200 == 0 or done == total):
             progress("hmmscan", done, total)

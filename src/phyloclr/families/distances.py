@@ -13,10 +13,11 @@ from phyloclr.families.config import FamiliesConfig
 from phyloclr.families.model import Family
 
 
-def compute_distances(
-    fam: Family, cfg: FamiliesConfig, warnings: list[str], hmm: plan7.HMM | None = None
-) -> None:
+def compute_distances(fam: Family, cfg: FamiliesConfig, hmm: plan7.HMM | None = None) -> None:
     """Fill ``fam.distances`` (n, n) float32 and ``fam.distance_method``; align first if needed.
+
+    Pairs whose corrected distance is undefined (saturated, or no shared column) are set to
+    ``cfg.max_distance`` and counted in ``fam.saturated_pairs``.
 
     Order of preference: patristic distances from a given tree with branch lengths covering
     every member; else corrected distances from the alignment (aligning unaligned families
@@ -54,11 +55,7 @@ def compute_distances(
     result = msa_distances(fam.rows, fam.alphabet, cfg.distance_model, cfg.max_distance)
     fam.distances = result.matrix.astype(np.float32)
     fam.distance_method = result.model
-    if result.saturated or result.no_overlap:
-        warnings.append(
-            f"family {fam.id!r}: {result.saturated} pairs saturated and {result.no_overlap} "
-            f"pairs without shared columns were set to max_distance={cfg.max_distance:g}"
-        )
+    fam.saturated_pairs = result.saturated + result.no_overlap
     if cfg.build_nj and fam.tree is None and n >= 3:
         fam.tree = neighbor_joining(result.matrix, fam.names)
         fam.tree_origin = "nj"

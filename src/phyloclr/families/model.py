@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +36,7 @@ class Family:
     distances: np.ndarray | None = None
     distance_method: str | None = None
     hmm_name: str | None = None
+    saturated_pairs: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -83,7 +85,9 @@ class Family:
     def alignment_label(self) -> str:
         if not self.aligned:
             return "no"
-        return "yes" if self.alignment_origin in (None, "input") else f"yes ({self.alignment_origin})"
+        return (
+            "yes" if self.alignment_origin in (None, "input") else f"yes ({self.alignment_origin})"
+        )
 
 
 @dataclass
@@ -100,7 +104,7 @@ class FamilySet:
     def __len__(self) -> int:
         return len(self.families)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Family]:
         return iter(self.families)
 
     def __getitem__(self, family_id: str) -> Family:
@@ -127,6 +131,7 @@ class FamilySet:
                     "distance": fam.distance_method or "-",
                     "median_distance": fam.median_distance,
                     "max_distance": fam.max_distance,
+                    "saturated_pairs": fam.saturated_pairs,
                     "accession": fam.accession or "",
                     "source": fam.source,
                 }

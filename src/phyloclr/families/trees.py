@@ -97,7 +97,8 @@ def assign_trees(
             if best == 0:
                 raise InputError(
                     source,
-                    f"tree leaves match no member of any family (leaves: {_names_preview(leaves, 3)})",
+                    "tree leaves match no member of any family "
+                    f"(leaves: {_names_preview(leaves, 3)})",
                     None if tree_id is None else label,
                 )
             winners = [f for s, f in scored if s == best]

@@ -51,7 +51,7 @@ def _check_start(path: PathLikeStr) -> None:
 
 
 def iter_fasta_raw(path: PathLikeStr) -> Iterator[tuple[int, str, str, str]]:
-    """Stream ``(index, id, description, raw_sequence)`` from a FASTA file; ids checked non-empty."""
+    """Stream ``(index, id, description, raw_sequence)``; an empty id is an error."""
     _check_start(path)
     n = 0
     try:
@@ -75,7 +75,7 @@ def iter_fasta(path: PathLikeStr) -> Iterator[SeqRecord]:
 
 
 def read_fasta(path: PathLikeStr, unique: bool = True) -> list[SeqRecord]:
-    """All records of an unaligned FASTA file; duplicate ids are an error unless ``unique=False``."""
+    """All records of an unaligned FASTA file; duplicate ids are an error if ``unique``."""
     records = list(iter_fasta(path))
     if unique:
         check_unique_ids(records, path)

@@ -18,7 +18,7 @@ from phyloclr.errors import InputError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import ete3  # type: ignore[import-untyped]
+    import ete3
 
 TREE_SUFFIXES = (".nw", ".nwk", ".newick", ".tree", ".tre", ".treefile", ".dnd")
 

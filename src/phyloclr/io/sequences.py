@@ -2,7 +2,8 @@
 
 Rules (the same for every format):
 - letters are upper-cased (soft-masked FASTA is common; A3M/Stockholm lower case marks inserts);
-- one trailing ``*`` (a stop codon in translated proteomes) is removed; an internal ``*`` is an error;
+- one trailing ``*`` (a stop codon in translated proteomes) is removed; an internal ``*``
+  is an error;
 - any character outside the IUPAC protein/nucleotide codes (plus gaps in aligned input) is an error
   naming the record, the character and its 1-based position;
 - an empty sequence is an error; there is no upper length limit (genomes of 100 kbp are fine);
@@ -11,7 +12,7 @@ Rules (the same for every format):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
 from typing import Literal

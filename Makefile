@@ -1,0 +1,38 @@
+# phyloclr: `make demo` runs the main job end to end on data/, `make test` runs every check.
+# Both set up .venv first. Torch: a CPU build where there is no NVIDIA GPU (override TORCH_SPEC).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.1,<3' || echo 'torch==2.13.0')
+DEMO_OUT ?= demo_out
+
+.PHONY: setup test lint demo clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/phyloclr families data/protein/seeds --out $(DEMO_OUT)/seed_families.tsv
+	$(BIN)/phyloclr families data/protein/proteome/938293.PRJEB85.HG003687.faa \
+		--hmm-db data/protein/PF02826.hmm --out $(DEMO_OUT)/proteome_families.tsv
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""Shared fixtures: where the real data lives, and an isolated cache for every test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+PROTEIN = SHARED / "protein"
+DATA = ROOT / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PHYLOCLR_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def protein() -> Path:
+    if not PROTEIN.is_dir():
+        pytest.skip("../shared/data/protein is not present")
+    return PROTEIN
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,114 @@
+"""The CLI: tables and TSV from real data, one-line errors and exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from phyloclr.cli import EXIT_INPUT, EXIT_NOT_AVAILABLE, app
+from tests.conftest import write
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_lists_every_command() -> None:
+    result = _run("--help")
+    assert result.exit_code == 0
+    for name in ("families", "pretrain", "embed", "cluster", "evaluate"):
+        assert name in result.output
+
+
+def test_families_writes_tsv_with_config(protein: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fam.tsv"
+    result = _run("families", protein / "hmmer" / "tutorial" / "fn3.sto", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "fn3" in result.output and "98" in result.output
+    first = out.read_text().splitlines()[0]
+    assert first.startswith("# phyloclr ") and "config=" in first
+    config = json.loads(first.split("config=", 1)[1])
+    assert config["distance_model"] == "auto"
+    table = pd.read_csv(out, sep="\t", comment="#")
+    assert list(table.columns[:8]) == [
+        "family", "members", "alphabet", "aligned", "tree", "distance",
+        "median_distance", "max_distance",
+    ]  # fmt: skip
+    assert table.loc[0, "members"] == 98
+
+
+def test_families_hmm_db(protein: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.tsv"
+    result = _run(
+        "families",
+        protein / "pyhmmer" / "seqs" / "938293.PRJEB85.HG003687.faa",
+        "--hmm-db",
+        protein / "pyhmmer" / "hmms" / "PF02826.hmm",
+        "--threads",
+        "1",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t", comment="#")
+    assert table.loc[0, "family"] == "2-Hacid_dh_C" and table.loc[0, "members"] == 7
+    assert table.loc[0, "aligned"] == "yes (hmmalign)"
+
+
+BAD_INPUTS = {
+    "empty.fa": ("", "empty file"),
+    "noseq.fa": ("this is not a sequence file\n", "unrecognised format"),
+    "iupac.fa": (">s1\nMKVLA\n>s2\nMKV@A\n", "record 's2': invalid character '@' at position 4"),
+    "stop.fa": (">s1\nMKV*LA\n", "record 's1': internal stop codon"),
+    "zero.fa": (">s1\nMKV\n>s2\n\n", "record 's2': empty sequence (length 0)"),
+    "mixed.fa": (
+        ">d\nACGTACGTACGTACGTACGTAAAC\n>p\nMKVLAAGIVGLLLQWERTYIP\n",
+        "record 'p': mixed nucleotide and protein",
+    ),
+    "noterm.sto": ("# STOCKHOLM 1.0\nA MKV\nB MKL\n", "missing // terminator"),
+    "dup.sto": ("# STOCKHOLM 1.0\nA MKV\nA MKL\n//\n", "record 'A': duplicate sequence name"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_one_line_error(tmp_path: Path, name: str) -> None:
+    text, expected = BAD_INPUTS[name]
+    path = write(tmp_path / name, text)
+    out = tmp_path / "out.tsv"
+    result = _run("families", path, "--unaligned", "family", "--out", out)
+    assert result.exit_code == EXIT_INPUT
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and str(path) in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists()  # nothing presented as complete
+
+
+def test_bad_tree_inputs(protein: Path, tmp_path: Path) -> None:
+    aln = protein / "hmmer" / "tutorial" / "globins4.sto"
+    broken = write(tmp_path / "broken.nw", "((A:1,B:2:0.5,C:3;")
+    result = _run("families", aln, "--trees", broken)
+    assert result.exit_code == EXIT_INPUT and "Newick does not parse" in result.output
+    assert str(broken) in result.output
+    stranger = write(tmp_path / "stranger.nw", "((X:1,Y:2):0.5,Z:3);")
+    result = _run("families", aln, "--trees", stranger)
+    assert result.exit_code == EXIT_INPUT and "tree leaves match no member" in result.output
+
+
+def test_lowercase_and_long_sequences_are_accepted(tmp_path: Path) -> None:
+    seq = "acgt" * 25_000
+    path = write(tmp_path / "g.fa", f">g1\n{seq}\n>g2\n{seq.upper()}\n")
+    result = _run("families", path, "--unaligned", "family", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert "dna" in result.output
+
+
+def test_not_yet_available_commands_say_so() -> None:
+    result = _run("pretrain", "x.fa")
+    assert result.exit_code == EXIT_NOT_AVAILABLE and "issue #3" in result.output

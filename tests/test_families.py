@@ -1,0 +1,188 @@
+"""Families from real inputs: tables, trees, corpora (pattern, hmmscan, de novo), cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from Bio import SeqIO
+from sklearn.metrics import adjusted_rand_score
+
+from phyloclr.errors import ConfigError, InputError
+from phyloclr.evolution.distances import msa_distances
+from phyloclr.families import FamiliesConfig, build_families
+from phyloclr.io.fasta import read_aligned_fasta
+from phyloclr.io.stockholm import read_stockholm
+from tests.conftest import write
+
+GLOBIN_TREE = "(((HBB_HUMAN:0.1,HBA_HUMAN:0.2):0.3,MYG_PHYCA:0.4):0.05,GLB5_PETMA:0.6);"
+
+
+def test_fn3_table(protein: Path) -> None:
+    fset = build_families([protein / "hmmer" / "tutorial" / "fn3.sto"])
+    (row,) = fset.table()
+    assert row["family"] == "fn3" and row["members"] == 98 and row["accession"] == "PF00041.20"
+    assert row["aligned"] == "yes" and row["tree"] == "no" and row["distance"] == "kimura"
+    (aln,) = read_stockholm(protein / "hmmer" / "tutorial" / "fn3.sto")
+    expected = msa_distances([r.aligned or "" for r in aln.records], "protein", "kimura")
+    iu = np.triu_indices(98, 1)
+    assert row["median_distance"] == pytest.approx(float(np.median(expected.matrix[iu])), rel=1e-6)
+    assert row["max_distance"] == pytest.approx(float(expected.matrix[iu].max()), rel=1e-6)
+
+
+def test_eggnog_directory(protein: Path) -> None:
+    folder = protein / "trimal_eggnog"
+    fset = build_families([folder])
+    files = sorted(folder.glob("*.fasta"))
+    assert len(fset) == len(files) == 69
+    for fam, f in zip(fset, files, strict=True):
+        assert fam.size == sum(1 for _ in SeqIO.parse(f, "fasta"))
+        assert fam.aligned and fam.alignment_label() == "yes" and fam.distance_method == "kimura"
+        assert fam.distances is not None and fam.distances.shape == (fam.size, fam.size)
+    assert any("LICENSE" in w for w in fset.warnings)  # ignored files are named
+
+
+def test_ete_directory_alignment_plus_tree(protein: Path) -> None:
+    fset = build_families([protein / "ete"])
+    fam = fset["ete_evol_data__CladeModelCD__ECP_EDN_15"]
+    assert fam.alphabet == "dna" and fam.size == 15
+    assert fam.tree is not None and fam.tree_label() == "given (topology only)"
+    assert sorted(fam.tree.leaf_names) == sorted(fam.names)
+    # topology only, so distances are Jukes-Cantor from the alignment, checked independently
+    recs = read_aligned_fasta(protein / "ete" / "ete_evol_data__CladeModelCD__ECP_EDN_15.fasta")
+    p = _pairwise_p(recs[0].aligned or "", recs[1].aligned or "")
+    assert fam.distance_method == "jc69"
+    assert fam.distances is not None
+    assert fam.distances[0, 1] == pytest.approx(-0.75 * np.log(1 - 4 * p / 3), rel=1e-5)
+    unaligned = fset["test_ete_build__P53"]
+    assert unaligned.alignment_label() == "yes (famsa)"
+    assert any("no branch lengths" in w for w in fset.warnings)
+
+
+def _pairwise_p(a: str, b: str) -> float:
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x != "-" and y != "-"]
+    return sum(x != y for x, y in pairs) / len(pairs)
+
+
+def test_tree_with_lengths_gives_patristic(protein: Path, tmp_path: Path) -> None:
+    trees = write(tmp_path / "globins4.nw", GLOBIN_TREE)
+    fset = build_families([protein / "hmmer" / "tutorial" / "globins4.sto"], trees=trees)
+    fam = fset["globins4"]
+    assert fam.distance_method == "patristic" and fam.tree_label() == "given"
+    i, j = fam.names.index("HBB_HUMAN"), fam.names.index("GLB5_PETMA")
+    assert fam.distances is not None
+    assert fam.distances[i, j] == pytest.approx(0.1 + 0.3 + 0.05 + 0.6)
+    assert fam.max_distance == pytest.approx(0.2 + 0.3 + 0.05 + 0.6)
+
+
+def test_extra_leaves_are_reported_and_pruned(protein: Path, tmp_path: Path) -> None:
+    trees = write(
+        tmp_path / "t.nw",
+        GLOBIN_TREE.replace("GLB5_PETMA:0.6", "(GLB5_PETMA:0.5,STRAY_LEAF:1):0.1"),
+    )
+    fset = build_families([protein / "hmmer" / "tutorial" / "globins4.sto"], trees=trees)
+    assert any("STRAY_LEAF" in w and "pruned" in w for w in fset.warnings)
+    fam = fset["globins4"]
+    assert fam.tree is not None and "STRAY_LEAF" not in fam.tree.leaf_names
+    assert fam.distance_method == "patristic"
+    i, j = fam.names.index("HBB_HUMAN"), fam.names.index("GLB5_PETMA")
+    assert fam.distances is not None
+    assert fam.distances[i, j] == pytest.approx(0.1 + 0.3 + 0.05 + 0.1 + 0.5)
+
+
+def test_missing_members_are_reported(protein: Path, tmp_path: Path) -> None:
+    trees = write(tmp_path / "t.nw", "((HBB_HUMAN:0.1,HBA_HUMAN:0.2):0.3,MYG_PHYCA:0.4);")
+    fset = build_families([protein / "hmmer" / "tutorial" / "globins4.sto"], trees=trees)
+    assert any("GLB5_PETMA" in w and "not in its tree" in w for w in fset.warnings)
+    assert fset["globins4"].distance_method == "kimura"
+
+
+def test_tree_matching_no_member(protein: Path, tmp_path: Path) -> None:
+    trees = write(tmp_path / "t.nw", "((X:1,Y:1):1,Z:2);")
+    with pytest.raises(InputError) as info:
+        build_families([protein / "hmmer" / "tutorial" / "globins4.sto"], trees=trees)
+    assert str(trees) in str(info.value) and "match no member" in str(info.value)
+
+
+def test_tree_leaves_with_range_suffix_match(tmp_path: Path) -> None:
+    sto = write(tmp_path / "f.sto", "# STOCKHOLM 1.0\nA/1-5 MKVLA\nB/2-6 MKVLG\nC/1-5 MRVLG\n//\n")
+    trees = write(tmp_path / "f.nw", "((A:1,B:1):1,C:2);")
+    fset = build_families([sto], trees=trees)
+    fam = fset["f"]
+    assert fam.distance_method == "patristic"
+    assert fam.tree is not None and sorted(fam.tree.leaf_names) == ["A/1-5", "B/2-6", "C/1-5"]
+
+
+def test_hmmscan_corpus(protein: Path) -> None:
+    cfg = FamiliesConfig(hmm_db=str(protein / "pyhmmer" / "hmms" / "PF02826.hmm"), threads=1)
+    fset = build_families([protein / "pyhmmer" / "seqs" / "938293.PRJEB85.HG003687.faa"], cfg)
+    (fam,) = fset.families
+    assert fam.id == "2-Hacid_dh_C" and fam.accession == "PF02826.20"
+    assert fam.alignment_label() == "yes (hmmalign)"
+    assert fam.size == 7 and len(fset.unassigned) == 2100 - 7
+    assert all("/" in name for name in fam.names)  # domain envelopes, Pfam style
+    assert fam.distances is not None and np.isfinite(fam.distances).all()
+    assert any("assigned to no family" in w for w in fset.warnings)
+
+
+def _pooled_corpus(protein: Path, tmp_path: Path, n_fam: int = 4, per: int = 12):
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:n_fam]
+    lines, truth = [], {}
+    for k, f in enumerate(files):
+        for rec in list(SeqIO.parse(f, "fasta"))[:per]:
+            lines.append(
+                f">{rec.id} fam={f.stem.split('.')[-1]}\n{str(rec.seq).replace('-', '')}\n"
+            )
+            truth[rec.id] = k
+    return write(tmp_path / "corpus.fa", "".join(lines)), truth
+
+
+def test_label_pattern_corpus(protein: Path, tmp_path: Path) -> None:
+    corpus, truth = _pooled_corpus(protein, tmp_path)
+    fset = build_families([corpus], FamiliesConfig(label_pattern=r"fam=(?P<family>\S+)"))
+    assert len(fset) == 4 and fset.n_sequences == len(truth)
+    assert all(f.alignment_label() == "yes (famsa)" for f in fset)
+
+
+def test_de_novo_corpus_recovers_families(protein: Path, tmp_path: Path) -> None:
+    corpus, truth = _pooled_corpus(protein, tmp_path)
+    fset = build_families([corpus], FamiliesConfig(threads=1))
+    pred = {name: i for i, fam in enumerate(fset) for name in fam.names}
+    ids = sorted(truth)
+    assert adjusted_rand_score([truth[i] for i in ids], [pred[i] for i in ids]) > 0.9
+    assert fset.n_sequences == len(truth)  # singletons are kept, nobody is dropped
+
+
+def test_cache_is_reused(protein: Path, tmp_path: Path) -> None:
+    inputs = [protein / "hmmer" / "tutorial" / "fn3.sto"]
+    first = build_families(inputs, cache_dir=tmp_path)
+    second = build_families(inputs, cache_dir=tmp_path)
+    assert not first.from_cache and second.from_cache
+    assert first.table() == second.table()
+    assert second.families[0].distances is not None
+    assert np.array_equal(first.families[0].distances, second.families[0].distances)
+    other = build_families(inputs, FamiliesConfig(distance_model="p"), cache_dir=tmp_path)
+    assert not other.from_cache and other.families[0].distance_method == "p"
+
+
+def test_nj_on_request(protein: Path) -> None:
+    fset = build_families(
+        [protein / "hmmer" / "tutorial" / "globins4.sto"], FamiliesConfig(build_nj=True)
+    )
+    fam = fset["globins4"]
+    assert fam.tree_label() == "nj" and sorted(fam.tree.leaf_names) == sorted(fam.names)  # type: ignore[union-attr]
+
+
+def test_duplicate_family_ids(protein: Path, tmp_path: Path) -> None:
+    src = (protein / "hmmer" / "tutorial" / "fn3.sto").read_text()
+    a = write(tmp_path / "a.sto", src)
+    with pytest.raises(InputError, match="family id 'fn3' also comes from"):
+        build_families([protein / "hmmer" / "tutorial" / "fn3.sto", a])
+
+
+def test_bad_config() -> None:
+    with pytest.raises(ConfigError):
+        FamiliesConfig(distance_model="nonsense")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        FamiliesConfig(label_pattern="(")
