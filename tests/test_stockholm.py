@@ -68,3 +68,11 @@ def test_invalid_residue_in_alignment(tmp_path: Path) -> None:
     path = write(tmp_path / "b.sto", "# STOCKHOLM 1.0\nA  MKVL\nB  MK#L\n//\n")
     with pytest.raises(InputError, match=r"record 'B': invalid character '#' at position 3"):
         read_stockholm(path)
+
+
+def test_gzipped_multi_record(protein: Path, tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "Pfam-A.seed.gz"
+    path.write_bytes(gzip.compress((protein / "easel" / "demotic_example.sto").read_bytes()))
+    assert [a.name for a in read_stockholm(path)] == ["Orn_DAP_Arg_deC", "NIF3"]
