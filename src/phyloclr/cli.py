@@ -190,6 +190,126 @@ def families(
         err.print(f"wrote {out_tsv}")
 
 
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1h30m', '2h' or plain seconds → seconds."""
+    import re
+
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise typer.BadParameter(f"cannot read the duration {text!r} (e.g. 90s, 10m, 1h30m)")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+@app.command()
+def pretrain(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Alignments, directories of them, or a FASTA corpus (see families)."),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML preset, e.g. configs/cpu-small.yaml.")
+    ] = None,
+    trees: Annotated[Path | None, typer.Option(help="Newick file or directory of trees.")] = None,
+    hmm_db: Annotated[Path | None, typer.Option(help="HMM database for corpus families.")] = None,
+    label_pattern: Annotated[
+        str | None, typer.Option(help="Regex on FASTA headers giving family labels.")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    time_budget: Annotated[
+        str | None, typer.Option(help="Stop after this much training time (e.g. 10m).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    alphabet: Annotated[str | None, typer.Option(help="auto, protein or dna.")] = None,
+    views: Annotated[str | None, typer.Option(help="phylo or mutation views.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")
+    ] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Family cache directory.")] = None,
+) -> None:
+    """Train an encoder with phylogenetic contrastive learning (evolution as augmentation)."""
+    from phyloclr.config import config_from_dict, config_to_dict
+    from phyloclr.families import build_families
+    from phyloclr.train import PretrainConfig, load_pretrain_config
+    from phyloclr.train import pretrain as run_pretrain
+
+    with _errors():
+        saved = out_dir / "config.json"
+        if config is not None:
+            cfg = load_pretrain_config(config)
+        elif resume and saved.exists():
+            cfg = load_pretrain_config(saved)
+        else:
+            cfg = PretrainConfig()
+        data = config_to_dict(cfg)
+        fam = data["families"]
+        if hmm_db is not None:
+            fam["hmm_db"] = str(hmm_db)
+        if label_pattern is not None:
+            fam["label_pattern"] = label_pattern
+        run = data["run"]
+        if max_steps is not None:
+            run["max_steps"] = max_steps
+            if time_budget is None:
+                run["time_budget_s"] = None
+        if time_budget is not None:
+            run["time_budget_s"] = parse_duration(time_budget)
+            if max_steps is None:
+                run["max_steps"] = None
+        for key, value in (("device", device), ("alphabet", alphabet), ("seed", seed)):
+            if value is not None:
+                run[key] = value
+        if views is not None:
+            data["views"]["mode"] = views
+        cfg = config_from_dict(PretrainConfig, data)
+        with _progress() as progress:
+            fset = build_families(
+                inputs, cfg.families, trees=trees, cache_dir=cache_dir, progress=progress
+            )
+        for warning in fset.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(
+            f"{len(fset)} families, {fset.n_sequences} sequences → training "
+            f"{cfg.model.encoder} (dim {cfg.model.dim}, {cfg.model.layers} layers), "
+            f"{cfg.views.mode} views"
+        )
+        bars = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]:.3f}  MI≥{task.fields[mi]:.2f}  "
+                "{task.fields[sps]:.0f} seq/s"
+            ),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        with bars:
+            task = bars.add_task(
+                "training", total=cfg.run.max_steps, loss=float("nan"), mi=float("nan"), sps=0.0
+            )
+
+            def on_step(row: dict[str, float]) -> None:
+                bars.update(
+                    task,
+                    completed=row["step"],
+                    loss=row["loss"],
+                    mi=row["mi_bound"],
+                    sps=row["seqs_per_s"],
+                )
+
+            result = run_pretrain(fset, cfg, out_dir, resume=resume, on_step=on_step)
+    err.print(
+        f"trained {result.steps} steps in {result.elapsed_s:.0f} s (final loss "
+        f"{result.final_loss:.3f}); wrote {out_dir}/model.pt, checkpoint.pt, metrics.csv"
+    )
+
+
 def _not_yet(name: str, issue: int) -> Callable[..., None]:
     def command(
         args: Annotated[list[str] | None, typer.Argument(help="(not yet available)")] = None,
@@ -212,7 +332,7 @@ def _not_yet(name: str, issue: int) -> Callable[..., None]:
     return command
 
 
-for _name, _issue in (("pretrain", 3), ("embed", 4), ("cluster", 5), ("evaluate", 4)):
+for _name, _issue in (("embed", 4), ("cluster", 5), ("evaluate", 4)):
     app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         _not_yet(_name, _issue)
     )

@@ -41,7 +41,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping")
-        return config_from_dict(tp, value)
+        return config_from_dict(tp, value, prefix=f"{name}.")
     if origin is typing.Literal:
         if value not in get_args(tp):
             raise ConfigError(f"{name}: {value!r} is not one of {list(get_args(tp))}")
@@ -73,6 +73,11 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             raise ConfigError(f"{name}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads '1e-5' (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         return float(value)
@@ -83,17 +88,24 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     return value
 
 
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Build a config dataclass from a dict, rejecting unknown keys and wrong types."""
+def config_from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
+    """Build a config dataclass from a dict, rejecting unknown keys (named in full, e.g.
+    ``model.dimm``) and values of the wrong type."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}")
-    kwargs = {k: _coerce(f"{cls.__name__}.{k}", hints[k], v) for k, v in data.items()}
-    return cls(**kwargs)
+        names = ", ".join(repr(prefix + k) for k in unknown)
+        raise ConfigError(f"unknown config key {names} (known: {', '.join(sorted(known))})")
+    kwargs = {k: _coerce(f"{prefix}{k}", hints[k], v) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from exc
 
 
 def load_config(cls: type[C], path: str | Path, section: str | None = None) -> C:

@@ -1,0 +1,79 @@
+"""Retrieval and classification metrics on embeddings (cosine similarity, leave one out)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _codes(labels: Sequence[object]) -> np.ndarray:
+    _, codes = np.unique(np.asarray([str(lab) for lab in labels]), return_inverse=True)
+    return codes
+
+
+def retrieval_scores(
+    similarity: np.ndarray, labels: Sequence[object], chunk: int = 1024
+) -> tuple[float, float]:
+    """(mAP, 1-NN accuracy) of same-label retrieval from an (N, N) similarity matrix.
+
+    Each item queries all others (itself excluded); AP averages precision at the rank of
+    every same-label item; queries whose label has no other member are skipped (for both).
+    Ties are broken pessimistically (a tied different-label item ranks first).
+    """
+    codes = _codes(labels)
+    n = len(codes)
+    sim = np.asarray(similarity, dtype=np.float64)
+    aps: list[float] = []
+    hits: list[float] = []
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        s = sim[rows].copy()
+        s[np.arange(len(rows)), rows] = -np.inf
+        same = codes[None, :] == codes[rows, None]
+        same[np.arange(len(rows)), rows] = False
+        # stable descending sort with different-label items first among ties
+        order = np.lexsort((same, -s), axis=1)
+        rel = np.take_along_axis(same, order, axis=1)
+        n_rel = rel.sum(1)
+        cum = np.cumsum(rel, axis=1)
+        ranks = np.arange(1, n + 1)[None, :]
+        prec = np.where(rel, cum / ranks, 0.0).sum(1)
+        valid = n_rel > 0
+        aps.extend((prec[valid] / n_rel[valid]).tolist())
+        hits.extend(rel[valid, 0].astype(float).tolist())
+    if not aps:
+        return float("nan"), float("nan")
+    return float(np.mean(aps)), float(np.mean(hits))
+
+
+def embedding_retrieval(embeddings: np.ndarray, labels: Sequence[object]) -> tuple[float, float]:
+    """(mAP, 1-NN accuracy) with cosine similarity between embeddings (N, D)."""
+    x = _normalise(embeddings)
+    return retrieval_scores(x @ x.T, labels)
+
+
+def kmer_composition(
+    seqs: Sequence[str], k: int = 3, alphabet: str = "ACDEFGHIKLMNPQRSTVWY"
+) -> np.ndarray:
+    """(N, |A|^k) k-mer frequency vectors over ``alphabet`` (other letters skipped)."""
+    index = np.full(256, -1, dtype=np.int64)
+    for i, ch in enumerate(alphabet):
+        index[ord(ch)] = i
+    a = len(alphabet)
+    out = np.zeros((len(seqs), a**k), dtype=np.float32)
+    for row, seq in enumerate(seqs):
+        codes = index[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
+        if len(codes) < k:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+        ok = (windows >= 0).all(1)
+        keys = (windows[ok] * (a ** np.arange(k - 1, -1, -1))).sum(1)
+        counts = np.bincount(keys, minlength=a**k).astype(np.float32)
+        out[row] = counts / max(counts.sum(), 1.0)
+    return out

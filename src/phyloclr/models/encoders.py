@@ -1,0 +1,176 @@
+"""Sequence encoders, registered by name: a dilated residual 1D-CNN and a pre-LN transformer.
+
+Every encoder maps tokens (B, L) long with a padding mask (B, L) bool (True = residue) to
+per-residue features (B, L, D) and, pooled, to the embedding users get (B, D).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from phyloclr.models.alphabet import PAD
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over residues: x (B, L, D), mask (B, L) → (B, D)."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted mean over residues with one learned query: (B, L, D) → (B, D)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.score = nn.Linear(dim, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.score(x).squeeze(-1).masked_fill(~mask, float("-inf"))
+        w = torch.softmax(logits.float(), dim=1).to(x.dtype).unsqueeze(-1)
+        return (w * x).sum(1)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Architecture of an encoder (saved in checkpoints)."""
+
+    name: str = "cnn"
+    dim: int = 128
+    layers: int = 6
+    kernel_size: int = 5
+    heads: int = 4
+    dropout: float = 0.1
+    pooling: str = "mean"
+    max_len: int = 1024
+
+
+class Encoder(nn.Module):
+    """Common interface: ``residues(tokens, mask)`` and ``forward(tokens, mask)`` (pooled)."""
+
+    spec: EncoderSpec
+
+    def __init__(self, spec: EncoderSpec, vocab: int):
+        super().__init__()
+        self.spec = spec
+        self.embed = nn.Embedding(vocab, spec.dim, padding_idx=PAD)
+        if spec.pooling == "attention":
+            self.pool: nn.Module | None = AttentionPool(spec.dim)
+        elif spec.pooling == "mean":
+            self.pool = None
+        else:
+            raise ValueError(f"unknown pooling {spec.pooling!r}; choose mean or attention")
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            mask = tokens != PAD
+        h = self.residues(tokens, mask)
+        if self.pool is None:
+            return masked_mean(h, mask)
+        return self.pool(h, mask)
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, dim: int, kernel: int, dilation: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.conv = nn.Conv1d(dim, dim, kernel, dilation=dilation, padding=dilation * (kernel // 2))
+        self.ff = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x) * mask.unsqueeze(-1)
+        h = self.conv(h.transpose(1, 2)).transpose(1, 2)
+        return x + self.ff(h)
+
+
+class DilatedCNN(Encoder):
+    """Residual pre-norm 1D-CNN with dilations 1, 2, 4, ... (reset every 4 layers).
+
+    Padding positions are zeroed before every convolution, so the output for a sequence does
+    not depend on how much padding its batch needed.
+    """
+
+    def __init__(self, spec: EncoderSpec, vocab: int):
+        super().__init__(spec, vocab)
+        self.blocks = nn.ModuleList(
+            _ConvBlock(spec.dim, spec.kernel_size, 2 ** (i % 4), spec.dropout)
+            for i in range(spec.layers)
+        )
+        self.norm = nn.LayerNorm(spec.dim)
+
+    def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x) * mask.unsqueeze(-1)
+
+
+def _sinusoid(length: int, dim: int) -> torch.Tensor:
+    pos = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return pe
+
+
+class Transformer(Encoder):
+    """A small pre-LN transformer encoder with sinusoidal positions (context ``max_len``)."""
+
+    def __init__(self, spec: EncoderSpec, vocab: int):
+        super().__init__(spec, vocab)
+        if spec.dim % spec.heads:
+            raise ValueError("dim must be divisible by heads")
+        layer = nn.TransformerEncoderLayer(
+            spec.dim,
+            spec.heads,
+            dim_feedforward=4 * spec.dim,
+            dropout=spec.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(spec.dim)
+        self.register_buffer("positions", _sinusoid(spec.max_len, spec.dim), persistent=False)
+
+    def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if tokens.shape[1] > self.spec.max_len:
+            raise ValueError(
+                f"sequence of {tokens.shape[1]} tokens exceeds the context of {self.spec.max_len}"
+            )
+        positions: torch.Tensor = self.positions  # type: ignore[assignment]
+        x = self.embed(tokens) + positions[: tokens.shape[1]].to(self.embed.weight.dtype)
+        x = self.layers(x, src_key_padding_mask=~mask)
+        return self.norm(x) * mask.unsqueeze(-1)
+
+
+ENCODERS: dict[str, type[Encoder]] = {"cnn": DilatedCNN, "transformer": Transformer}
+
+#: Size presets: name → (encoder, dim, layers, heads)
+PRESETS: dict[str, dict[str, int | str]] = {
+    "cnn-tiny": {"name": "cnn", "dim": 64, "layers": 4},
+    "cnn-small": {"name": "cnn", "dim": 128, "layers": 6},
+    "cnn-base": {"name": "cnn", "dim": 256, "layers": 12},
+    "transformer-tiny": {"name": "transformer", "dim": 64, "layers": 2, "heads": 4},
+    "transformer-small": {"name": "transformer", "dim": 128, "layers": 4, "heads": 4},
+    "transformer-base": {"name": "transformer", "dim": 512, "layers": 8, "heads": 8},
+}
+
+
+def build_encoder(spec: EncoderSpec, vocab: int) -> Encoder:
+    try:
+        cls = ENCODERS[spec.name]
+    except KeyError:
+        raise ValueError(f"unknown encoder {spec.name!r}; choose from {sorted(ENCODERS)}") from None
+    return cls(spec, vocab)

@@ -1,0 +1,159 @@
+"""The pretraining config: frozen dataclasses, loaded from YAML presets, saved in checkpoints."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from phyloclr.config import config_from_dict
+from phyloclr.errors import ConfigError
+from phyloclr.families.config import FamiliesConfig
+from phyloclr.models.critics import CRITICS
+from phyloclr.models.encoders import ENCODERS
+from phyloclr.views.mutation import MutationConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder architecture and projection head."""
+
+    encoder: str = "cnn"
+    dim: int = 128
+    layers: int = 6
+    kernel_size: int = 5
+    heads: int = 4
+    dropout: float = 0.1
+    pooling: Literal["mean", "attention"] = "mean"
+    max_len: int = 1024
+    projection_dim: int = 128
+    projection_hidden: int = 256
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"model.encoder {self.encoder!r} is not one of {sorted(ENCODERS)}")
+        if self.dim < 1 or self.layers < 1 or self.max_len < 8:
+            raise ConfigError("model.dim and model.layers must be ≥ 1, model.max_len ≥ 8")
+        if self.encoder == "transformer" and self.dim % self.heads:
+            raise ConfigError("model.dim must be divisible by model.heads")
+
+
+@dataclass(frozen=True)
+class ViewsConfig:
+    """How the two views of a pair are made.
+
+    mode 'phylo': the positive is another family member at a distance within the scheduled
+    window (singletons and families without distances fall back to mutation views, counted);
+    'mutation': both views are mutated copies of the anchor.
+    """
+
+    mode: Literal["phylo", "mutation"] = "phylo"
+    window_units: Literal["absolute", "quantile"] = "quantile"
+    window_start: tuple[float, ...] = (0.0, 1.0)
+    window_end: tuple[float, ...] = (0.0, 1.0)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    anchors_per_family: int = 2
+    crop_len: int = 512
+    augment_phylo: bool = False
+    mutation: MutationConfig = field(default_factory=MutationConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("window_start", "window_end"):
+            w = getattr(self, name)
+            if len(w) != 2 or w[0] > w[1] or w[0] < 0:
+                raise ConfigError(f"views.{name} must be [lo, hi] with 0 ≤ lo ≤ hi, got {list(w)}")
+            if self.window_units == "quantile" and w[1] > 1:
+                raise ConfigError(f"views.{name}: quantile windows lie within [0, 1]")
+        if self.anchors_per_family < 1 or self.crop_len < 8:
+            raise ConfigError("views.anchors_per_family must be ≥ 1 and views.crop_len ≥ 8")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """Loss, critic and temperature. Same-family pairs in a batch are never negatives:
+    'infonce'/'nwj' mask them, 'supcon' counts them as positives."""
+
+    name: Literal["infonce", "nwj", "supcon"] = "infonce"
+    critic: str = "cosine"
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.critic not in CRITICS:
+            raise ConfigError(f"objective.critic {self.critic!r} is not one of {list(CRITICS)}")
+        if not self.temperature > 0:
+            raise ConfigError("objective.temperature must be > 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay to ``min_lr_ratio`` × lr."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("optim: lr must be > 0, weight_decay and warmup_steps ≥ 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Length of training, batching, device and bookkeeping.
+
+    Training stops at ``max_steps`` or after ``time_budget_s`` seconds of training, whichever
+    comes first (at least one must be set); the schedules run on the fraction done.
+    """
+
+    max_steps: int | None = 2000
+    time_budget_s: float | None = None
+    batch_tokens: int = 32768
+    max_pairs: int = 256
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0
+    checkpoint_every: int = 200
+    alphabet: Literal["auto", "protein", "dna"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.max_steps is None and self.time_budget_s is None:
+            raise ConfigError("run: set max_steps or time_budget_s")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError("run.max_steps must be ≥ 1")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError("run.time_budget_s must be > 0")
+        if self.batch_tokens < 64 or self.max_pairs < 2 or self.checkpoint_every < 1:
+            raise ConfigError("run: batch_tokens ≥ 64, max_pairs ≥ 2, checkpoint_every ≥ 1")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything ``phyloclr pretrain`` needs; saved as JSON in every checkpoint."""
+
+    families: FamiliesConfig = field(default_factory=FamiliesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def load_pretrain_config(path: str | Path) -> PretrainConfig:
+    """A YAML preset → PretrainConfig; unknown keys are an error naming the key."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+        data = json.loads(text) if p.suffix == ".json" else (yaml.safe_load(text) or {})
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config must be a mapping")
+    try:
+        return config_from_dict(PretrainConfig, data)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"{p}: {exc}") from exc

@@ -1,0 +1,353 @@
+"""The pretraining loop: views → encoder → projection → contrastive loss, with AdamW,
+warm-up + cosine decay, clipping, bf16 autocast on CUDA, DDP, metrics CSV and atomic,
+resumable checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from phyloclr import __version__
+from phyloclr.config import config_to_json
+from phyloclr.errors import ConfigError, InputError
+from phyloclr.families.model import FamilySet
+from phyloclr.models.alphabet import Alphabet, get_alphabet
+from phyloclr.models.critics import build_critic
+from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
+from phyloclr.models.heads import ProjectionHead
+from phyloclr.models.store import atomic_torch_save, save_model
+from phyloclr.objectives.contrastive import alignment, build_objective, uniformity
+from phyloclr.train import distributed
+from phyloclr.train.config import PretrainConfig
+from phyloclr.train.views import ViewMaker
+from phyloclr.views.batching import FamilyBatchSampler, TrainingFamily
+
+Progress = Callable[[str, int, int | None], None]
+StepCallback = Callable[[dict[str, float]], None]
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+METRICS = "metrics.csv"
+METRIC_COLUMNS = [
+    "step", "elapsed_s", "loss", "mi_bound", "candidates", "alignment", "uniformity",
+    "pos_distance", "window_lo", "window_hi", "phylo_fallback_rate", "mutation_fallbacks",
+    "lr", "pairs", "seqs_per_s", "tokens_per_s",
+]  # fmt: skip
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + projection head + objective (with its critic), one forward per step."""
+
+    def __init__(self, encoder: Encoder, head: ProjectionHead, objective: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.objective = objective
+
+    def forward(
+        self, tokens: torch.Tensor, groups: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
+        """tokens (2N, L): rows 0..N-1 first views, N..2N-1 second views."""
+        mask = tokens != 0
+        z = self.head(self.encoder(tokens, mask))
+        n = tokens.shape[0] // 2
+        out = self.objective(z[:n], z[n:], groups)
+        return out.loss, z[:n], z[n:], out.mi_bound, out.candidates
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    steps: int
+    elapsed_s: float
+    final_loss: float
+    resumed_from: int | None
+    model: ContrastiveModel
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def _alphabet(fset: FamilySet, cfg: PretrainConfig) -> Alphabet:
+    if cfg.run.alphabet != "auto":
+        return get_alphabet(cfg.run.alphabet)
+    kinds = {f.alphabet for f in fset.families}
+    if len(kinds) > 1:
+        dna = next(f for f in fset.families if f.alphabet == "dna")
+        prot = next(f for f in fset.families if f.alphabet == "protein")
+        raise InputError(
+            None,
+            f"the inputs mix nucleotide families (e.g. {dna.id!r} from {dna.source}) and protein "
+            f"families (e.g. {prot.id!r} from {prot.source}); train on one, or set --alphabet",
+        )
+    return get_alphabet(kinds.pop())
+
+
+def _lr_factor(step: int, progress: float, cfg: PretrainConfig) -> float:
+    warm = cfg.optim.warmup_steps
+    if warm and step < warm:
+        return (step + 1) / warm
+    floor = cfg.optim.min_lr_ratio
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
+    m = cfg.model
+    spec = EncoderSpec(
+        name=m.encoder,
+        dim=m.dim,
+        layers=m.layers,
+        kernel_size=m.kernel_size,
+        heads=m.heads,
+        dropout=m.dropout,
+        pooling=m.pooling,
+        max_len=max(m.max_len, cfg.views.crop_len),
+    )
+    encoder = build_encoder(spec, alphabet.size)
+    head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
+    critic = build_critic(cfg.objective.critic, m.projection_dim)
+    objective = build_objective(cfg.objective.name, critic, cfg.objective.temperature)
+    return ContrastiveModel(encoder, head, objective)
+
+
+#: settings a resumed run may change: how long it runs, where, and how often it saves
+RESUMABLE_KEYS = {"run.max_steps", "run.time_budget_s", "run.device", "run.threads",
+                  "run.checkpoint_every"}  # fmt: skip
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_changed_keys(a, b, f"{prefix}{key}."))
+        elif a != b and f"{prefix}{key}" not in RESUMABLE_KEYS:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [row for row in csv.DictReader(fh) if int(row["step"]) <= upto]
+
+
+def pretrain(
+    fset: FamilySet,
+    cfg: PretrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    on_step: StepCallback | None = None,
+) -> PretrainResult:
+    """Train an encoder on ``fset`` and write RUN_DIR/{checkpoint.pt, model.pt, metrics.csv,
+    config.json}. Under torchrun each rank trains on its own shard of families with DDP and
+    rank 0 writes. ``resume`` continues from RUN_DIR/checkpoint.pt with the same optimizer,
+    schedule, sampler and RNG state."""
+    run = Path(run_dir)
+    device = resolve_device(cfg.run.device)
+    dist = distributed.init_from_env(device.type)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
+    alphabet = _alphabet(fset, cfg)
+    config_json = config_to_json(cfg)
+    ckpt_path = run / CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise InputError(run, "already holds a checkpoint: pass --resume, or choose another --out")
+
+    families = [TrainingFamily.from_family(f) for f in fset.families]
+    shard = families[dist.rank :: dist.world_size]
+    if not shard:
+        raise InputError(None, f"rank {dist.rank} has no families (fewer families than ranks)")
+
+    torch.manual_seed(cfg.run.seed)
+    model = build_model(cfg, alphabet).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
+    sampler = FamilyBatchSampler(
+        shard,
+        m=cfg.views.anchors_per_family,
+        batch_tokens=cfg.run.batch_tokens,
+        max_len=cfg.views.crop_len,
+        seed=cfg.run.seed * 1000 + dist.rank,
+        max_pairs=cfg.run.max_pairs,
+    )
+    views = ViewMaker(shard, cfg.views, alphabet.name)
+    view_rng = np.random.default_rng([cfg.run.seed, dist.rank, 7])
+    step, elapsed, resumed_from = 0, 0.0, None
+
+    if resume:
+        if not ckpt_path.exists():
+            raise InputError(run, "--resume: no checkpoint.pt in the run directory")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        changed = _changed_keys(json.loads(state["config"]), json.loads(config_json))
+        if changed:
+            raise ConfigError(
+                f"{ckpt_path}: --resume with a config that differs from the run's in "
+                + ", ".join(changed)
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.load_state(state["sampler"][dist.rank])
+        views.phylo.load_state(state["phylo"][dist.rank])
+        view_rng.bit_generator.state = state["view_rng"][dist.rank]
+        torch.set_rng_state(state["torch_rng"])
+        step, elapsed, resumed_from = (
+            int(state["step"]),
+            float(state["elapsed"]),
+            int(state["step"]),
+        )
+
+    net: nn.Module = model
+    if dist.enabled:
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    if dist.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(json.loads(config_json), indent=2) + "\n")
+        rows = _read_metrics(run / METRICS, step)
+        with open(run / METRICS, "w", newline="") as fh:  # keep rows up to the checkpoint
+            header = csv.DictWriter(fh, METRIC_COLUMNS)
+            header.writeheader()
+            header.writerows(rows)
+
+    def save(final: bool) -> None:
+        if dist.enabled:
+            gathered: list[Any] = [None] * dist.world_size
+            local = (sampler.state(), views.phylo.state(), view_rng.bit_generator.state)
+            torch.distributed.all_gather_object(gathered, local)
+        else:
+            gathered = [(sampler.state(), views.phylo.state(), view_rng.bit_generator.state)]
+        if not dist.is_main:
+            return
+        atomic_torch_save(
+            {
+                "format": "phyloclr-checkpoint",
+                "format_version": 1,
+                "phyloclr_version": __version__,
+                "config": config_json,
+                "alphabet": alphabet.name,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "sampler": [g[0] for g in gathered],
+                "phylo": [g[1] for g in gathered],
+                "view_rng": [g[2] for g in gathered],
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "elapsed": elapsed,
+                "world_size": dist.world_size,
+            },
+            ckpt_path,
+        )
+        save_model(run / MODEL, model.encoder, alphabet, config_json, step, run.name)
+
+    def progress_fraction() -> float:
+        parts = []
+        if cfg.run.max_steps is not None:
+            parts.append(step / cfg.run.max_steps)
+        if cfg.run.time_budget_s is not None:
+            parts.append(elapsed / cfg.run.time_budget_s)
+        return max(parts)
+
+    def finished() -> bool:
+        done = progress_fraction() >= 1.0
+        if dist.enabled:  # all ranks stop together (time budgets differ across ranks)
+            flag = torch.tensor([1.0 if done else 0.0], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            done = bool(flag.item() > 0)
+        return done
+
+    last_loss = float("nan")
+    model.train()
+    with contextlib.ExitStack() as stack:
+        metrics_fh = (
+            stack.enter_context(open(run / METRICS, "a", newline="")) if dist.is_main else None
+        )
+        writer = csv.DictWriter(metrics_fh, METRIC_COLUMNS) if metrics_fh else None
+        while not finished():
+            t0 = time.perf_counter()
+            frac = progress_fraction()
+            lr = cfg.optim.lr * _lr_factor(step, frac, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            fallbacks_before = views.phylo.fallbacks
+            draws_before = views.phylo.draws
+            batch = views.make(sampler.next_batch(), frac, view_rng)
+            n = len(batch.first)
+            tokens = alphabet.batch(batch.first + batch.second).to(device)
+            groups = torch.as_tensor(batch.groups, device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, z1, z2, bound, candidates = net(tokens, groups)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            step += 1
+            last_loss = float(loss.item())
+            draws = views.phylo.draws - draws_before
+            lo, hi = views.phylo.schedule.window(frac)
+            row = {
+                "step": step,
+                "elapsed_s": round(elapsed, 4),
+                "loss": last_loss,
+                "mi_bound": bound,
+                "candidates": candidates,
+                "alignment": alignment(z1.detach(), z2.detach()),
+                "uniformity": uniformity(torch.cat([z1, z2]).detach()),
+                "pos_distance": float(np.mean(batch.distances))
+                if batch.distances
+                else float("nan"),
+                "window_lo": lo,
+                "window_hi": hi,
+                "phylo_fallback_rate": (views.phylo.fallbacks - fallbacks_before) / draws
+                if draws
+                else 0.0,
+                "mutation_fallbacks": batch.mutation_fallbacks,
+                "lr": lr,
+                "pairs": n,
+                "seqs_per_s": 2 * n / dt,
+                "tokens_per_s": int((tokens != 0).sum().item()) / dt,
+            }
+            if writer is not None and metrics_fh is not None:
+                writer.writerow(row)
+                metrics_fh.flush()
+            if on_step is not None:
+                on_step(row)
+            if progress is not None:
+                total = cfg.run.max_steps if cfg.run.time_budget_s is None else None
+                progress("training", step, total)
+            if step % cfg.run.checkpoint_every == 0:
+                save(final=False)
+        save(final=True)
+    distributed.barrier()
+    return PretrainResult(run, step, elapsed, last_loss, resumed_from, model)

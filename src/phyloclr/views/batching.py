@@ -1,0 +1,122 @@
+"""Batches of positive pairs: m anchors per family, many families, bucketed by length under a
+token budget. The sampler's state (RNG and queued batches) is saved in checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from phyloclr.families.model import Family
+
+
+@dataclass
+class TrainingFamily:
+    """What training needs of a family: member sequences and their distance matrix."""
+
+    id: str
+    sequences: list[str]
+    distances: np.ndarray | None
+
+    @classmethod
+    def from_family(cls, fam: Family) -> TrainingFamily:
+        return cls(fam.id, [r.seq for r in fam.records], fam.distances)
+
+    @property
+    def size(self) -> int:
+        return len(self.sequences)
+
+
+@dataclass
+class Pair:
+    """One positive pair to build: family index and anchor member (positive drawn later)."""
+
+    family: int
+    anchor: int
+
+
+class FamilyBatchSampler:
+    """Yields batches (lists of Pair) forever.
+
+    A pool is one pass over the families in random order, ``m`` anchors from each (without
+    replacement where the family is large enough). Pool entries are sorted by length (with
+    ±20% jitter, so that batches still mix lengths somewhat) and cut into batches whose padded
+    size, 2 views × pairs × longest sequence, stays within ``batch_tokens`` and whose pair count
+    is at most ``max_pairs``. Batch order is shuffled.
+    """
+
+    def __init__(
+        self,
+        families: list[TrainingFamily],
+        m: int,
+        batch_tokens: int,
+        max_len: int,
+        seed: int,
+        max_pairs: int = 512,
+        min_pairs: int = 4,
+    ):
+        if not families:
+            raise ValueError("no families to sample from")
+        if m < 1:
+            raise ValueError("m (anchors per family) must be ≥ 1")
+        self.families = families
+        self.m = m
+        self.batch_tokens = batch_tokens
+        self.max_len = max_len
+        self.max_pairs = max_pairs
+        self.min_pairs = min_pairs
+        self.rng = np.random.default_rng(seed)
+        self.queue: list[list[tuple[int, int]]] = []
+        self.pools = 0
+        self._length = np.array(
+            [min(max_len, max(len(s) for s in f.sequences)) for f in families], dtype=np.float64
+        )
+
+    def _refill(self) -> None:
+        order = self.rng.permutation(len(self.families))
+        entries: list[tuple[float, int, list[int]]] = []
+        for f in order:
+            fam = self.families[f]
+            anchors = self.rng.choice(fam.size, size=self.m, replace=fam.size < self.m).tolist()
+            key = self._length[f] * self.rng.uniform(0.8, 1.2)
+            entries.append((key, int(f), anchors))
+        entries.sort(key=lambda e: e[0])
+        batches: list[list[tuple[int, int]]] = []
+        current: list[tuple[int, int]] = []
+        longest = 0.0
+        for _, f, anchors in entries:
+            new_longest = max(longest, self._length[f])
+            n_pairs = len(current) + len(anchors)
+            if current and (
+                2 * n_pairs * new_longest > self.batch_tokens or n_pairs > self.max_pairs
+            ):
+                batches.append(current)
+                current, new_longest = [], self._length[f]
+            current.extend((f, a) for a in anchors)
+            longest = new_longest
+        if current:
+            if batches and len(current) < self.min_pairs:
+                batches[-1].extend(current)
+            else:
+                batches.append(current)
+        self.rng.shuffle(batches)
+        self.queue.extend(batches)
+        self.pools += 1
+
+    def next_batch(self) -> list[Pair]:
+        while not self.queue:
+            self._refill()
+        return [Pair(f, a) for f, a in self.queue.pop(0)]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "queue": [list(batch) for batch in self.queue],
+            "pools": self.pools,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.queue = [[(int(f), int(a)) for f, a in batch] for batch in state["queue"]]
+        self.pools = int(state["pools"])
