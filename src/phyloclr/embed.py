@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from phyloclr.models.alphabet import Alphabet
-from phyloclr.models.encoders import Encoder, masked_mean
+from phyloclr.models.encoders import Encoder
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -70,11 +70,7 @@ def embed_sequences(
         texts = [seqs[pieces[j][0]][pieces[j][1] : pieces[j][2]] for j in batch]
         tokens = alphabet.batch(texts).to(device)
         mask = tokens != 0
-        if encoder.pool is None:
-            h = encoder.residues(tokens, mask)
-            pooled = masked_mean(h, mask).float().cpu().numpy()
-        else:
-            pooled = encoder(tokens, mask).float().cpu().numpy()
+        pooled = encoder(tokens, mask).float().cpu().numpy()
         weights = mask.sum(1).cpu().numpy().astype(np.float64)
         for row, j in enumerate(batch):
             idx = pieces[j][0]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 PAD, MASK, UNK = 0, 1, 2
+N_SPECIAL = 3  # letters get token ids from N_SPECIAL on
 #: the character mutation views write for a masked residue
 MASK_CHAR = "#"
 _SPECIAL = ("<pad>", "<mask>", "<unk>")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from phyloclr.models.alphabet import PAD
+from phyloclr.models.alphabet import N_SPECIAL, PAD
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -46,10 +46,48 @@ class EncoderSpec:
     dropout: float = 0.1
     pooling: str = "mean"
     max_len: int = 1024
+    kmer: int = 0
+    alphabet_letters: int = 20
+
+
+class KmerComposition(nn.Module):
+    """Mean of learned k-mer embeddings over a sequence: (B, L) tokens → (B, D).
+
+    At initialisation (Gaussian rows) this is a random projection of the k-mer frequency
+    vector, so cosine similarity between sequences starts close to that of k-mer composition,
+    a strong baseline the trained encoder should not lose. Windows holding a special token
+    (padding, mask, unknown) are skipped.
+    """
+
+    def __init__(self, k: int, letters: int, dim: int):
+        super().__init__()
+        self.k = k
+        self.letters = letters
+        self.table = nn.Embedding(letters**k + 1, dim, padding_idx=letters**k)
+        nn.init.normal_(self.table.weight, std=1.0)
+        with torch.no_grad():
+            self.table.weight[letters**k].zero_()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, length = tokens.shape
+        if length < self.k:
+            return self.table.weight.new_zeros(b, self.table.embedding_dim)
+        code = tokens - N_SPECIAL
+        windows = code.unfold(1, self.k, 1)  # (B, L-k+1, k)
+        valid = ((windows >= 0) & (windows < self.letters)).all(-1)
+        powers = self.letters ** torch.arange(self.k - 1, -1, -1, device=tokens.device)
+        ids = (windows.clamp(0, self.letters - 1) * powers).sum(-1)
+        ids = torch.where(valid, ids, torch.full_like(ids, self.letters**self.k))
+        summed = self.table(ids).sum(1)
+        return summed / valid.sum(1, keepdim=True).clamp_min(1).to(summed.dtype)
 
 
 class Encoder(nn.Module):
-    """Common interface: ``residues(tokens, mask)`` and ``forward(tokens, mask)`` (pooled)."""
+    """Common interface: ``residues(tokens, mask)`` and ``forward(tokens, mask)`` (pooled).
+
+    The pooled embedding is the pooled residue features plus, when ``spec.kmer`` > 0, a
+    learned k-mer composition branch (:class:`KmerComposition`).
+    """
 
     spec: EncoderSpec
 
@@ -57,6 +95,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.spec = spec
         self.embed = nn.Embedding(vocab, spec.dim, padding_idx=PAD)
+        self.kmer: KmerComposition | None = (
+            KmerComposition(spec.kmer, spec.alphabet_letters, spec.dim) if spec.kmer > 0 else None
+        )
         if spec.pooling == "attention":
             self.pool: nn.Module | None = AttentionPool(spec.dim)
         elif spec.pooling == "mean":
@@ -75,9 +116,10 @@ class Encoder(nn.Module):
         if mask is None:
             mask = tokens != PAD
         h = self.residues(tokens, mask)
-        if self.pool is None:
-            return masked_mean(h, mask)
-        return self.pool(h, mask)
+        pooled = masked_mean(h, mask) if self.pool is None else self.pool(h, mask)
+        if self.kmer is not None:
+            pooled = pooled + self.kmer(tokens).to(pooled.dtype)
+        return pooled
 
 
 class _ConvBlock(nn.Module):

@@ -29,6 +29,7 @@ class ModelConfig:
     dropout: float = 0.1
     pooling: Literal["mean", "attention"] = "mean"
     max_len: int = 1024
+    kmer: int = 0
     projection_dim: int = 128
     projection_hidden: int = 256
 

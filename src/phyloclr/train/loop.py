@@ -119,6 +119,8 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
         dropout=m.dropout,
         pooling=m.pooling,
         max_len=max(m.max_len, cfg.views.crop_len),
+        kmer=m.kmer,
+        alphabet_letters=len(alphabet.letters),
     )
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
