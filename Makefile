@@ -33,6 +33,10 @@ demo: setup
 	$(BIN)/phyloclr families data/protein/seeds --out $(DEMO_OUT)/seed_families.tsv
 	$(BIN)/phyloclr families data/protein/proteome/938293.PRJEB85.HG003687.faa \
 		--hmm-db data/protein/PF02826.hmm --out $(DEMO_OUT)/proteome_families.tsv
+	rm -rf $(DEMO_OUT)/run
+	$(BIN)/phyloclr pretrain data/protein/seeds --config configs/cpu-small.yaml \
+		--time-budget 60s --out $(DEMO_OUT)/run
+	tail -n 3 $(DEMO_OUT)/run/metrics.csv
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

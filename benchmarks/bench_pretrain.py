@@ -44,10 +44,13 @@ ROWS: dict[str, dict[str, object]] = {
     "phylo-far": {"mode": "phylo", "window_start": [0.67, 1.0], "window_end": [0.67, 1.0]},
     "phylo-all": {"mode": "phylo", "window_start": [0.0, 1.0], "window_end": [0.0, 1.0]},
     "phylo-near-to-far": {
-        "mode": "phylo", "window_start": [0.0, 0.33], "window_end": [0.67, 1.0], "schedule": "linear",
+        "mode": "phylo", "window_start": [0.0, 0.33], "window_end": [0.67, 1.0],
+        "schedule": "linear",
     },
     "mutation": {"mode": "mutation"},
-    "phylo-all+3mer-branch": {"mode": "phylo", "window_start": [0.0, 1.0], "window_end": [0.0, 1.0]},
+    "phylo-all+3mer-branch": {
+        "mode": "phylo", "window_start": [0.0, 1.0], "window_end": [0.0, 1.0],
+    },
 }  # fmt: skip
 #: model overrides per row (default: the preset's model)
 MODEL_ROWS: dict[str, dict[str, object]] = {"phylo-all+3mer-branch": {"kmer": 3}}
@@ -128,7 +131,7 @@ def main() -> None:
     train_set = FamilySet(
         [f for f in fset.families if f.id in train_ids], config_json=fset.config_json
     )
-    ids, seqs, labels = held_out_set(fset, held, args.per_family)
+    _, seqs, labels = held_out_set(fset, held, args.per_family)
     print(
         f"{len(train_set)} training families ({train_set.n_sequences} seqs); "
         f"{len(held)} held-out families, {len(seqs)} held-out sequences",

@@ -110,5 +110,68 @@ def test_lowercase_and_long_sequences_are_accepted(tmp_path: Path) -> None:
 
 
 def test_not_yet_available_commands_say_so() -> None:
-    result = _run("pretrain", "x.fa")
-    assert result.exit_code == EXIT_NOT_AVAILABLE and "issue #3" in result.output
+    result = _run("embed", "x.fa")
+    assert result.exit_code == EXIT_NOT_AVAILABLE and "issue #4" in result.output
+
+
+TINY_YAML = """
+model: {dim: 32, layers: 2, projection_dim: 16, projection_hidden: 32}
+views: {crop_len: 64}
+run: {max_steps: 3, batch_tokens: 4096, threads: 1, checkpoint_every: 2}
+"""
+
+
+def _pretrain_ok(tmp_path: Path, *args: object) -> Path:
+    cfg = write(tmp_path / "tiny.yaml", TINY_YAML)
+    run = tmp_path / "run"
+    result = _run("pretrain", *args, "--out", run, "--config", cfg)
+    assert result.exit_code == 0, result.output
+    assert (run / "model.pt").exists() and (run / "checkpoint.pt").exists()
+    table = pd.read_csv(run / "metrics.csv")
+    assert len(table) == 3 and table["loss"].notna().all()
+    return run
+
+
+def test_pretrain_from_stockholm_directory(tmp_path: Path) -> None:
+    from tests.conftest import DATA
+
+    _pretrain_ok(tmp_path, DATA / "protein" / "seeds")
+
+
+def test_pretrain_from_alignment_and_tree(protein: Path, tmp_path: Path) -> None:
+    tree = write(
+        tmp_path / "globins4.nw",
+        "(((HBB_HUMAN:0.1,HBA_HUMAN:0.2):0.3,MYG_PHYCA:0.4):0.05,GLB5_PETMA:0.6);",
+    )
+    tutorial = protein / "hmmer" / "tutorial"
+    _pretrain_ok(tmp_path, tutorial / "globins4.sto", tutorial / "fn3.sto", "--trees", tree)
+
+
+def test_pretrain_from_raw_fasta_corpus(protein: Path, tmp_path: Path) -> None:
+    from Bio import SeqIO
+
+    lines = []
+    for f in sorted((protein / "trimal_eggnog").glob("*.fasta"))[:4]:
+        for rec in list(SeqIO.parse(f, "fasta"))[:8]:
+            lines.append(f">{rec.id}\n{str(rec.seq).replace('-', '')}\n")
+    corpus = write(tmp_path / "corpus.fa", "".join(lines))
+    run = _pretrain_ok(tmp_path, corpus)
+    from phyloclr.models.store import load_model
+
+    assert load_model(run).alphabet.name == "protein"
+
+
+def test_pretrain_resume_and_errors(tmp_path: Path) -> None:
+    from tests.conftest import DATA
+
+    run = _pretrain_ok(tmp_path, DATA / "protein" / "seeds")
+    again = _run("pretrain", DATA / "protein" / "seeds", "--out", run)
+    assert again.exit_code == EXIT_INPUT and "already holds a checkpoint" in again.output
+    more = _run(
+        "pretrain", DATA / "protein" / "seeds", "--out", run, "--resume", "--max-steps", "5"
+    )
+    assert more.exit_code == 0, more.output
+    assert len(pd.read_csv(run / "metrics.csv")) == 5
+    bad = write(tmp_path / "bad.yaml", "model: {dimm: 3}\n")
+    result = _run("pretrain", DATA / "protein" / "seeds", "--out", tmp_path / "x", "--config", bad)
+    assert result.exit_code == EXIT_INPUT and "'model.dimm'" in result.output

@@ -127,3 +127,33 @@ def test_sampler_state_round_trip() -> None:
     b = FamilyBatchSampler(fams, m=2, batch_tokens=4000, max_len=300, seed=99)
     b.load_state(state)
     assert [b.next_batch() for _ in range(10)] == expected
+
+
+def test_hard_negatives_batch_neighbours_together_as_training_goes_on() -> None:
+    rng = np.random.default_rng(0)
+    base = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 100)) for _ in range(10)]
+    fams = []
+    for i, s in enumerate(base):  # two near-identical families per base, lengths spread apart
+        for j in range(2):
+            length = 50 + 40 * (2 * i + j) % 300
+            fams.append(
+                TrainingFamily(
+                    f"f{i}{j}", [(s * 4)[j : j + length]] * 3, np.ones((3, 3)) - np.eye(3)
+                )
+            )
+    sampler = FamilyBatchSampler(
+        fams, m=1, batch_tokens=1200, max_len=400, seed=0, hard_negatives=1.0
+    )
+    assert sampler.neighbour is not None
+    assert all(sampler.neighbour[2 * i] == 2 * i + 1 for i in range(10))
+
+    def together(progress: float) -> float:
+        hits = total = 0
+        for _ in range(200):
+            fam_ids = {p.family for p in sampler.next_batch(progress)}
+            for f in fam_ids:
+                total += 1
+                hits += int(sampler.neighbour[f]) in fam_ids
+        return hits / total
+
+    assert together(1.0) > together(0.0) + 0.2

@@ -49,6 +49,8 @@ class ViewsConfig:
     mode 'phylo': the positive is another family member at a distance within the scheduled
     window (singletons and families without distances fall back to mutation views, counted);
     'mutation': both views are mutated copies of the anchor.
+    hard_negatives: the largest share of families batched with their nearest family (by
+    3-mer profile), reached at the end of training (linear ramp from 0).
     """
 
     mode: Literal["phylo", "mutation"] = "phylo"
@@ -58,6 +60,7 @@ class ViewsConfig:
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     anchors_per_family: int = 2
     crop_len: int = 512
+    hard_negatives: float = 0.0
     augment_phylo: bool = False
     mutation: MutationConfig = field(default_factory=MutationConfig)
 
@@ -70,6 +73,8 @@ class ViewsConfig:
                 raise ConfigError(f"views.{name}: quantile windows lie within [0, 1]")
         if self.anchors_per_family < 1 or self.crop_len < 8:
             raise ConfigError("views.anchors_per_family must be ≥ 1 and views.crop_len ≥ 8")
+        if not 0.0 <= self.hard_negatives <= 1.0:
+            raise ConfigError("views.hard_negatives must lie in [0, 1]")
 
 
 @dataclass(frozen=True)

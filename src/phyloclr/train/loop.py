@@ -195,6 +195,8 @@ def pretrain(
         max_len=cfg.views.crop_len,
         seed=cfg.run.seed * 1000 + dist.rank,
         max_pairs=cfg.run.max_pairs,
+        hard_negatives=cfg.views.hard_negatives,
+        alphabet=alphabet.name,
     )
     views = ViewMaker(shard, cfg.views, alphabet.name)
     view_rng = np.random.default_rng([cfg.run.seed, dist.rank, 7])
@@ -299,7 +301,7 @@ def pretrain(
                 group["lr"] = lr
             fallbacks_before = views.phylo.fallbacks
             draws_before = views.phylo.draws
-            batch = views.make(sampler.next_batch(), frac, view_rng)
+            batch = views.make(sampler.next_batch(frac), frac, view_rng)
             n = len(batch.first)
             tokens = alphabet.batch(batch.first + batch.second).to(device)
             groups = torch.as_tensor(batch.groups, device=device)

@@ -44,6 +44,11 @@ class FamilyBatchSampler:
     ±20% jitter, so that batches still mix lengths somewhat) and cut into batches whose padded
     size, 2 views × pairs × longest sequence, stays within ``batch_tokens`` and whose pair count
     is at most ``max_pairs``. Batch order is shuffled.
+
+    Hard negatives: with probability ``hard_negatives`` × progress (annealed from 0 at the start
+    of training), a family is placed next to its nearest family (cosine of mean 3-mer
+    composition, a cheap profile) so that the two share a batch and serve as each other's
+    negatives.
     """
 
     def __init__(
@@ -55,6 +60,8 @@ class FamilyBatchSampler:
         seed: int,
         max_pairs: int = 512,
         min_pairs: int = 4,
+        hard_negatives: float = 0.0,
+        alphabet: str = "protein",
     ):
         if not families:
             raise ValueError("no families to sample from")
@@ -72,15 +79,28 @@ class FamilyBatchSampler:
         self._length = np.array(
             [min(max_len, max(len(s) for s in f.sequences)) for f in families], dtype=np.float64
         )
+        if not 0.0 <= hard_negatives <= 1.0:
+            raise ValueError("hard_negatives must lie in [0, 1]")
+        self.hard_negatives = hard_negatives
+        self.neighbour = (
+            nearest_families(families, alphabet)
+            if hard_negatives > 0 and len(families) > 1
+            else None
+        )
 
-    def _refill(self) -> None:
+    def _refill(self, progress: float) -> None:
         order = self.rng.permutation(len(self.families))
+        keys = self._length * self.rng.uniform(0.8, 1.2, len(self.families))
+        if self.neighbour is not None:
+            p_hard = self.hard_negatives * min(max(progress, 0.0), 1.0)
+            pulled = np.flatnonzero(self.rng.random(len(self.families)) < p_hard)
+            for f in pulled:  # one at a time, so mutual neighbours end up side by side
+                keys[f] = keys[self.neighbour[f]] + 1e-6
         entries: list[tuple[float, int, list[int]]] = []
         for f in order:
             fam = self.families[f]
             anchors = self.rng.choice(fam.size, size=self.m, replace=fam.size < self.m).tolist()
-            key = self._length[f] * self.rng.uniform(0.8, 1.2)
-            entries.append((key, int(f), anchors))
+            entries.append((float(keys[f]), int(f), anchors))
         entries.sort(key=lambda e: e[0])
         batches: list[list[tuple[int, int]]] = []
         current: list[tuple[int, int]] = []
@@ -104,9 +124,10 @@ class FamilyBatchSampler:
         self.queue.extend(batches)
         self.pools += 1
 
-    def next_batch(self) -> list[Pair]:
+    def next_batch(self, progress: float = 0.0) -> list[Pair]:
+        """The next batch; ``progress`` ∈ [0, 1] anneals the hard-negative rate."""
         while not self.queue:
-            self._refill()
+            self._refill(progress)
         return [Pair(f, a) for f, a in self.queue.pop(0)]
 
     def state(self) -> dict[str, Any]:
@@ -120,3 +141,17 @@ class FamilyBatchSampler:
         self.rng.bit_generator.state = state["rng"]
         self.queue = [[(int(f), int(a)) for f, a in batch] for batch in state["queue"]]
         self.pools = int(state["pools"])
+
+
+def nearest_families(families: list[TrainingFamily], alphabet: str, sample: int = 20) -> np.ndarray:
+    """(F,) index of each family's nearest other family by mean 3-mer composition (cosine)."""
+    from phyloclr.metrics import kmer_composition
+
+    letters = "ACGT" if alphabet == "dna" else "ACDEFGHIKLMNPQRSTVWY"
+    profiles = np.stack(
+        [kmer_composition(f.sequences[:sample], 3, letters).mean(0) for f in families]
+    )
+    profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
+    sim = profiles @ profiles.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.asarray(sim.argmax(1), dtype=np.int64)
