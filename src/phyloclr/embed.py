@@ -1,14 +1,30 @@
-"""Embedding sequences with a trained encoder (library core; the HDF5 job builds on it)."""
+"""Embedding sequences with a trained encoder: the core (``embed_sequences``) and the job that
+streams a FASTA file into one HDF5 file (``embed_fasta``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from phyloclr.config import config_to_dict
+from phyloclr.devices import resolve_device
+from phyloclr.errors import ConfigError, InputError
+from phyloclr.io import hdf5
+from phyloclr.io.fasta import iter_fasta
+from phyloclr.io.sequences import record_alphabet
 from phyloclr.models.alphabet import Alphabet
 from phyloclr.models.encoders import Encoder
+from phyloclr.models.store import load_model
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -35,12 +51,15 @@ def embed_sequences(
     overlap: int = 128,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    residues: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Pooled embeddings (N, D) float32 in input order, and how many sequences were windowed.
 
     Sequences longer than ``window`` (default: the encoder's ``max_len``) are cut into
-    overlapping windows whose residue features are mean-pooled together, weighted by
-    residues, never truncated. Windows are batched by length under ``batch_tokens``.
+    overlapping windows whose pooled embeddings are averaged, weighted by residues, never
+    truncated. Windows are batched by length under ``batch_tokens``. When ``residues`` is a
+    list, per-residue features (L_i, D) float32 are appended to it in input order (averaged
+    where windows overlap).
     """
     encoder.eval()
     window = window or encoder.spec.max_len
@@ -54,6 +73,10 @@ def embed_sequences(
     dim = encoder.dim
     sums = np.zeros((len(seqs), dim), dtype=np.float64)
     counts = np.zeros(len(seqs), dtype=np.float64)
+    per_res = (
+        [np.zeros((len(s), dim), dtype=np.float32) for s in seqs] if residues is not None else None
+    )
+    per_cnt = [np.zeros(len(s), dtype=np.float32) for s in seqs] if residues is not None else None
     done = 0
     k = 0
     while k < len(order):
@@ -72,12 +95,195 @@ def embed_sequences(
         mask = tokens != 0
         pooled = encoder(tokens, mask).float().cpu().numpy()
         weights = mask.sum(1).cpu().numpy().astype(np.float64)
+        feats = (
+            encoder.residues(tokens, mask).float().cpu().numpy() if per_res is not None else None
+        )
         for row, j in enumerate(batch):
-            idx = pieces[j][0]
+            idx, start, end = pieces[j]
             sums[idx] += pooled[row] * weights[row]
             counts[idx] += weights[row]
+            if feats is not None and per_res is not None and per_cnt is not None:
+                per_res[idx][start:end] += feats[row, : end - start]
+                per_cnt[idx][start:end] += 1.0
         done += len(batch)
         if progress is not None:
             progress("embedding", done, len(pieces))
     emb = sums / np.maximum(counts, 1.0)[:, None]
+    if residues is not None and per_res is not None and per_cnt is not None:
+        residues.extend(
+            r / np.maximum(c, 1.0)[:, None] for r, c in zip(per_res, per_cnt, strict=True)
+        )
     return emb.astype(np.float32), n_windowed
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Settings of an embedding job (saved as JSON in the output file)."""
+
+    batch_tokens: int = 32768
+    dtype: Literal["float32", "float16"] = "float32"
+    per_residue: bool = False
+    overlap: int = 128
+    part_size: int = 4096
+    dedupe: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_tokens < 16 or self.part_size < 1 or self.overlap < 0:
+            raise ConfigError("batch_tokens ≥ 16, part_size ≥ 1 and overlap ≥ 0 are required")
+
+
+@dataclass
+class EmbedResult:
+    out: Path
+    n_sequences: int
+    n_windowed: int
+    n_duplicates_skipped: int
+    resumed_rows: int
+    elapsed_s: float
+
+
+def default_model_path() -> Path:
+    """The small model that ships inside the package."""
+    return Path(str(resources.files("phyloclr") / "data" / "default_model.pt"))
+
+
+class _SeenIds:
+    """Duplicate-id detector holding 8 bytes per id: a sorted numpy array plus a small set."""
+
+    def __init__(self, flush_at: int = 100_000):
+        self.old = np.zeros(0, dtype=np.uint64)
+        self.recent: set[int] = set()
+        self.flush_at = flush_at
+
+    @staticmethod
+    def _hash(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+    def add(self, text: str) -> bool:
+        """Record ``text``; True if it was seen before."""
+        h = self._hash(text)
+        if h in self.recent:
+            return True
+        pos = np.searchsorted(self.old, np.uint64(h))
+        if pos < len(self.old) and self.old[pos] == np.uint64(h):
+            return True
+        self.recent.add(h)
+        if len(self.recent) >= self.flush_at:
+            self.old = np.union1d(self.old, np.fromiter(self.recent, dtype=np.uint64))
+            self.recent.clear()
+        return False
+
+
+def embed_fasta(
+    fasta: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    config: EmbedConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> EmbedResult:
+    """Embed every sequence of a FASTA file (plain or gzipped) into one HDF5 file.
+
+    Streams the input in blocks of ``part_size`` sequences, so memory does not grow with the
+    file; rows are written in input order. See :mod:`phyloclr.io.hdf5` for the layout and for
+    why an interrupted run loses nothing. ``model`` is a run directory or ``model.pt``; None
+    uses the default model that ships with phyloclr.
+    """
+    cfg = config or EmbedConfig()
+    t0 = time.perf_counter()
+    out_path = Path(out)
+    fasta_path = Path(fasta)
+    model_path = Path(model) if model is not None else default_model_path()
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    loaded = load_model(model_path, device)
+    if out_path.exists():
+        raise InputError(out_path, "already exists; remove it or choose another --out")
+    parts = hdf5.parts_dir(out_path)
+    manifest = {
+        "fasta": str(fasta_path.resolve()),
+        "fasta_bytes": fasta_path.stat().st_size if fasta_path.exists() else None,
+        "model": loaded.weights_sha256,
+        "config": config_to_dict(cfg),
+    }
+    committed = hdf5.committed_parts(parts)
+    if committed:  # a directory holding no committed part has nothing to resume
+        if not resume:
+            raise InputError(
+                parts, "an interrupted run left its parts here: pass --resume, or delete them"
+            )
+        previous = hdf5.read_manifest(parts)
+        if previous is not None and previous != manifest:
+            raise InputError(
+                parts, "--resume with a different input, model or settings than the interrupted run"
+            )
+    hdf5.write_manifest(parts, manifest)
+    done_rows = sum(hdf5.part_rows(p) for p in committed)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    seen = _SeenIds()
+    block_ids: list[str] = []
+    block_seqs: list[str] = []
+    n_rows = n_windowed = dups = 0
+    part_index = len(committed)
+    alphabet = loaded.alphabet
+
+    def flush() -> None:
+        nonlocal part_index, n_windowed
+        if not block_ids:
+            return
+        residues: list[np.ndarray] | None = [] if cfg.per_residue else None
+        emb, windowed = embed_sequences(
+            loaded.encoder, alphabet, block_seqs, batch_tokens=cfg.batch_tokens,
+            overlap=cfg.overlap, device=device, residues=residues,
+        )  # fmt: skip
+        n_windowed += windowed
+        hdf5.write_part(
+            parts, part_index, block_ids, emb.astype(cfg.dtype),
+            None if residues is None else [r.astype(cfg.dtype) for r in residues],
+        )  # fmt: skip
+        part_index += 1
+        block_ids.clear()
+        block_seqs.clear()
+
+    for rec in iter_fasta(fasta_path):
+        if seen.add(rec.id):
+            if not cfg.dedupe:
+                raise InputError(
+                    fasta_path, "duplicate sequence id (pass --dedupe to keep the first)", rec.id
+                )
+            dups += 1
+            continue
+        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != alphabet.name:
+            kind = "nucleotide" if alphabet.name == "protein" else "protein"
+            raise InputError(
+                fasta_path, f"{kind} sequence, but the model was trained on {alphabet.name}", rec.id
+            )
+        n_rows += 1
+        if n_rows <= done_rows:
+            continue  # already in a committed part
+        block_ids.append(rec.id)
+        block_seqs.append(rec.seq)
+        if len(block_ids) >= cfg.part_size:
+            flush()
+            if progress is not None:
+                progress("embedding", n_rows, None)
+    flush()
+    if progress is not None:
+        progress("embedding", n_rows, n_rows)
+    attrs = {
+        "model": json.dumps(
+            {"name": loaded.name, "weights_sha256": loaded.weights_sha256, "path": str(model_path)}
+        ),
+        "config": json.dumps({"embed": config_to_dict(cfg), "model": loaded.config}),
+    }
+    n = hdf5.merge_parts(
+        hdf5.committed_parts(parts), out_path, attrs, loaded.encoder.dim, cfg.dtype,
+        cfg.per_residue,
+    )  # fmt: skip
+    hdf5.remove_parts(parts)
+    return EmbedResult(out_path, n, n_windowed, dups, done_rows, time.perf_counter() - t0)

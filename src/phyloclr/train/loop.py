@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from phyloclr import __version__
 from phyloclr.config import config_to_json
+from phyloclr.devices import resolve_device
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.families.model import FamilySet
 from phyloclr.models.alphabet import Alphabet, get_alphabet
@@ -75,14 +76,6 @@ class PretrainResult:
     final_loss: float
     resumed_from: int | None
     model: ContrastiveModel
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
 
 
 def _alphabet(fset: FamilySet, cfg: PretrainConfig) -> Alphabet:

@@ -94,13 +94,13 @@ class FamilyBatchSampler:
         if self.neighbour is not None:
             p_hard = self.hard_negatives * min(max(progress, 0.0), 1.0)
             pulled = np.flatnonzero(self.rng.random(len(self.families)) < p_hard)
-            for f in pulled:  # one at a time, so mutual neighbours end up side by side
-                keys[f] = keys[self.neighbour[f]] + 1e-6
+            for fp in pulled.tolist():  # one at a time: mutual neighbours end up side by side
+                keys[fp] = keys[self.neighbour[fp]] + 1e-6
         entries: list[tuple[float, int, list[int]]] = []
-        for f in order:
-            fam = self.families[f]
+        for fi in order.tolist():
+            fam = self.families[fi]
             anchors = self.rng.choice(fam.size, size=self.m, replace=fam.size < self.m).tolist()
-            entries.append((float(keys[f]), int(f), anchors))
+            entries.append((float(keys[fi]), fi, anchors))
         entries.sort(key=lambda e: e[0])
         batches: list[list[tuple[int, int]]] = []
         current: list[tuple[int, int]] = []

@@ -1,0 +1,185 @@
+"""The HDF5 embedding store: one self-describing file, built from an on-disk journal of parts.
+
+While a job runs, every block of sequences is written as its own small HDF5 part file
+(``OUT.h5.parts/part-000000.h5``), to a temporary name and then renamed, so a part either
+exists whole or not at all. When every sequence is embedded the parts are streamed into the
+final file's chunked, resizable datasets, written to a temporary name and renamed, with
+``complete = True``: killing the job at any moment loses no committed part and never leaves a
+file that reads as complete; ``--resume`` continues after the last committed part.
+
+Final layout (``format = "phyloclr-embeddings"``, ``format_version = 1``):
+- ``embeddings`` (N, D) float32 or float16, ``ids`` (N,) UTF-8 strings verbatim, input order;
+- with per-residue output: ``residues`` (ΣL, D) and ``offsets`` (N + 1,) int64, sequence i's
+  rows being ``residues[offsets[i]:offsets[i + 1]]``;
+- root attributes ``format``, ``format_version``, ``model`` (JSON: name, weights hash),
+  ``config`` (JSON), ``phyloclr_version``, ``complete``, ``n_sequences``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from phyloclr import __version__
+from phyloclr.errors import InputError
+
+FORMAT = "phyloclr-embeddings"
+FORMAT_VERSION = 1
+STR = h5py.string_dtype("utf-8")
+
+
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _atomic_h5(path: Path) -> tuple[Path, Path]:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp), path
+
+
+def write_part(
+    directory: Path,
+    index: int,
+    ids: Sequence[str],
+    embeddings: np.ndarray,
+    residues: Sequence[np.ndarray] | None = None,
+) -> Path:
+    """Write one committed block of rows (temporary file, then rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp, final = _atomic_h5(directory / f"part-{index:06d}.h5")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("embeddings", data=embeddings)
+            f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=STR)
+            if residues is not None:
+                lengths = np.array([len(r) for r in residues], dtype=np.int64)
+                f.create_dataset("lengths", data=lengths)
+                dim = embeddings.shape[1]
+                stacked = np.concatenate(residues) if residues else np.zeros((0, dim))
+                f.create_dataset("residues", data=stacked.astype(embeddings.dtype))
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def committed_parts(directory: Path) -> list[Path]:
+    """Committed parts in order; hidden temporaries of an interrupted write are removed."""
+    if not directory.is_dir():
+        return []
+    for stray in directory.glob(".part-*"):
+        stray.unlink(missing_ok=True)
+    return sorted(directory.glob("part-*.h5"))
+
+
+def part_rows(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return int(f["ids"].shape[0])
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, sort_keys=True))
+    os.replace(tmp, directory / "manifest.json")
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((directory / "manifest.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def merge_parts(
+    parts: Sequence[Path], out: Path, attrs: dict[str, Any], dim: int, dtype: str, per_residue: bool
+) -> int:
+    """Stream parts into ``out`` (chunked, resizable datasets), then mark it complete."""
+    tmp, final = _atomic_h5(out)
+    n = 0
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["phyloclr_version"] = __version__
+            f.attrs["complete"] = False
+            chunk = 1024
+            emb = f.create_dataset(
+                "embeddings", shape=(0, dim), maxshape=(None, dim), dtype=dtype, chunks=(chunk, dim)
+            )
+            ids = f.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=STR, chunks=(chunk,))
+            if per_residue:
+                res = f.create_dataset(
+                    "residues", shape=(0, dim), maxshape=(None, dim), dtype=dtype,
+                    chunks=(4096, dim),
+                )  # fmt: skip
+                offsets = f.create_dataset(
+                    "offsets", shape=(1,), maxshape=(None,), dtype="int64", chunks=(chunk,)
+                )
+                offsets[0] = 0
+            for part in parts:
+                with h5py.File(part, "r") as p:
+                    m = p["ids"].shape[0]
+                    emb.resize(n + m, axis=0)
+                    emb[n : n + m] = p["embeddings"][:]
+                    ids.resize(n + m, axis=0)
+                    ids[n : n + m] = p["ids"][:]
+                    if per_residue:
+                        lengths = p["lengths"][:]
+                        start = int(offsets[n])
+                        total = int(lengths.sum())
+                        res.resize(start + total, axis=0)
+                        res[start : start + total] = p["residues"][:]
+                        offsets.resize(n + m + 1, axis=0)
+                        offsets[n + 1 : n + m + 1] = start + np.cumsum(lengths)
+                    n += m
+            f.attrs["n_sequences"] = n
+            f.attrs["complete"] = True
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+@dataclass
+class EmbeddingFile:
+    """An embedding file read back: ids, embeddings (N, D) and the root attributes."""
+
+    ids: list[str]
+    embeddings: np.ndarray
+    attrs: dict[str, Any]
+
+
+def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingFile:
+    """Read a complete phyloclr embedding file (an error for anything else)."""
+    p = Path(path)
+    try:
+        with h5py.File(p, "r") as f:
+            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+            if attrs.get("format") != FORMAT:
+                raise InputError(p, "not a phyloclr embedding file (no format attribute)")
+            if not attrs.get("complete"):
+                raise InputError(p, "embedding file is incomplete (the run did not finish)")
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][:]]
+            emb = np.asarray(f["embeddings"][:], dtype=np.float32)
+    except OSError as exc:
+        raise InputError(p, f"cannot read HDF5: {exc}") from exc
+    return EmbeddingFile(ids, emb, attrs)
+
+
+def remove_parts(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
