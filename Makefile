@@ -37,6 +37,16 @@ demo: setup
 	$(BIN)/phyloclr pretrain data/protein/seeds --config configs/cpu-small.yaml \
 		--time-budget 60s --out $(DEMO_OUT)/run
 	tail -n 3 $(DEMO_OUT)/run/metrics.csv
+	rm -f $(DEMO_OUT)/proteome.h5
+	$(BIN)/phyloclr embed data/protein/proteome/938293.PRJEB85.HG003687.faa \
+		--out $(DEMO_OUT)/proteome.h5
+	$(BIN)/python -c "import h5py; f = h5py.File('$(DEMO_OUT)/proteome.h5'); \
+		print('embeddings', f['embeddings'].shape, 'complete', bool(f.attrs['complete']))"
+	rm -f $(DEMO_OUT)/seeds.h5 $(DEMO_OUT)/seeds.fa $(DEMO_OUT)/seeds_labels.csv
+	$(BIN)/python -m phyloclr.demo_data data/protein/seeds $(DEMO_OUT)/seeds.fa $(DEMO_OUT)/seeds_labels.csv
+	$(BIN)/phyloclr embed $(DEMO_OUT)/seeds.fa --out $(DEMO_OUT)/seeds.h5
+	$(BIN)/phyloclr evaluate $(DEMO_OUT)/seeds.h5 --labels $(DEMO_OUT)/seeds_labels.csv \
+		--plot $(DEMO_OUT)/seeds_map.png --json $(DEMO_OUT)/seeds_scores.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

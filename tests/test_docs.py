@@ -20,14 +20,17 @@ def test_readme_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         exec(compile(block, "README.md", "exec"), {})
 
 
-def test_notebook_cells_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    nb = json.loads((ROOT / "notebooks" / "01_families.ipynb").read_text())
+@pytest.mark.parametrize(
+    ("name", "variable"), [("01_families.ipynb", "seeds"), ("02_embed_evaluate.ipynb", "scores")]
+)
+def test_notebook_cells_run(monkeypatch: pytest.MonkeyPatch, name: str, variable: str) -> None:
+    nb = json.loads((ROOT / "notebooks" / name).read_text())
     monkeypatch.chdir(ROOT / "notebooks")
     scope: dict[str, object] = {}
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), "notebook", "exec"), scope)
-    assert scope["seeds"] is not None
+            exec(compile("".join(cell["source"]), name, "exec"), scope)
+    assert scope[variable] is not None
     assert os.getcwd().endswith("notebooks")
 
 

@@ -190,6 +190,16 @@ def families(
         err.print(f"wrote {out_tsv}")
 
 
+def _read_ids(path: Path) -> list[str]:
+    from phyloclr.errors import InputError
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(path, f"cannot open: {exc.strerror or exc}") from exc
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def parse_duration(text: str) -> float:
     """'90s', '10m', '1h30m', '2h' or plain seconds → seconds."""
     import re
@@ -230,6 +240,10 @@ def pretrain(
         bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")
     ] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Family cache directory.")] = None,
+    exclude_families: Annotated[
+        Path | None,
+        typer.Option(help="File of family ids (one per line) to leave out, e.g. held-out ones."),
+    ] = None,
 ) -> None:
     """Train an encoder with phylogenetic contrastive learning (evolution as augmentation)."""
     from phyloclr.config import config_from_dict, config_to_dict
@@ -270,6 +284,16 @@ def pretrain(
             fset = build_families(
                 inputs, cfg.families, trees=trees, cache_dir=cache_dir, progress=progress
             )
+        if exclude_families is not None:
+            from phyloclr.families.model import exclude
+
+            fset, missing = exclude(fset, _read_ids(exclude_families))
+            if missing:
+                err.print(
+                    f"[yellow]warning:[/] {len(missing)} ids in {exclude_families} match no "
+                    f"family: {', '.join(missing[:10])}",
+                    highlight=False,
+                )
         for warning in fset.warnings:
             err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         err.print(

@@ -137,3 +137,14 @@ class FamilySet:
                 }
             )
         return rows
+
+
+def exclude(fset: FamilySet, family_ids: list[str]) -> tuple[FamilySet, list[str]]:
+    """A copy of ``fset`` without the given families, and the ids that matched none."""
+    drop = set(family_ids)
+    present = {f.id for f in fset.families}
+    kept = [f for f in fset.families if f.id not in drop]
+    return (
+        FamilySet(kept, list(fset.warnings), list(fset.unassigned), fset.config_json, None, False),
+        sorted(drop - present),
+    )

@@ -55,8 +55,8 @@ class ViewsConfig:
 
     mode: Literal["phylo", "mutation"] = "phylo"
     window_units: Literal["absolute", "quantile"] = "quantile"
-    window_start: tuple[float, ...] = (0.0, 1.0)
-    window_end: tuple[float, ...] = (0.0, 1.0)
+    window_start: tuple[float, ...] = (0.67, 1.0)
+    window_end: tuple[float, ...] = (0.67, 1.0)
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     anchors_per_family: int = 2
     crop_len: int = 512
