@@ -181,3 +181,64 @@ def test_cli_embed_and_evaluate(model: Path, tmp_path: Path) -> None:
     assert scores["n"] == 30 and 0 <= scores["map"] <= 1 and png.stat().st_size > 1000
     bad = runner.invoke(app, ["evaluate", str(fasta), "--labels", str(labels)])
     assert bad.exit_code == EXIT_INPUT and "error:" in bad.output
+
+
+def test_shards_merge_into_input_order(model: Path, tmp_path: Path) -> None:
+    fasta, ids, _ = _fasta(tmp_path / "in.fa", 31)
+    whole = tmp_path / "whole.h5"
+    embed_fasta(fasta, whole, model, EmbedConfig(per_residue=True))
+    shards = []
+    for i in range(3):
+        shard = tmp_path / f"s{i}.h5"
+        embed_fasta(
+            fasta,
+            shard,
+            model,
+            EmbedConfig(per_residue=True, shard_index=i, shard_count=3, part_size=4),
+        )
+        shards.append(shard)
+    assert len(read_embeddings(shards[1]).ids) == 10
+    merged = tmp_path / "merged.h5"
+    result = runner.invoke(app, ["merge", *map(str, reversed(shards)), "--out", str(merged)])
+    assert result.exit_code == 0, result.output
+    a, b = read_embeddings(merged), read_embeddings(whole)
+    assert a.ids == ids == b.ids and np.allclose(a.embeddings, b.embeddings, atol=1e-6)
+    with h5py.File(merged) as f, h5py.File(whole) as g:
+        assert np.array_equal(f["offsets"][:], g["offsets"][:])
+        assert np.allclose(f["residues"][:], g["residues"][:], atol=1e-6)
+    missing = runner.invoke(
+        app, ["merge", str(shards[0]), str(shards[2]), "--out", str(tmp_path / "x.h5")]
+    )
+    assert missing.exit_code == EXIT_INPUT and "exactly one file for each i" in missing.output
+
+
+def _torchrun_worker(rank: int, world: int, port: int, fasta: str, out: str, model: str) -> None:
+    import os
+
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
+    torch.set_num_threads(1)
+    from phyloclr.embed import embed_fasta_torchrun
+
+    embed_fasta_torchrun(fasta, out, model, EmbedConfig(device="cpu"))
+    torch.distributed.destroy_process_group()
+
+
+def test_embed_under_torchrun_two_ranks(model: Path, tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    from tests.test_train import _free_port
+
+    fasta, ids, _ = _fasta(tmp_path / "in.fa", 25)
+    out = tmp_path / "ddp.h5"
+    mp.spawn(
+        _torchrun_worker,
+        args=(2, _free_port(), str(fasta), str(out), str(model)),
+        nprocs=2,
+        join=True,
+    )
+    single = tmp_path / "one.h5"
+    embed_fasta(fasta, single, model)
+    a, b = read_embeddings(out), read_embeddings(single)
+    assert a.ids == ids and np.allclose(a.embeddings, b.embeddings, atol=1e-6)
+    assert not list(tmp_path.glob("ddp.h5.shard-*"))

@@ -128,10 +128,14 @@ class EmbedConfig:
     dedupe: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0
+    shard_index: int = 0
+    shard_count: int = 1
 
     def __post_init__(self) -> None:
         if self.batch_tokens < 16 or self.part_size < 1 or self.overlap < 0:
             raise ConfigError("batch_tokens ≥ 16, part_size ≥ 1 and overlap ≥ 0 are required")
+        if not 0 <= self.shard_index < self.shard_count:
+            raise ConfigError("a shard i/n needs 0 ≤ i < n")
 
 
 @dataclass
@@ -229,6 +233,7 @@ def embed_fasta(
     block_ids: list[str] = []
     block_seqs: list[str] = []
     n_rows = n_windowed = dups = 0
+    position = -1
     part_index = len(committed)
     alphabet = loaded.alphabet
 
@@ -263,6 +268,9 @@ def embed_fasta(
             raise InputError(
                 fasta_path, f"{kind} sequence, but the model was trained on {alphabet.name}", rec.id
             )
+        position += 1
+        if position % cfg.shard_count != cfg.shard_index:
+            continue  # another shard's sequence
         n_rows += 1
         if n_rows <= done_rows:
             continue  # already in a committed part
@@ -280,6 +288,7 @@ def embed_fasta(
             {"name": loaded.name, "weights_sha256": loaded.weights_sha256, "path": str(model_path)}
         ),
         "config": json.dumps({"embed": config_to_dict(cfg), "model": loaded.config}),
+        "shard": f"{cfg.shard_index}/{cfg.shard_count}",
     }
     n = hdf5.merge_parts(
         hdf5.committed_parts(parts), out_path, attrs, loaded.encoder.dim, cfg.dtype,
@@ -287,3 +296,64 @@ def embed_fasta(
     )  # fmt: skip
     hdf5.remove_parts(parts)
     return EmbedResult(out_path, n, n_windowed, dups, done_rows, time.perf_counter() - t0)
+
+
+def merge_shards(shards: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
+    """Merge the files of ``--shard i/n`` runs (one per i) into one file in input order.
+
+    Shard i holds input rows i, i + n, i + 2n, ... (counting after deduplication), so the
+    merged row k is row k // n of shard k % n. Shards must be complete and come from the same
+    input, model and settings; ids must stay unique across shards.
+    """
+    return hdf5.merge_round_robin([Path(s) for s in shards], Path(out))
+
+
+def shard_path(out: Path, index: int, count: int) -> Path:
+    return out.with_name(f"{out.name}.shard-{index}-of-{count}.h5")
+
+
+def embed_fasta_torchrun(
+    fasta: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None = None,
+    config: EmbedConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> EmbedResult:
+    """``embed_fasta`` for a run launched by torchrun: rank r of n embeds shard r/n into
+    ``OUT.shard-r-of-n.h5``; after a barrier rank 0 merges the shards into ``OUT`` in input
+    order and removes them. Without torchrun (WORLD_SIZE unset or 1) it is ``embed_fasta``."""
+    import dataclasses
+
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cfg = config or EmbedConfig()
+    if world <= 1:
+        return embed_fasta(fasta, out, model, cfg, resume=resume, progress=progress)
+    rank = int(os.environ["RANK"])
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    if cfg.device in ("auto", "cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    out_path = Path(out)
+    shard_cfg = dataclasses.replace(cfg, shard_index=rank, shard_count=world)
+    part = shard_path(out_path, rank, world)
+    result = None
+    if not (resume and part.exists()):
+        result = embed_fasta(fasta, part, model, shard_cfg, resume=resume, progress=progress)
+    dist.barrier()
+    if rank == 0:
+        shards = [shard_path(out_path, r, world) for r in range(world)]
+        n = merge_shards(shards, out_path)
+        for s in shards:
+            s.unlink()
+    else:
+        n = result.n_sequences if result else 0
+    dist.barrier()
+    return EmbedResult(
+        out_path, n, result.n_windowed if result else 0,
+        result.n_duplicates_skipped if result else 0, result.resumed_rows if result else 0,
+        result.elapsed_s if result else 0.0,
+    )  # fmt: skip

@@ -183,3 +183,88 @@ def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingFile:
 
 def remove_parts(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def merge_round_robin(shards: Sequence[Path], out: Path, block: int = 8192) -> int:
+    """Interleave complete shard files (shard i holds rows i, i+n, ...) into ``out``."""
+    if out.exists():
+        raise InputError(out, "already exists; remove it or choose another --out")
+    handles = []
+    try:
+        for path in shards:
+            try:
+                handles.append(h5py.File(path, "r"))
+            except OSError as exc:
+                raise InputError(path, f"cannot read HDF5: {exc}") from exc
+        infos = []
+        for path, f in zip(shards, handles, strict=True):
+            if f.attrs.get("format") != FORMAT or not f.attrs.get("complete"):
+                raise InputError(path, "not a complete phyloclr embedding file")
+            index, count = (int(x) for x in str(f.attrs.get("shard", "0/1")).split("/"))
+            config = json.loads(f.attrs["config"])
+            config["embed"].pop("shard_index", None)
+            infos.append((index, count, f.attrs["model"], json.dumps(config, sort_keys=True)))
+        counts = {i[1] for i in infos}
+        if len(counts) != 1 or sorted(i[0] for i in infos) != list(range(counts.pop())):
+            raise InputError(
+                None, "shards must be exactly one file for each i of the same i/n: "
+                + ", ".join(f"{p} ({i[0]}/{i[1]})" for p, i in zip(shards, infos, strict=True))
+            )  # fmt: skip
+        if len({(i[2], i[3]) for i in infos}) != 1:
+            raise InputError(None, "shards come from different models or settings")
+        order = sorted(range(len(shards)), key=lambda k: infos[k][0])
+        files = [handles[k] for k in order]
+        n_shards = len(files)
+        sizes = [int(f["ids"].shape[0]) for f in files]
+        total = sum(sizes)
+        if any(sizes[i] != (total - i + n_shards - 1) // n_shards for i in range(n_shards)):
+            raise InputError(
+                None, f"shard sizes {sizes} do not fit one input split {n_shards} ways"
+            )
+        first = files[0]
+        dim = int(first["embeddings"].shape[1])
+        per_residue = "residues" in first
+        attrs = {
+            k: v for k, v in first.attrs.items() if k not in ("complete", "n_sequences", "shard")
+        }
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            from phyloclr.embed import _SeenIds
+
+            seen = _SeenIds()
+            step = block - block % n_shards or n_shards
+            part = 0
+            for start in range(0, total, step):
+                end = min(total, start + step)
+                emb = np.empty((end - start, dim), dtype=first["embeddings"].dtype)
+                ids: list[str] = [""] * (end - start)
+                res: list[np.ndarray] = [np.zeros((0, dim))] * (end - start)
+                for s, f in enumerate(files):  # start is a multiple of n_shards
+                    r0 = start // n_shards
+                    count = len(range(start + s, end, n_shards))
+                    if not count:
+                        continue
+                    emb[s::n_shards] = f["embeddings"][r0 : r0 + count]
+                    names = f["ids"][r0 : r0 + count]
+                    for j, rid in enumerate(names):
+                        ids[s + j * n_shards] = rid.decode() if isinstance(rid, bytes) else str(rid)
+                    if per_residue:
+                        offs = f["offsets"][r0 : r0 + count + 1]
+                        chunk = f["residues"][offs[0] : offs[-1]]
+                        for j in range(count):
+                            res[s + j * n_shards] = chunk[offs[j] - offs[0] : offs[j + 1] - offs[0]]
+                for rid in ids:
+                    if seen.add(rid):
+                        raise InputError(None, "duplicate sequence id across shards", rid)
+                write_part(tmp_dir, part, ids, emb, res if per_residue else None)
+                part += 1
+            n = merge_parts(
+                committed_parts(tmp_dir), out, attrs, dim, str(first["embeddings"].dtype),
+                per_residue,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    finally:
+        for f in handles:
+            f.close()
+    return n
