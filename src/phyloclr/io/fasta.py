@@ -82,22 +82,26 @@ def read_fasta(path: PathLikeStr, unique: bool = True) -> list[SeqRecord]:
     return records
 
 
-def read_aligned_fasta(path: PathLikeStr) -> list[SeqRecord]:
-    """An aligned FASTA file: gaps '-' or '.', every row the same length."""
-    records: list[SeqRecord] = []
-    width: int | None = None
-    for _, rid, desc, raw in iter_fasta_raw(path):
-        seq, row = clean_sequence(raw, path, rid, aligned=True)
-        assert row is not None
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
+def _alignment(path: PathLikeStr, records: list[SeqRecord], what: str) -> list[SeqRecord]:
+    """Check that every aligned row has the first row's width and that ids are unique."""
+    width = len(records[0].aligned or "") if records else 0
+    for rec in records:
+        if len(rec.aligned or "") != width:
             raise InputError(
-                path, f"aligned row has {len(row)} columns, the first row has {width}", rid
-            )
-        records.append(SeqRecord(rid, seq, desc, row))
+                path, f"{what} has {len(rec.aligned or '')} columns, the first row has {width}",
+                rec.id,
+            )  # fmt: skip
     check_unique_ids(records, path)
     return records
+
+
+def read_aligned_fasta(path: PathLikeStr) -> list[SeqRecord]:
+    """An aligned FASTA file: gaps '-' or '.', every row the same length."""
+    records = []
+    for _, rid, desc, raw in iter_fasta_raw(path):
+        seq, row = clean_sequence(raw, path, rid, aligned=True)
+        records.append(SeqRecord(rid, seq, desc, row))
+    return _alignment(path, records, "aligned row")
 
 
 def a3m_to_row(raw: str) -> str:
@@ -110,22 +114,13 @@ def read_a3m(path: PathLikeStr) -> list[SeqRecord]:
 
     Rows hold the match columns only; ``seq`` keeps every residue, inserts included.
     """
-    records: list[SeqRecord] = []
-    width: int | None = None
+    records = []
     for _, rid, desc, raw in iter_fasta_raw(path):
         compact = "".join(raw.split())
         # validating the residues validates the row too: it holds a subset of them, plus '-'
         seq, _ = clean_sequence(compact.replace("-", "").replace(".", ""), path, rid)
-        row = a3m_to_row(compact).rstrip("*")
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            raise InputError(
-                path, f"A3M row has {len(row)} match columns, the first row has {width}", rid
-            )
-        records.append(SeqRecord(rid, seq, desc, row))
-    check_unique_ids(records, path)
-    return records
+        records.append(SeqRecord(rid, seq, desc, a3m_to_row(compact).rstrip("*")))
+    return _alignment(path, records, "A3M row (match columns)")
 
 
 def looks_aligned(path: PathLikeStr, sample: int = 200) -> bool:

@@ -7,7 +7,7 @@ parent/length arrays in pre-order, never an ete3 object.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -128,37 +128,36 @@ def _first_duplicate(names: list[str]) -> str | None:
     return None
 
 
-def _has_lengths(text: str) -> bool:
-    """True when the Newick text carries at least one ':length' outside quotes and comments."""
+def _top_level(text: str) -> Iterator[tuple[str, bool]]:
+    """Each character with whether it lies outside quoted names and [comments]."""
     quote = False
     depth = 0
     for ch in text:
         if ch == "'" and depth == 0:
             quote = not quote
+            yield ch, False
         elif not quote and ch == "[":
             depth += 1
+            yield ch, False
         elif not quote and ch == "]":
             depth = max(0, depth - 1)
-        elif ch == ":" and not quote and depth == 0:
-            return True
-    return False
+            yield ch, False
+        else:
+            yield ch, not quote and depth == 0
+
+
+def _has_lengths(text: str) -> bool:
+    """True when the Newick text carries at least one ':length' outside quotes and comments."""
+    return any(ch == ":" and top for ch, top in _top_level(text))
 
 
 def split_newick(text: str) -> list[str]:
     """Split a text holding several Newick trees at the top-level ';' (quotes/comments aware)."""
     out: list[str] = []
     buf: list[str] = []
-    quote = False
-    depth = 0
-    for ch in text:
+    for ch, top in _top_level(text):
         buf.append(ch)
-        if ch == "'" and depth == 0:
-            quote = not quote
-        elif not quote and ch == "[":
-            depth += 1
-        elif not quote and ch == "]":
-            depth = max(0, depth - 1)
-        elif ch == ";" and not quote and depth == 0:
+        if ch == ";" and top:
             out.append("".join(buf).strip())
             buf = []
     rest = "".join(buf).strip()

@@ -40,20 +40,27 @@ def _false_negative_mask(groups: torch.Tensor | None, n: int, device: torch.devi
     return same | eye
 
 
-class InfoNCE(nn.Module):
+class CriticLoss(nn.Module):
+    """A loss over critic scores f(z1, z2) / τ; validates τ > 0."""
+
+    default_temperature = 0.1
+
+    def __init__(self, critic: Critic, temperature: float | None = None):
+        super().__init__()
+        temperature = self.default_temperature if temperature is None else temperature
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.critic = critic
+        self.temperature = temperature
+
+
+class InfoNCE(CriticLoss):
     """NT-Xent (SimCLR): each of the 2N views must pick its partner among the other 2N−1.
 
     loss = mean_i −log( exp(f(z_i, z_p(i))/τ) / Σ_{j ≠ i, j not masked} exp(f(z_i, z_j)/τ) )
 
     With uniform scores the loss is log(2N−1); the MI lower bound is log(#candidates) − loss.
     """
-
-    def __init__(self, critic: Critic, temperature: float = 0.1):
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.critic = critic
-        self.temperature = temperature
 
     def forward(
         self, z1: torch.Tensor, z2: torch.Tensor, groups: torch.Tensor | None = None
@@ -76,19 +83,14 @@ class InfoNCE(nn.Module):
         return LossOutput(per_row.mean(), bound, counts.mean().item())
 
 
-class NWJ(nn.Module):
+class NWJ(CriticLoss):
     """The NWJ (f-divergence) bound: I ≥ E_joint[f] − e⁻¹ E_marginal[e^f]; loss = −bound.
 
     Scores f = critic(z1, z2)/τ; the joint is the diagonal, the marginal every off-diagonal
     pair not masked as a same-family pair.
     """
 
-    def __init__(self, critic: Critic, temperature: float = 1.0):
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.critic = critic
-        self.temperature = temperature
+    default_temperature = 1.0
 
     def forward(
         self, z1: torch.Tensor, z2: torch.Tensor, groups: torch.Tensor | None = None
@@ -108,17 +110,10 @@ class NWJ(nn.Module):
         return LossOutput(-bound, bound.item(), float(off.sum(1).float().mean().item() + 1))
 
 
-class SupCon(nn.Module):
+class SupCon(CriticLoss):
     """Supervised contrastive loss (Khosla et al. 2020, L_out): every other view with the same
     label is a positive. Without labels it reduces to NT-Xent (the partner view is the only
     positive)."""
-
-    def __init__(self, critic: Critic, temperature: float = 0.1):
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.critic = critic
-        self.temperature = temperature
 
     def forward(
         self, z1: torch.Tensor, z2: torch.Tensor, groups: torch.Tensor | None = None
@@ -137,10 +132,10 @@ class SupCon(nn.Module):
         return LossOutput(per_row.mean(), bound, float(2 * n - 1))
 
 
-OBJECTIVES: dict[str, type[nn.Module]] = {"infonce": InfoNCE, "nwj": NWJ, "supcon": SupCon}
+OBJECTIVES: dict[str, type[CriticLoss]] = {"infonce": InfoNCE, "nwj": NWJ, "supcon": SupCon}
 
 
-def build_objective(name: str, critic: Critic, temperature: float) -> nn.Module:
+def build_objective(name: str, critic: Critic, temperature: float) -> CriticLoss:
     try:
         cls = OBJECTIVES[name]
     except KeyError:
