@@ -113,6 +113,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--out", default="bench_out")
+    ap.add_argument(
+        "--score-model", nargs="*", default=None,
+        help="only score these trained models (model.pt or run dirs) on the held-out set",
+    )  # fmt: skip
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,6 +145,17 @@ def main() -> None:
         json.dumps({"train": sorted(train_ids), "held_out": sorted(held)}, indent=1)
     )
 
+    if args.score_model is not None:
+        from phyloclr.models.store import load_model
+
+        for path in args.score_model:
+            loaded = load_model(path)
+            t0 = time.perf_counter()
+            emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs)
+            m, nn1 = embedding_retrieval(emb, labels)
+            record({"row": f"model {path} (step {loaded.step})", "seed": None, "map": m,
+                    "nn1": nn1, "wall_s": time.perf_counter() - t0})  # fmt: skip
+        return
     if not args.no_baselines:
         t0 = time.perf_counter()
         m, nn1 = embedding_retrieval(kmer_composition(seqs, 3), labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,8 +26,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
+#: under torchrun only rank 0 talks
+_QUIET = int(os.environ.get("RANK", "0")) != 0
+out = Console(width=None if sys.stdout.isatty() else 220, quiet=_QUIET)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 220, quiet=_QUIET)
 
 EXIT_INPUT = 2
 EXIT_NOT_AVAILABLE = 3
