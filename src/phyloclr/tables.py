@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from phyloclr import __version__
+from phyloclr.fsutil import umask_mode
 
 
 def _fmt(value: object) -> str:
@@ -37,6 +38,7 @@ def write_tsv(
                 writer.writerow(list(rows[0]))
                 for row in rows:
                     writer.writerow([_fmt(v) for v in row.values()])
+        umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

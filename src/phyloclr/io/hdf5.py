@@ -31,6 +31,7 @@ import numpy as np
 
 from phyloclr import __version__
 from phyloclr.errors import InputError
+from phyloclr.fsutil import umask_mode
 
 FORMAT = "phyloclr-embeddings"
 FORMAT_VERSION = 1
@@ -67,6 +68,7 @@ def write_part(
                 dim = embeddings.shape[1]
                 stacked = np.concatenate(residues) if residues else np.zeros((0, dim))
                 f.create_dataset("residues", data=stacked.astype(embeddings.dtype))
+        umask_mode(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -148,6 +150,7 @@ def merge_parts(
                     n += m
             f.attrs["n_sequences"] = n
             f.attrs["complete"] = True
+        umask_mode(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

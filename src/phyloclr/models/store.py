@@ -16,6 +16,7 @@ import torch
 
 from phyloclr import __version__
 from phyloclr.errors import InputError
+from phyloclr.fsutil import umask_mode
 from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
 
@@ -33,6 +34,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        umask_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

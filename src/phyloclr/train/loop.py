@@ -173,8 +173,12 @@ def pretrain(
 
     families = [TrainingFamily.from_family(f) for f in fset.families]
     shard = families[dist.rank :: dist.world_size]
-    if not shard:
-        raise InputError(None, f"rank {dist.rank} has no families (fewer families than ranks)")
+    if len(shard) < 2:
+        raise InputError(
+            None,
+            f"rank {dist.rank} has {len(shard)} families: contrastive training needs at least 2 "
+            "per rank (same-family pairs are never negatives)",
+        )
 
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, alphabet).to(device)
