@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ def run_phyloclr(fasta: Path, out: Path, model: str | None, threads: int, device
 
     if out.exists():
         out.unlink()
+    shutil.rmtree(out.with_name(out.name + ".parts"), ignore_errors=True)
     t0 = time.perf_counter()
     res = embed_fasta(fasta, out, model, EmbedConfig(threads=threads, device=device))  # type: ignore[arg-type]
     secs = time.perf_counter() - t0

@@ -110,8 +110,8 @@ def test_lowercase_and_long_sequences_are_accepted(tmp_path: Path) -> None:
 
 
 def test_not_yet_available_commands_say_so() -> None:
-    result = _run("embed", "x.fa")
-    assert result.exit_code == EXIT_NOT_AVAILABLE and "issue #4" in result.output
+    result = _run("cluster", "x.fa")
+    assert result.exit_code == EXIT_NOT_AVAILABLE and "issue #5" in result.output
 
 
 TINY_YAML = """
