@@ -209,6 +209,11 @@ def pretrain(
                 f"{ckpt_path}: --resume with a config that differs from the run's in "
                 + ", ".join(changed)
             )
+        if int(state.get("world_size", 1)) != dist.world_size:
+            raise ConfigError(
+                f"{ckpt_path}: saved by {state.get('world_size', 1)} ranks, resumed with "
+                f"{dist.world_size}; resume with the same number of processes"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state(state["sampler"][dist.rank])
