@@ -2,7 +2,7 @@
 
 from phyloclr.models.alphabet import ALPHABETS, DNA, PROTEIN, Alphabet, get_alphabet
 from phyloclr.models.critics import CRITICS, build_critic
-from phyloclr.models.encoders import ENCODERS, PRESETS, Encoder, EncoderSpec, build_encoder
+from phyloclr.models.encoders import ENCODERS, Encoder, EncoderSpec, build_encoder
 from phyloclr.models.heads import ProjectionHead
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "CRITICS",
     "DNA",
     "ENCODERS",
-    "PRESETS",
     "PROTEIN",
     "Alphabet",
     "Encoder",

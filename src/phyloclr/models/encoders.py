@@ -199,17 +199,6 @@ class Transformer(Encoder):
 
 ENCODERS: dict[str, type[Encoder]] = {"cnn": DilatedCNN, "transformer": Transformer}
 
-#: Size presets: name → (encoder, dim, layers, heads)
-PRESETS: dict[str, dict[str, int | str]] = {
-    "cnn-tiny": {"name": "cnn", "dim": 64, "layers": 4},
-    "cnn-small": {"name": "cnn", "dim": 128, "layers": 6},
-    "cnn-base": {"name": "cnn", "dim": 256, "layers": 12},
-    "transformer-tiny": {"name": "transformer", "dim": 64, "layers": 2, "heads": 4},
-    "transformer-small": {"name": "transformer", "dim": 128, "layers": 4, "heads": 4},
-    "transformer-base": {"name": "transformer", "dim": 512, "layers": 8, "heads": 8},
-}
-
-
 def build_encoder(spec: EncoderSpec, vocab: int) -> Encoder:
     try:
         cls = ENCODERS[spec.name]
