@@ -41,15 +41,6 @@ def init_from_env(device_type: str) -> DistInfo:
     return DistInfo(rank, world, local)
 
 
-def current() -> DistInfo:
-    """The process group this process is in (rank 0 of 1 when none)."""
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(
-            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
-        )
-    return DistInfo()
-
-
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
