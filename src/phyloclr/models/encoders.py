@@ -199,6 +199,7 @@ class Transformer(Encoder):
 
 ENCODERS: dict[str, type[Encoder]] = {"cnn": DilatedCNN, "transformer": Transformer}
 
+
 def build_encoder(spec: EncoderSpec, vocab: int) -> Encoder:
     try:
         cls = ENCODERS[spec.name]
