@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from phyloclr.cli import EXIT_INPUT, EXIT_NOT_AVAILABLE, app
+from phyloclr.cli import EXIT_INPUT, app
 from tests.conftest import write
 
 runner = CliRunner()
@@ -107,11 +107,6 @@ def test_lowercase_and_long_sequences_are_accepted(tmp_path: Path) -> None:
     result = _run("families", path, "--unaligned", "family", "--no-cache")
     assert result.exit_code == 0, result.output
     assert "dna" in result.output
-
-
-def test_not_yet_available_commands_say_so() -> None:
-    result = _run("cluster", "x.fa")
-    assert result.exit_code == EXIT_NOT_AVAILABLE and "issue #5" in result.output
 
 
 TINY_YAML = """

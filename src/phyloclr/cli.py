@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -32,7 +33,6 @@ out = Console(width=None if sys.stdout.isatty() else 220, quiet=_QUIET)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 220, quiet=_QUIET)
 
 EXIT_INPUT = 2
-EXIT_NOT_AVAILABLE = 3
 
 
 def _version(value: bool) -> None:
@@ -467,32 +467,75 @@ def evaluate(
         err.print(f"wrote {plot} ({method})")
 
 
-def _not_yet(name: str, issue: int) -> Callable[..., None]:
-    def command(
-        args: Annotated[list[str] | None, typer.Argument(help="(not yet available)")] = None,
-    ) -> None:
+@app.command()
+def cluster(
+    fasta: Annotated[Path, typer.Argument(help="DNA/RNA FASTA file (plain or gzipped).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for clusters.tsv, summary.json.")
+    ],
+    n_clusters: Annotated[
+        int, typer.Option(help="K; 0 chooses K (non-empty clusters of a 20-cluster head).")
+    ] = 0,
+    labels: Annotated[
+        Path | None, typer.Option(help="CSV id,label: report ACC (Hungarian), NMI and ARI.")
+    ] = None,
+    input_kind: Annotated[str, typer.Option("--input", help="kmer or fcgr.")] = "kmer",
+    k: Annotated[int, typer.Option(help="k-mer size (FCGR image 2^k × 2^k).")] = 6,
+    runs: Annotated[int, typer.Option(help="Independent runs combined by majority vote.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Passes over the sequences per run.")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings", help="Also write DIR/embeddings.h5 (first run).")
+    ] = False,
+) -> None:
+    """[experimental] Cluster DNA sequences without labels (Twin Contrastive Learning).
+
+    Not yet at the 6-mer k-means baseline on the shared datasets (benchmarks/RESULTS.md)."""
+    from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, score, write_outputs
+    from phyloclr.config import config_from_dict
+
+    with _errors():
+        cfg = config_from_dict(
+            ClusterConfig,
+            {"n_clusters": n_clusters, "input": input_kind, "k": k, "runs": runs,
+             "epochs": epochs, "batch_size": batch_size, "device": device, "seed": seed,
+             "threads": threads},
+        )  # fmt: skip
+        records, counts = read_dna(fasta)
+        lab = None
+        if labels is not None:
+            from phyloclr.evaluate import read_labels
+
+            lab = read_labels(labels)
+        with _progress() as progress:
+            result = cluster_sequences(records, cfg, progress)
+        extra: dict[str, Any] = {"input_file": str(fasta), **counts}
+        if lab is not None:
+            extra["scores"] = score(result.ids, result.clusters, lab)
+        write_outputs(result, out_dir, extra)
+        if embeddings:
+            from phyloclr.io import hdf5
+
+            hdf5.write_array_file(
+                out_dir / "embeddings.h5", result.ids, result.embeddings,
+                {"model": json.dumps({"name": "tcl-backbone"}),
+                 "config": json.dumps(result.summary["config"])},
+            )  # fmt: skip
+    out.print(
+        f"{len(result.ids)} sequences → {result.k} clusters "
+        f"(sizes {result.summary['cluster_sizes']}) in {result.summary['seconds']:.0f} s"
+    )
+    if lab is not None:
+        s = extra["scores"]
+        out.print(f"ACC {s['acc']:.4f}  NMI {s['nmi']:.4f}  ARI {s['ari']:.4f}")
+    if counts["ambiguous_bases"]:
         err.print(
-            f"[bold red]error:[/] 'phyloclr {name}' is not available in phyloclr {__version__} "
-            f"yet (tracked as issue #{issue})"
+            f"[yellow]note:[/] {counts['ambiguous_bases']} ambiguous bases (N, IUPAC) skipped"
         )
-        raise typer.Exit(EXIT_NOT_AVAILABLE)
-
-    command.__doc__ = (
-        f"[not yet available: issue #{issue}] "
-        + {
-            "pretrain": "Train an encoder with phylogenetic contrastive learning.",
-            "embed": "Write embeddings of a FASTA file to HDF5.",
-            "cluster": "Cluster DNA sequences without labels (Twin Contrastive Learning).",
-            "evaluate": "Score embeddings against labels (1-NN, mAP, linear probe).",
-        }[name]
-    )
-    return command
-
-
-for _name, _issue in (("cluster", 5),):
-    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-        _not_yet(_name, _issue)
-    )
+    err.print(f"wrote {out_dir}/clusters.tsv and summary.json")
 
 
 def main() -> None:

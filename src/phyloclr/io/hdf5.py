@@ -271,3 +271,15 @@ def merge_round_robin(shards: Sequence[Path], out: Path, block: int = 8192) -> i
         for f in handles:
             f.close()
     return n
+
+
+def write_array_file(
+    path: Path, ids: Sequence[str], embeddings: np.ndarray, attrs: dict[str, Any]
+) -> int:
+    """Write an in-memory (N, D) array as a complete embedding file (same layout as embed)."""
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        part = write_part(tmp_dir, 0, ids, embeddings.astype(np.float32))
+        return merge_parts([part], path, attrs, embeddings.shape[1], "float32", False)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""phyloclr cluster: output contract, label matching across runs, K choice, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from phyloclr.cli import EXIT_INPUT, app
+from phyloclr.cluster import ClusterConfig, cluster_sequences, label_mapping, read_dna, score
+from phyloclr.errors import ConfigError, InputError
+from tests.conftest import write
+
+runner = CliRunner()
+
+
+def _synthetic(
+    path: Path, groups: int = 3, per: int = 20, length: int = 600
+) -> tuple[Path, dict[str, str]]:
+    """Copies of ``groups`` random ancestors with 3% substitutions and a few Ns."""
+    rng = np.random.default_rng(0)
+    lines, labels = [], {}
+    for g in range(groups):
+        ancestor = rng.choice(list("ACGT"), length)
+        for i in range(per):
+            seq = ancestor.copy()
+            sites = rng.random(length) < 0.03
+            seq[sites] = rng.choice(list("ACGT"), int(sites.sum()))
+            seq[rng.integers(0, length)] = "N"
+            rid = f"g{g}_s{i}/x"
+            lines.append(f">{rid}\n{''.join(seq)}\n")
+            labels[rid] = f"group{g}"
+    order = rng.permutation(len(lines))
+    path.write_text("".join(lines[i] for i in order))
+    return path, labels
+
+
+def test_label_mapping_is_label_free_hungarian() -> None:
+    ref = np.array([0, 0, 1, 1, 2, 2])
+    other = np.array([2, 2, 0, 0, 1, 1])
+    mapping = label_mapping(ref, other, 3)
+    assert np.array_equal(mapping[other], ref)
+
+
+def test_clusters_synthetic_families(tmp_path: Path) -> None:
+    fasta, labels = _synthetic(tmp_path / "s.fa")
+    records, counts = read_dna(fasta)
+    assert counts["ambiguous_bases"] == 60
+    cfg = ClusterConfig(
+        n_clusters=3, input="kmer", k=4, epochs=40, batch_size=32, threads=1, runs=2
+    )
+    result = cluster_sequences(records, cfg)
+    assert result.ids == [r.id for r in records]
+    assert set(result.clusters.tolist()) <= {0, 1, 2}
+    assert ((result.probability >= 0) & (result.probability <= 1)).all()
+    assert score(result.ids, result.clusters, labels)["acc"] >= 0.9
+
+
+def test_choosing_k_reports_nonempty_clusters(tmp_path: Path) -> None:
+    fasta, _ = _synthetic(tmp_path / "s.fa")
+    records, _ = read_dna(fasta)
+    cfg = ClusterConfig(n_clusters=0, max_clusters=8, input="kmer", k=4, epochs=20, batch_size=32,
+                        threads=1, min_cluster_fraction=0.05)  # fmt: skip
+    result = cluster_sequences(records, cfg)
+    assert result.summary["k_chosen"] is True
+    assert 2 <= result.k <= 8 and result.clusters.max() == result.k - 1
+    assert sum(result.summary["cluster_sizes"]) == 60  # type: ignore[arg-type]
+
+
+def test_cli_outputs_and_scores(tmp_path: Path) -> None:
+    fasta, labels = _synthetic(tmp_path / "s.fa")
+    csv = write(
+        tmp_path / "labels.csv", "id,label\n" + "".join(f"{k},{v}\n" for k, v in labels.items())
+    )
+    out = tmp_path / "out"
+    args = ["cluster", str(fasta), "--n-clusters", "3", "--input", "kmer", "--k", "4",
+            "--epochs", "10", "--batch-size", "32", "--labels", str(csv), "--out", str(out),
+            "--embeddings", "--threads", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "clusters.tsv", sep="\t")
+    assert list(table.columns) == ["id", "cluster", "probability"]
+    assert table["id"].tolist() == [r.id for r in read_dna(fasta)[0]]  # input order, '/' kept
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"acc", "nmi", "ari"} <= set(summary["scores"]) and summary["k"] == 3
+    assert summary["config"]["epochs"] == 10 and "seconds" in summary
+    from phyloclr.io.hdf5 import read_embeddings
+
+    assert read_embeddings(out / "embeddings.h5").embeddings.shape == (60, 512)
+
+
+def test_errors(tmp_path: Path) -> None:
+    prot = write(tmp_path / "p.fa", ">p\nMKVLAAGIVGLLLQWERTYIPASDF\n")
+    with pytest.raises(InputError, match="record 'p': not a nucleotide"):
+        read_dna(prot)
+    short = write(tmp_path / "s.fa", ">a\nACGTACGTAC\n>b\nACG\n")
+    with pytest.raises(InputError, match="shorter than k=6: b"):
+        cluster_sequences(read_dna(short)[0], ClusterConfig(n_clusters=2))
+    with pytest.raises(ConfigError):
+        ClusterConfig(n_clusters=1)
+    result = runner.invoke(app, ["cluster", str(prot), "--out", str(tmp_path / "o")])
+    assert result.exit_code == EXIT_INPUT and not (tmp_path / "o" / "clusters.tsv").exists()
