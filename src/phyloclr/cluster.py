@@ -218,8 +218,11 @@ def cluster_sequences(
             first_emb = emb
         votes.append(labels)
         probs.append(prob)
-    stacked = np.stack(votes)
-    final = np.array([np.bincount(col, minlength=head).argmax() for col in stacked.T])
+    counts = np.zeros((len(seqs), head))
+    for labels in votes:
+        counts[np.arange(len(seqs)), labels] += 1.0
+    counts[np.arange(len(seqs)), votes[0]] += 0.5  # ties go to the reference run
+    final = counts.argmax(1)
     mean_prob = np.mean(np.stack(probs), axis=0)
     probability = mean_prob[np.arange(len(final)), final]
     k_used = head
