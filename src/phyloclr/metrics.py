@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from phyloclr.kmers import kmer_counts
+
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
@@ -64,16 +66,10 @@ def kmer_composition(
     """(N, |A|^k) k-mer frequency vectors over ``alphabet`` (other letters skipped)."""
     index = np.full(256, -1, dtype=np.int64)
     for i, ch in enumerate(alphabet):
-        index[ord(ch)] = i
+        index[ord(ch)] = i  # case-sensitive, as before: callers pass upper-case sequences
     a = len(alphabet)
     out = np.zeros((len(seqs), a**k), dtype=np.float32)
     for row, seq in enumerate(seqs):
-        codes = index[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-        if len(codes) < k:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        ok = (windows >= 0).all(1)
-        keys = (windows[ok] * (a ** np.arange(k - 1, -1, -1))).sum(1)
-        counts = np.bincount(keys, minlength=a**k).astype(np.float32)
+        counts = kmer_counts(seq, k, index, a).astype(np.float32)
         out[row] = counts / max(counts.sum(), 1.0)
     return out

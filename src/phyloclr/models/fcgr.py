@@ -15,12 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from phyloclr.kmers import kmer_counts, letter_index
+
 _BITS = {"A": (0, 0), "C": (0, 1), "G": (1, 1), "T": (1, 0)}
-_CODE = np.full(256, -1, dtype=np.int64)
-for _i, _b in enumerate("ACGT"):
-    _CODE[ord(_b)] = _i
-    _CODE[ord(_b.lower())] = _i
-_CODE[ord("U")] = _CODE[ord("u")] = 3
+_CODE = letter_index("ACGT", {"U": "T"})
 
 
 def cell_index(k: int) -> np.ndarray:
@@ -44,15 +42,8 @@ def fcgr(seqs: Sequence[str], k: int = 6) -> np.ndarray:
     side = 1 << k
     cells = cell_index(k)
     out = np.zeros((len(seqs), side * side), dtype=np.float32)
-    weights = 4 ** np.arange(k - 1, -1, -1)
     for row, seq in enumerate(seqs):
-        codes = _CODE[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-        if len(codes) < k:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        ok = (windows >= 0).all(1)
-        kmers = (windows[ok] * weights).sum(1)
-        out[row] = np.bincount(cells[kmers], minlength=side * side)
+        out[row, cells] = kmer_counts(seq, k, _CODE, 4)
     return out.reshape(len(seqs), side, side)
 
 
