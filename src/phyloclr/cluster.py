@@ -273,10 +273,8 @@ def write_outputs(result: ClusterResult, out_dir: Path, extra: dict[str, object]
     """DIR/clusters.tsv (header ``id cluster probability``, one row per input sequence in
     input order) and DIR/summary.json, each written to a temporary file and renamed."""
     import csv
-    import os
-    import tempfile
 
-    from phyloclr.fsutil import umask_mode
+    from phyloclr.fsutil import atomic_path
 
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {**result.summary, **extra}
@@ -287,15 +285,8 @@ def write_outputs(result: ClusterResult, out_dir: Path, extra: dict[str, object]
         ),
         ("summary.json", lambda fh: fh.write(json.dumps(summary, indent=2) + "\n")),
     ):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                write(fh)
-            umask_mode(tmp)
-            os.replace(tmp, out_dir / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(out_dir / name) as tmp, tmp.open("w", newline="") as fh:
+            write(fh)
 
 
 def _write_clusters(writer: Any, result: ClusterResult) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from phyloclr import __version__
-from phyloclr.fsutil import umask_mode
+from phyloclr.fsutil import atomic_path
 
 
 def _fmt(value: object) -> str:
@@ -27,19 +25,10 @@ def write_tsv(
     Written to a temporary file in the same directory and renamed, so a reader never sees a
     partial table (read it back with ``pandas.read_csv(path, sep="\\t", comment="#")``).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(f"# phyloclr {__version__} {kind} config={config_json}\n")
-            if rows:
-                writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-                writer.writerow(list(rows[0]))
-                for row in rows:
-                    writer.writerow([_fmt(v) for v in row.values()])
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        fh.write(f"# phyloclr {__version__} {kind} config={config_json}\n")
+        if rows:
+            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            writer.writerow(list(rows[0]))
+            for row in rows:
+                writer.writerow([_fmt(v) for v in row.values()])

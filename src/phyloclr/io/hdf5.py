@@ -31,7 +31,7 @@ import numpy as np
 
 from phyloclr import __version__
 from phyloclr.errors import InputError
-from phyloclr.fsutil import umask_mode
+from phyloclr.fsutil import atomic_path
 
 FORMAT = "phyloclr-embeddings"
 FORMAT_VERSION = 1
@@ -42,12 +42,6 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _atomic_h5(path: Path) -> tuple[Path, Path]:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp), path
-
-
 def write_part(
     directory: Path,
     index: int,
@@ -56,23 +50,16 @@ def write_part(
     residues: Sequence[np.ndarray] | None = None,
 ) -> Path:
     """Write one committed block of rows (temporary file, then rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp, final = _atomic_h5(directory / f"part-{index:06d}.h5")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("embeddings", data=embeddings)
-            f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=STR)
-            if residues is not None:
-                lengths = np.array([len(r) for r in residues], dtype=np.int64)
-                f.create_dataset("lengths", data=lengths)
-                dim = embeddings.shape[1]
-                stacked = np.concatenate(residues) if residues else np.zeros((0, dim))
-                f.create_dataset("residues", data=stacked.astype(embeddings.dtype))
-        umask_mode(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    final = directory / f"part-{index:06d}.h5"
+    with atomic_path(final) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("embeddings", data=embeddings)
+        f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=STR)
+        if residues is not None:
+            lengths = np.array([len(r) for r in residues], dtype=np.int64)
+            f.create_dataset("lengths", data=lengths)
+            dim = embeddings.shape[1]
+            stacked = np.concatenate(residues) if residues else np.zeros((0, dim))
+            f.create_dataset("residues", data=stacked.astype(embeddings.dtype))
     return final
 
 
@@ -108,53 +95,46 @@ def merge_parts(
     parts: Sequence[Path], out: Path, attrs: dict[str, Any], dim: int, dtype: str, per_residue: bool
 ) -> int:
     """Stream parts into ``out`` (chunked, resizable datasets), then mark it complete."""
-    tmp, final = _atomic_h5(out)
     n = 0
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key, value in attrs.items():
-                f.attrs[key] = value
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["phyloclr_version"] = __version__
-            f.attrs["complete"] = False
-            chunk = 1024
-            emb = f.create_dataset(
-                "embeddings", shape=(0, dim), maxshape=(None, dim), dtype=dtype, chunks=(chunk, dim)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["phyloclr_version"] = __version__
+        f.attrs["complete"] = False
+        chunk = 1024
+        emb = f.create_dataset(
+            "embeddings", shape=(0, dim), maxshape=(None, dim), dtype=dtype, chunks=(chunk, dim)
+        )
+        ids = f.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=STR, chunks=(chunk,))
+        if per_residue:
+            res = f.create_dataset(
+                "residues", shape=(0, dim), maxshape=(None, dim), dtype=dtype,
+                chunks=(4096, dim),
+            )  # fmt: skip
+            offsets = f.create_dataset(
+                "offsets", shape=(1,), maxshape=(None,), dtype="int64", chunks=(chunk,)
             )
-            ids = f.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=STR, chunks=(chunk,))
-            if per_residue:
-                res = f.create_dataset(
-                    "residues", shape=(0, dim), maxshape=(None, dim), dtype=dtype,
-                    chunks=(4096, dim),
-                )  # fmt: skip
-                offsets = f.create_dataset(
-                    "offsets", shape=(1,), maxshape=(None,), dtype="int64", chunks=(chunk,)
-                )
-                offsets[0] = 0
-            for part in parts:
-                with h5py.File(part, "r") as p:
-                    m = p["ids"].shape[0]
-                    emb.resize(n + m, axis=0)
-                    emb[n : n + m] = p["embeddings"][:]
-                    ids.resize(n + m, axis=0)
-                    ids[n : n + m] = p["ids"][:]
-                    if per_residue:
-                        lengths = p["lengths"][:]
-                        start = int(offsets[n])
-                        total = int(lengths.sum())
-                        res.resize(start + total, axis=0)
-                        res[start : start + total] = p["residues"][:]
-                        offsets.resize(n + m + 1, axis=0)
-                        offsets[n + 1 : n + m + 1] = start + np.cumsum(lengths)
-                    n += m
-            f.attrs["n_sequences"] = n
-            f.attrs["complete"] = True
-        umask_mode(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            offsets[0] = 0
+        for part in parts:
+            with h5py.File(part, "r") as p:
+                m = p["ids"].shape[0]
+                emb.resize(n + m, axis=0)
+                emb[n : n + m] = p["embeddings"][:]
+                ids.resize(n + m, axis=0)
+                ids[n : n + m] = p["ids"][:]
+                if per_residue:
+                    lengths = p["lengths"][:]
+                    start = int(offsets[n])
+                    total = int(lengths.sum())
+                    res.resize(start + total, axis=0)
+                    res[start : start + total] = p["residues"][:]
+                    offsets.resize(n + m + 1, axis=0)
+                    offsets[n + 1 : n + m + 1] = start + np.cumsum(lengths)
+                n += m
+        f.attrs["n_sequences"] = n
+        f.attrs["complete"] = True
     return n
 
 

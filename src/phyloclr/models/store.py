@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 
 from phyloclr import __version__
 from phyloclr.errors import InputError
-from phyloclr.fsutil import umask_mode
+from phyloclr.fsutil import atomic_path
 from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
 
@@ -27,18 +26,10 @@ MODEL_FORMAT_VERSION = 1
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file in the same directory, fsync, then rename over ``path``:
     a reader (or a crash) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
