@@ -51,7 +51,7 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     records, counts = read_dna(fasta)
     assert counts["ambiguous_bases"] == 60
     cfg = ClusterConfig(
-        n_clusters=3, input="kmer", k=4, epochs=40, batch_size=32, threads=1, runs=2
+        n_clusters=3, input="kmer", k=4, steps=40, batch_size=32, threads=1, runs=2, heads=2
     )
     result = cluster_sequences(records, cfg)
     assert result.ids == [r.id for r in records]
@@ -63,8 +63,8 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
 def test_choosing_k_reports_nonempty_clusters(tmp_path: Path) -> None:
     fasta, _ = _synthetic(tmp_path / "s.fa")
     records, _ = read_dna(fasta)
-    cfg = ClusterConfig(n_clusters=0, max_clusters=8, input="kmer", k=4, epochs=20, batch_size=32,
-                        threads=1, min_cluster_fraction=0.05)  # fmt: skip
+    cfg = ClusterConfig(n_clusters=0, max_clusters=8, input="kmer", k=4, steps=20, batch_size=32,
+                        runs=1, vote=1, threads=1, min_cluster_fraction=0.05)  # fmt: skip
     result = cluster_sequences(records, cfg)
     assert result.summary["k_chosen"] is True
     assert 2 <= result.k <= 8 and result.clusters.max() == result.k - 1
@@ -78,7 +78,8 @@ def test_cli_outputs_and_scores(tmp_path: Path) -> None:
     )
     out = tmp_path / "out"
     args = ["cluster", str(fasta), "--n-clusters", "3", "--input", "kmer", "--k", "4",
-            "--epochs", "10", "--batch-size", "32", "--labels", str(csv), "--out", str(out),
+            "--steps", "10", "--runs", "1", "--heads", "2", "--vote", "2", "--batch-size", "32",
+            "--labels", str(csv), "--out", str(out),
             "--embeddings", "--threads", "1"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -87,7 +88,7 @@ def test_cli_outputs_and_scores(tmp_path: Path) -> None:
     assert table["id"].tolist() == [r.id for r in read_dna(fasta)[0]]  # input order, '/' kept
     summary = json.loads((out / "summary.json").read_text())
     assert {"acc", "nmi", "ari"} <= set(summary["scores"]) and summary["k"] == 3
-    assert summary["config"]["epochs"] == 10 and "seconds" in summary
+    assert summary["config"]["steps"] == 10 and "seconds" in summary
     from phyloclr.io.hdf5 import read_embeddings
 
     assert read_embeddings(out / "embeddings.h5").embeddings.shape == (60, 512)
@@ -104,3 +105,77 @@ def test_errors(tmp_path: Path) -> None:
         ClusterConfig(n_clusters=1)
     result = runner.invoke(app, ["cluster", str(prot), "--out", str(tmp_path / "o")])
     assert result.exit_code == EXIT_INPUT and not (tmp_path / "o" / "clusters.tsv").exists()
+
+
+def test_vote_matches_labels_and_breaks_ties_by_the_best() -> None:
+    from phyloclr.cluster import vote
+
+    eye = np.eye(3)
+    best = eye[[0, 0, 1, 1, 2, 2]]
+    renamed = eye[[2, 2, 0, 0, 1, 1]]  # same partition, other names
+    other = eye[[0, 0, 1, 2, 2, 2]]
+    labels, mean = vote([best, renamed, other], 3)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert np.allclose(mean.sum(1), 1.0)
+    labels, _ = vote([best, other], 3)  # a 1–1 tie goes to the first (best) partition
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_featuriser_standardises_and_lays_out_fcgr() -> None:
+    from phyloclr.cluster import Featuriser
+    from phyloclr.models.fcgr import fcgr, normalise
+    from phyloclr.views import dna
+
+    rng = np.random.default_rng(1)
+    seqs = ["".join(rng.choice(list("ACGT"), 300)) for _ in range(20)]
+    codes = [dna.encode(s) for s in seqs]
+    x = Featuriser(codes, ClusterConfig(k=3)).standardised(codes)
+    assert x.shape == (20, 64)
+    assert np.allclose(x.mean(0), 0, atol=1e-4) and np.allclose(x.std(0), 1, atol=1e-3)
+    img = Featuriser(codes, ClusterConfig(k=3, input="fcgr"))(codes).numpy()
+    assert np.allclose(img, normalise(fcgr(seqs, 3))[:, None], atol=1e-5)
+
+
+def test_phylo_neighbours_from_tree_and_msa(tmp_path: Path) -> None:
+    from phyloclr.cluster import phylo_neighbours
+
+    tree = write(tmp_path / "t.nwk", "((a:1,b:1):5,(c:1,(d:0.5,e:0.9):0.2):5);\n")
+    cfg = ClusterConfig(input="phylo", tree=str(tree), neighbours=1)
+    near = phylo_neighbours(["e", "a", "b", "c", "d"], cfg)
+    assert near[:, 0].tolist() == [4, 2, 1, 4, 0]  # e↔d, a↔b, c → d (index 4 = d)
+    msa = write(tmp_path / "m.fa", ">a\nAAAA-A\n>b\nAAAA-C\n>c\nCCCCTT\n")
+    cfg = ClusterConfig(input="phylo", msa=str(msa), neighbours=1)
+    assert phylo_neighbours(["a", "b", "c"], cfg)[:2, 0].tolist() == [1, 0]
+    with pytest.raises(InputError, match="'zz'"):
+        phylo_neighbours(["a", "zz"], cfg)
+    with pytest.raises(ConfigError, match="exactly one"):
+        ClusterConfig(input="phylo")
+
+
+def test_cli_phylo_input(tmp_path: Path) -> None:
+    fasta, labels = _synthetic(tmp_path / "s.fa", per=6)
+    ids = [r.id for r in read_dna(fasta)[0]]
+    groups = {g: [i for i in ids if labels[i] == g] for g in sorted(set(labels.values()))}
+    newick = "(" + ",".join("(" + ",".join(f"'{i}':1" for i in m) + "):10" for m in groups.values())
+    tree = write(tmp_path / "t.nwk", newick + ");\n")
+    out = tmp_path / "o"
+    args = ["cluster", str(fasta), "--n-clusters", "3", "--input", "phylo", "--tree", str(tree),
+            "--k", "4", "--steps", "10", "--runs", "1", "--heads", "1", "--vote", "1",
+            "--batch-size", "8", "--out", str(out), "--threads", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["config"]["input"] == "phylo"
+
+
+@pytest.mark.slow
+def test_real_dataset_beats_kmeans() -> None:
+    """Actinopterygii mitogenomes (113, 3 orders): 6-mer k-means reaches 0.947."""
+    import csv
+
+    from tests.conftest import SHARED
+
+    folder = SHARED / "dna" / "idelucs_Actinopterygii"
+    records, _ = read_dna(folder / "Actinopterygii.fas")
+    labels = dict(csv.reader((folder / "labels.csv").open()))
+    result = cluster_sequences(records, ClusterConfig(n_clusters=3, threads=2))
+    assert score(result.ids, result.clusters, labels)["acc"] > 0.947

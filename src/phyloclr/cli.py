@@ -479,10 +479,25 @@ def cluster(
     labels: Annotated[
         Path | None, typer.Option(help="CSV id,label: report ACC (Hungarian), NMI and ARI.")
     ] = None,
-    input_kind: Annotated[str, typer.Option("--input", help="kmer or fcgr.")] = "kmer",
+    input_kind: Annotated[
+        str, typer.Option("--input", help="kmer, fcgr or phylo (relatives from --tree/--msa).")
+    ] = "kmer",
+    tree: Annotated[
+        Path | None, typer.Option(help="--input phylo: Newick tree whose leaves are the ids.")
+    ] = None,
+    msa: Annotated[
+        Path | None, typer.Option(help="--input phylo: aligned FASTA of the same ids.")
+    ] = None,
     k: Annotated[int, typer.Option(help="k-mer size (FCGR image 2^k × 2^k).")] = 6,
-    runs: Annotated[int, typer.Option(help="Independent runs combined by majority vote.")] = 1,
-    epochs: Annotated[int, typer.Option(help="Passes over the sequences per run.")] = 50,
+    runs: Annotated[int, typer.Option(help="Independent training runs.")] = 3,
+    heads: Annotated[int, typer.Option(help="Cluster heads per run (candidate partitions).")] = 6,
+    vote: Annotated[
+        int, typer.Option(help="Best partitions (by silhouette) combined by majority vote.")
+    ] = 3,
+    neighbours: Annotated[
+        int, typer.Option(help="Strong view drawn from one of this many nearest relatives.")
+    ] = 5,
+    steps: Annotated[int, typer.Option(help="Optimiser steps per run.")] = 300,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
@@ -501,8 +516,9 @@ def cluster(
         cfg = config_from_dict(
             ClusterConfig,
             {"n_clusters": n_clusters, "input": input_kind, "k": k, "runs": runs,
-             "epochs": epochs, "batch_size": batch_size, "device": device, "seed": seed,
-             "threads": threads},
+             "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
+             "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
+             "batch_size": batch_size, "device": device, "seed": seed, "threads": threads},
         )  # fmt: skip
         records, counts = read_dna(fasta)
         lab = None

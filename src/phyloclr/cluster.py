@@ -1,12 +1,21 @@
 """Unsupervised clustering of DNA sequences with Twin Contrastive Learning (TCL).
 
-A backbone (FCGR image + CNN, or k-mer frequency vector + MLP) feeds an instance head, trained
-with NT-Xent over the 2N views (τ_I), and a cluster head (softmax over C clusters), trained with
-the cluster-level loss of :mod:`phyloclr.objectives.tcl` (τ_C, entropy term). The two views of
-every sequence are a weak and a strong mutation of it (transitions at µ, transversions at µ/2,
-small indels, random fragments of long sequences), redrawn at every step. Each sequence gets
-the argmax of the cluster head on its unmutated features; several runs are combined by
-majority vote after matching their cluster labels to the first run's (Hungarian, no labels).
+A backbone (k-mer frequency vector + MLP, as DeLUCS, or FCGR image + CNN, as CGRclust) feeds an
+instance head, trained with NT-Xent over the 2N views (τ_I), and ``heads`` cluster heads (softmax
+over C clusters), each trained with the cluster-level loss of :mod:`phyloclr.objectives.tcl`
+(τ_C, entropy term). The two views of a sequence are a weak mutation of it and a strong
+mutation of one of its ``neighbours`` nearest relatives (evolution as the augmentation; with
+``neighbours = 0`` both are mutations of the sequence itself, as CGRclust). Relatives are the
+nearest sequences by cosine distance of standardised k-mer frequencies (PCA to
+``neighbour_dims``), or, with ``--input phylo``, the nearest leaves of a given tree (patristic
+distance) or rows of a given MSA (p-distance). Views are redrawn at every step.
+
+Every head of every run proposes a partition of the unmutated sequences; each is scored by its
+silhouette (cosine, in the PCA space above, on at most ``silhouette_sample`` sequences, no
+labels involved). The ``vote`` best partitions are combined by majority vote after matching
+their labels to the best one (Hungarian on the contingency table); ``vote = 1`` keeps the best.
+When K is not given, heads have ``max_clusters`` outputs and K is the number of clusters
+holding at least ``min_cluster_fraction`` of the sequences in the final partition.
 """
 
 from __future__ import annotations
@@ -27,13 +36,13 @@ from phyloclr.devices import resolve_device
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.sequences import SeqRecord, check_unique_ids, record_alphabet
-from phyloclr.metrics import kmer_composition
 from phyloclr.models.critics import CosineCritic
-from phyloclr.models.fcgr import FCGRNet, fcgr, normalise
+from phyloclr.models.fcgr import FCGRNet, cell_index
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.objectives.contrastive import InfoNCE
 from phyloclr.objectives.tcl import ClusterLoss
-from phyloclr.views.mutation import MutationConfig, MutationViews
+from phyloclr.views import dna
+from phyloclr.views.mutation import MutationConfig
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -44,16 +53,23 @@ class ClusterConfig:
 
     n_clusters: int = 0  # 0: choose K (non-empty clusters of an over-sized head)
     max_clusters: int = 20
-    input: Literal["fcgr", "kmer"] = "kmer"
+    input: Literal["kmer", "fcgr", "phylo"] = "kmer"
+    tree: str | None = None  # --input phylo: Newick whose leaves are the sequence ids
+    msa: str | None = None  # --input phylo: aligned FASTA of the same ids
     k: int = 6
-    runs: int = 1
-    epochs: int = 50
+    runs: int = 3
+    heads: int = 6
+    vote: int = 3
+    steps: int = 300
     batch_size: int = 256
-    lr: float = 3e-4
+    lr: float = 1e-3
     tau_instance: float = 0.1
     tau_cluster: float = 1.0
     weight_instance: float = 0.7
     weight_cluster: float = 0.3
+    neighbours: int = 5
+    neighbour_dims: int = 64
+    silhouette_sample: int = 5000
     weak: MutationConfig = field(
         default_factory=lambda: MutationConfig(
             transition_rate=1e-4, transversion_rate=5e-5, mask_rate=0.0, crop_min=1.0
@@ -73,14 +89,22 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         if self.n_clusters == 1 or self.n_clusters < 0:
             raise ConfigError("n_clusters must be ≥ 2 (or 0 to choose K)")
-        if self.runs < 1 or self.epochs < 1 or self.batch_size < 4:
-            raise ConfigError("runs ≥ 1, epochs ≥ 1 and batch_size ≥ 4 are required")
+        if self.runs < 1 or self.heads < 1 or self.steps < 1 or self.batch_size < 4:
+            raise ConfigError("runs ≥ 1, heads ≥ 1, steps ≥ 1 and batch_size ≥ 4 are required")
+        if not 1 <= self.vote <= self.runs * self.heads:
+            raise ConfigError("vote must lie in 1..runs × heads")
         if not 1 <= self.k <= 8:
             raise ConfigError("k must lie in 1..8")
+        if self.neighbours < 0 or self.neighbour_dims < 2:
+            raise ConfigError("neighbours must be ≥ 0 and neighbour_dims ≥ 2")
+        if self.input == "phylo" and (self.tree is None) == (self.msa is None):
+            raise ConfigError("--input phylo needs exactly one of --tree or --msa")
+        if self.input == "phylo" and self.neighbours == 0:
+            raise ConfigError("--input phylo draws views from relatives: neighbours must be ≥ 1")
 
 
 class TCLModel(nn.Module):
-    """Backbone → instance head (NT-Xent) and cluster head (softmax over C)."""
+    """Backbone → instance head (NT-Xent) and ``heads`` cluster heads (softmax over C)."""
 
     def __init__(self, cfg: ClusterConfig, n_clusters: int):
         super().__init__()
@@ -90,22 +114,49 @@ class TCLModel(nn.Module):
         else:
             self.backbone = nn.Sequential(nn.Linear(4**cfg.k, 512), nn.ReLU(), nn.Linear(512, 512))
         self.instance = ProjectionHead(512, 512, 128)
-        self.cluster = nn.Sequential(
-            nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, n_clusters)
+        self.clusters = nn.ModuleList(
+            nn.Sequential(nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, n_clusters))
+            for _ in range(cfg.heads)
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, ...) features → (embedding (B, 512), instance z (B, 128), P (B, C))."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """x (B, ...) features → (embedding (B, 512), instance z (B, 128), [P (B, C)] per head)."""
         h = self.backbone(x)
-        return h, self.instance(h), torch.softmax(self.cluster(h), dim=1)
+        return h, self.instance(h), [torch.softmax(c(h), dim=1) for c in self.clusters]
 
 
-def featurise(seqs: Sequence[str], cfg: ClusterConfig) -> torch.Tensor:
-    """FCGR images (B, 1, 2^k, 2^k), normalised, or k-mer frequencies (B, 4^k)."""
-    if cfg.input == "fcgr":
-        return torch.from_numpy(normalise(fcgr(seqs, cfg.k))).unsqueeze(1)
-    comp = kmer_composition([s.upper().replace("U", "T") for s in seqs], cfg.k, "ACGT")
-    return torch.from_numpy(normalise(comp))  # per sequence: min-max, then z-score
+class Featuriser:
+    """Coded sequences → network input: standardised k-mer frequencies (B, 4^k), each k-mer
+    centred and scaled by its mean and s.d. over the unmutated sequences (as DeLUCS), or FCGR
+    images (B, 1, 2^k, 2^k), each min-max scaled then z-scored (as CGRclust)."""
+
+    def __init__(self, codes: Sequence[np.ndarray], cfg: ClusterConfig, chunk: int = 2048):
+        self.k, self.image = cfg.k, cfg.input == "fcgr"
+        size = 4**cfg.k
+        total, total_sq, n = np.zeros(size), np.zeros(size), 0
+        for start in range(0, len(codes), chunk):
+            f = dna.frequencies(dna.kmer_counts(codes[start : start + chunk], cfg.k))
+            total += f.sum(0)
+            total_sq += (f.astype(np.float64) ** 2).sum(0)
+            n += len(f)
+        self.mean = (total / n).astype(np.float32)
+        var = np.maximum(total_sq / n - (total / n) ** 2, 0.0)
+        self.scale = (1.0 / np.maximum(np.sqrt(var), 1e-6)).astype(np.float32)
+        self.cells = np.argsort(cell_index(cfg.k))  # FCGR cell → k-mer index
+
+    def standardised(self, codes: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, 4^k) standardised k-mer frequencies."""
+        return (dna.frequencies(dna.kmer_counts(codes, self.k)) - self.mean) * self.scale
+
+    def __call__(self, codes: Sequence[np.ndarray]) -> torch.Tensor:
+        if not self.image:
+            return torch.from_numpy(self.standardised(codes))
+        x = dna.kmer_counts(codes, self.k)[:, self.cells]
+        lo, hi = x.min(1, keepdims=True), x.max(1, keepdims=True)
+        x = (x - lo) / np.maximum(hi - lo, 1e-12)
+        x = (x - x.mean(1, keepdims=True)) / np.maximum(x.std(1, keepdims=True), 1e-12)
+        side = 1 << self.k
+        return torch.from_numpy(x.reshape(len(codes), 1, side, side))
 
 
 @dataclass
@@ -114,8 +165,10 @@ class ClusterResult:
     clusters: np.ndarray  # (N,) int, 0..K-1
     probability: np.ndarray  # (N,) float
     k: int
-    embeddings: np.ndarray  # (N, 512) of the first run
+    embeddings: np.ndarray  # (N, 512) backbone output of the run holding the best partition
     summary: dict[str, object]
+    candidates: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
+    # every head's partition: (silhouette, run, labels (N,)), best first
 
 
 def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
@@ -130,49 +183,119 @@ def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
     return records, {"ambiguous_bases": ambiguous}
 
 
+def reduce(feats: Featuriser, codes: Sequence[np.ndarray], dims: int, seed: int,
+           chunk: int = 2048) -> np.ndarray:  # fmt: skip
+    """(N, dims) PCA of the standardised k-mer frequencies (fitted on ≤ 20,000 sequences)."""
+    from sklearn.decomposition import PCA
+
+    n = len(codes)
+    dims = max(1, min(dims, n - 1, 4**feats.k))
+    rng = np.random.default_rng(seed)
+    fit = np.sort(rng.choice(n, min(n, 20_000), replace=False))
+    pca = PCA(dims, svd_solver="randomized", random_state=seed)
+    pca.fit(feats.standardised([codes[i] for i in fit]))
+    parts = [
+        pca.transform(feats.standardised(codes[s : s + chunk])).astype(np.float32)
+        for s in range(0, n, chunk)
+    ]
+    return np.concatenate(parts)
+
+
+def kmer_neighbours(space: np.ndarray, n: int) -> np.ndarray:
+    """(N, n) indices of each row's n nearest other rows by cosine distance."""
+    from sklearn.neighbors import NearestNeighbors
+
+    n = min(n, len(space) - 1)
+    _, idx = NearestNeighbors(n_neighbors=n + 1, metric="cosine").fit(space).kneighbors(space)
+    return _drop_self(idx, n)
+
+
+def _drop_self(idx: np.ndarray, n: int) -> np.ndarray:
+    out = np.empty((len(idx), n), dtype=np.int64)
+    for i, row in enumerate(idx):
+        others = row[row != i]
+        out[i] = others[:n]
+    return out
+
+
+def phylo_neighbours(ids: list[str], cfg: ClusterConfig) -> np.ndarray:
+    """(N, n) nearest relatives of each sequence: leaves of ``cfg.tree`` by patristic distance
+    or rows of ``cfg.msa`` by p-distance; every id must be in the tree or the MSA."""
+    if cfg.tree is not None:
+        from phyloclr.evolution.patristic import patristic_distances
+        from phyloclr.io.newick import read_trees
+
+        tree = read_trees(cfg.tree)[0][1]
+        names, dist = tree.leaf_names, patristic_distances(tree)
+    else:
+        from phyloclr.evolution.distances import p_distances
+        from phyloclr.io.fasta import read_aligned_fasta
+
+        assert cfg.msa is not None
+        rows = read_aligned_fasta(cfg.msa)
+        names = [r.id for r in rows]
+        dist = np.nan_to_num(p_distances([r.aligned or r.seq for r in rows])[0], nan=1.0)
+    where = {name: i for i, name in enumerate(names)}
+    missing = [x for x in ids if x not in where]
+    if missing:
+        raise InputError(cfg.tree or cfg.msa, "sequence not in the tree/MSA", missing[0])
+    order = np.array([where[x] for x in ids])
+    sub = np.asarray(dist)[np.ix_(order, order)]
+    n = min(cfg.neighbours, len(ids) - 1)
+    return _drop_self(np.argsort(sub, axis=1, kind="stable")[:, : n + 1], n)
+
+
 def _train_run(
-    seqs: list[str], cfg: ClusterConfig, n_clusters: int, seed: int, device: torch.device,
-    progress: Progress | None, run: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    codes: list[np.ndarray], feats: Featuriser, relatives: np.ndarray | None, cfg: ClusterConfig,
+    n_clusters: int, seed: int, device: torch.device, progress: Progress | None, run: int,
+) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
+    """One TCL run → (per head (N, C) probabilities of the unmutated sequences, (N, 512))."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = TCLModel(cfg, n_clusters).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     instance = InfoNCE(CosineCritic(), cfg.tau_instance)
     cluster = ClusterLoss(cfg.tau_cluster)
-    weak, strong = MutationViews(cfg.weak, "dna"), MutationViews(cfg.strong, "dna")
-    n = len(seqs)
+    n = len(codes)
     batch = min(cfg.batch_size, n)
-    steps_per_epoch = max(1, n // batch)
-    total = cfg.epochs * steps_per_epoch
-    step = 0
     model.train()
-    for _ in range(cfg.epochs):
-        order = rng.permutation(n)
-        for b in range(steps_per_epoch):
-            idx = order[b * batch : (b + 1) * batch]
-            v1 = featurise([weak(seqs[i], rng) for i in idx], cfg).to(device)
-            v2 = featurise([strong(seqs[i], rng) for i in idx], cfg).to(device)
-            _, z1, p1 = model(v1)
-            _, z2, p2 = model(v2)
-            loss = cfg.weight_instance * instance(z1, z2).loss + cfg.weight_cluster * cluster(
-                p1, p2
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if progress is not None:
-                progress(f"run {run + 1}/{cfg.runs}", step, total)
+    for step in range(cfg.steps):
+        idx = rng.choice(n, batch, replace=False)
+        partner = idx
+        if relatives is not None:
+            partner = relatives[idx, rng.integers(0, relatives.shape[1], batch)]
+        v1 = feats([dna.mutate(codes[i], cfg.weak, rng) for i in idx]).to(device)
+        v2 = feats([dna.mutate(codes[i], cfg.strong, rng) for i in partner]).to(device)
+        _, z1, p1 = model(v1)
+        _, z2, p2 = model(v2)
+        loss_c = sum(cluster(a, b) for a, b in zip(p1, p2, strict=True)) / len(p1)
+        loss = cfg.weight_instance * instance(z1, z2).loss + cfg.weight_cluster * loss_c
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress is not None:
+            progress(f"run {run + 1}/{cfg.runs}", step + 1, cfg.steps)
     model.eval()
-    embs, probs = [], []
+    embs: list[np.ndarray] = []
+    probs: list[list[np.ndarray]] = [[] for _ in range(cfg.heads)]
     with torch.no_grad():
         for start in range(0, n, 512):
-            h, _, p = model(featurise(seqs[start : start + 512], cfg).to(device))
+            h, _, ps = model(feats(codes[start : start + 512]).to(device))
             embs.append(h.cpu().numpy())
-            probs.append(p.cpu().numpy())
-    prob = np.concatenate(probs)
-    return prob.argmax(1), prob, np.concatenate(embs)
+            for head, p in zip(probs, ps, strict=True):
+                head.append(p.cpu().numpy())
+    return [np.concatenate(p) for p in probs], np.concatenate(embs)
+
+
+def silhouette(space: np.ndarray, labels: np.ndarray, sample: int, seed: int) -> float:
+    """Cosine silhouette of a partition (−1 when it has a single cluster)."""
+    from sklearn.metrics import silhouette_score
+
+    if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
+        return -1.0
+    size = sample if len(labels) > sample else None
+    return float(silhouette_score(space, labels, metric="cosine", sample_size=size,
+                                  random_state=seed))  # fmt: skip
 
 
 def label_mapping(reference: np.ndarray, other: np.ndarray, k: int) -> np.ndarray:
@@ -200,55 +323,76 @@ def cluster_sequences(
         raise InputError(
             None, f"{len(short)} sequences are shorter than k={cfg.k}: {', '.join(short[:10])}"
         )
-    seqs = [r.seq for r in records]
+    if len(records) < 3:
+        raise InputError(None, f"clustering needs at least 3 sequences, got {len(records)}")
     t0 = time.perf_counter()
+    ids = [r.id for r in records]
+    codes = [dna.encode(r.seq) for r in records]
+    feats = Featuriser(codes, cfg)
+    space = reduce(feats, codes, cfg.neighbour_dims, cfg.seed)
+    relatives: np.ndarray | None = None
+    if cfg.input == "phylo":
+        relatives = phylo_neighbours(ids, cfg)
+    elif cfg.neighbours > 0:
+        relatives = kmer_neighbours(space, cfg.neighbours)
     head = cfg.n_clusters or cfg.max_clusters
-    votes: list[np.ndarray] = []
-    probs: list[np.ndarray] = []
-    first_emb: np.ndarray | None = None
+    candidates: list[tuple[float, int, np.ndarray]] = []  # (silhouette, run, (N, C) probs)
+    embeddings: list[np.ndarray] = []
     for run in range(cfg.runs):
-        labels, prob, emb = _train_run(seqs, cfg, head, cfg.seed + run, device, progress, run)
-        if votes:
-            mapping = label_mapping(votes[0], labels, head)
-            labels = mapping[labels]
-            aligned = np.empty_like(prob)
-            aligned[:, mapping] = prob
-            prob = aligned
-        else:
-            first_emb = emb
-        votes.append(labels)
-        probs.append(prob)
-    counts = np.zeros((len(seqs), head))
-    for labels in votes:
-        counts[np.arange(len(seqs)), labels] += 1.0
-    counts[np.arange(len(seqs)), votes[0]] += 0.5  # ties go to the reference run
-    final = counts.argmax(1)
-    mean_prob = np.mean(np.stack(probs), axis=0)
+        probs, emb = _train_run(
+            codes, feats, relatives, cfg, head, cfg.seed + run, device, progress, run
+        )
+        embeddings.append(emb)
+        for p in probs:
+            sil = silhouette(space, p.argmax(1), cfg.silhouette_sample, cfg.seed)
+            candidates.append((sil, run, p))
+    candidates.sort(key=lambda c: -c[0])
+    chosen = candidates[: cfg.vote]
+    final, mean_prob = vote([c[2] for c in chosen], head)
     probability = mean_prob[np.arange(len(final)), final]
     k_used = head
     if cfg.n_clusters == 0:
         sizes = np.bincount(final, minlength=head)
         keep = np.flatnonzero(sizes >= max(1, cfg.min_cluster_fraction * len(final)))
         k_used = len(keep)
-        remap = {int(c): i for i, c in enumerate(keep)}
+        remap = np.full(head, -1)
+        remap[keep] = np.arange(k_used)
         # sequences in clusters below the floor go to their most probable kept cluster
         best_kept = keep[mean_prob[:, keep].argmax(1)]
-        final = np.array(
-            [remap.get(int(c), remap[int(b)]) for c, b in zip(final, best_kept, strict=True)]
-        )
+        final = np.where(remap[final] >= 0, remap[final], remap[best_kept])
         probability = mean_prob[np.arange(len(final)), keep[final]] / mean_prob[:, keep].sum(1)
-    assert first_emb is not None
     summary: dict[str, object] = {
         "config": config_to_dict(cfg),
         "n_sequences": len(records),
         "k": int(k_used),
         "k_chosen": cfg.n_clusters == 0,
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
+        "silhouettes": [round(c[0], 4) for c in candidates],
+        "voted_silhouettes": [round(c[0], 4) for c in chosen],
         "seconds": time.perf_counter() - t0,
     }
     return ClusterResult(
-        [r.id for r in records], final, probability, int(k_used), first_emb, summary
-    )
+        ids, final, probability, int(k_used), embeddings[chosen[0][1]], summary,
+        [(sil, run, p.argmax(1)) for sil, run, p in candidates],
+    )  # fmt: skip
+
+
+def vote(probs: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote of partitions given as (N, k) probabilities, labels matched to the first
+    (which also breaks ties) → (final labels (N,), mean matched probabilities (N, k))."""
+    reference = probs[0].argmax(1)
+    n = len(reference)
+    counts = np.zeros((n, k))
+    counts[np.arange(n), reference] += 0.5
+    total = np.zeros((n, k))
+    for p in probs:
+        labels = p.argmax(1)
+        mapping = label_mapping(reference, labels, k)
+        counts[np.arange(n), mapping[labels]] += 1.0
+        aligned = np.empty_like(p)
+        aligned[:, mapping] = p
+        total += aligned
+    return counts.argmax(1), total / len(probs)
 
 
 def score(ids: list[str], clusters: np.ndarray, labels: dict[str, str]) -> dict[str, object]:

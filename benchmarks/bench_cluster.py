@@ -1,0 +1,97 @@
+"""Clustering benchmark on every labelled dataset in ../shared/data/dna.
+
+Rows per dataset: 6-mer frequencies + k-means (3 seeds, scikit-learn, n_init=10); phyloclr
+cluster with its defaults (k-mer input, 3 runs × 6 heads, vote of the 3 best partitions by
+silhouette) for 3 seeds, and from the same runs the single-run result (best head of run 1);
+optionally the FCGR input (``--fcgr``). Each result is appended as one JSON line to ``--out``
+(an interrupted benchmark resumes where it stopped); ``summarise.py cluster`` makes the table.
+
+    python benchmarks/bench_cluster.py --out cluster.jsonl [--datasets a,b] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna
+from phyloclr.evaluate import hungarian_accuracy
+from phyloclr.metrics import kmer_composition
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dna"
+
+
+def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {"acc": hungarian_accuracy(y, pred), "nmi": float(normalized_mutual_info_score(y, pred)),
+            "ari": float(adjusted_rand_score(y, pred))}  # fmt: skip
+
+
+def datasets(names: list[str] | None) -> list[Path]:
+    found = sorted(d for d in DATA.iterdir() if (d / "labels.csv").exists())
+    found.sort(key=lambda d: sum(f.stat().st_size for f in d.iterdir()))  # small first
+    return [d for d in found if names is None or any(n in d.name for n in names)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--datasets", default=None)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
+    ap.add_argument("--fcgr-only", action="store_true")
+    args = ap.parse_args()
+    done = set()
+    if args.out.exists():
+        done = {(r["dataset"], r["method"], r["seed"]) for r in map(json.loads, args.out.open())}
+    machine = f"{platform.processor() or platform.machine()}, {args.threads} thread(s)"
+    for d in datasets(args.datasets.split(",") if args.datasets else None):
+        fasta = next(p for p in d.iterdir() if p.suffix in (".fas", ".fasta"))
+        records, _ = read_dna(fasta)
+        labels = dict(csv.reader((d / "labels.csv").open()))
+        y = np.array([labels[r.id] for r in records])
+        k = len(set(y))
+
+        def emit(method: str, seed: int, pred: np.ndarray, seconds: float, d: Path = d,
+                 y: np.ndarray = y, k: int = k, **extra: object) -> None:  # fmt: skip
+            row = {"dataset": d.name, "n": len(y), "k": k, "method": method, "seed": seed,
+                   **scores(y, pred), "seconds": seconds, "machine": machine, **extra}  # fmt: skip
+            with args.out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+        if not args.fcgr_only:
+            for seed in range(args.seeds):
+                if (d.name, "kmeans-6mer", seed) in done:
+                    continue
+                t = time.perf_counter()
+                x = kmer_composition([r.seq.upper() for r in records], 6, "ACGT")
+                pred = KMeans(k, n_init=10, random_state=seed).fit_predict(x)
+                emit("kmeans-6mer", seed, pred, time.perf_counter() - t)
+        inputs = ["fcgr"] if args.fcgr_only else ["kmer"] + (["fcgr"] if args.fcgr else [])
+        for kind in inputs:
+            for seed in range(args.seeds):
+                if (d.name, f"phyloclr-{kind}-vote", seed) in done:
+                    continue
+                cfg = ClusterConfig(n_clusters=k, input=kind, seed=seed * 100,  # type: ignore[arg-type]
+                                    threads=args.threads, device="cpu")  # fmt: skip
+                t = time.perf_counter()
+                res = cluster_sequences(records, cfg)
+                seconds = time.perf_counter() - t
+                first = next(c for c in res.candidates if c[1] == 0)
+                emit(f"phyloclr-{kind}-single", seed, first[2], seconds / cfg.runs,
+                     silhouette=first[0])  # fmt: skip
+                emit(f"phyloclr-{kind}-vote", seed, res.clusters, seconds,
+                     silhouettes=res.summary["voted_silhouettes"])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
