@@ -48,7 +48,7 @@ demo: setup
 	$(BIN)/phyloclr evaluate $(DEMO_OUT)/seeds.h5 --labels $(DEMO_OUT)/seeds_labels.csv \
 		--plot $(DEMO_OUT)/seeds_map.png --json $(DEMO_OUT)/seeds_scores.json
 	$(BIN)/phyloclr cluster data/dna/Influenza-A.fas --n-clusters 5 \
-		--labels data/dna/Influenza-A_labels.csv --epochs 30 --out $(DEMO_OUT)/flu
+		--labels data/dna/Influenza-A_labels.csv --steps 150 --runs 1 --out $(DEMO_OUT)/flu
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,43 @@
+"""Scalable de novo families: two-hit prefilter + Opal alignment, sharded over 2 processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from phyloclr.families.homology import SearchSettings, homology_components
+from phyloclr.io.fasta import read_aligned_fasta
+from tests.conftest import PROTEIN
+
+
+def _pooled(n_files: int = 4) -> tuple[list[str], list[str]]:
+    seqs, labels = [], []
+    for f in sorted((PROTEIN / "trimal_eggnog").glob("*.fasta"))[:n_files]:
+        for r in read_aligned_fasta(f):
+            seqs.append(r.seq)
+            labels.append(f.name)
+    return seqs, labels
+
+
+def test_two_processes_recover_eggnog_groups_and_store_is_reused(tmp_path: Path) -> None:
+    seqs, labels = _pooled()
+    res = homology_components(seqs, workers=2, shard_size=50, store_dir=tmp_path)
+    assert adjusted_rand_score(labels, res.labels) > 0.9
+    assert res.searched == len(set(seqs))
+    # same corpus again: nothing is searched, same families
+    again = homology_components(seqs, workers=1, store_dir=tmp_path)
+    assert again.searched == 0 and adjusted_rand_score(res.labels, again.labels) == 1.0
+    # a grown corpus: only the new sequences are searched
+    more, more_labels = _pooled(5)
+    grown = homology_components(more, workers=2, shard_size=50, store_dir=tmp_path)
+    assert 0 < grown.searched == len(set(more)) - len(set(seqs))
+    assert adjusted_rand_score(more_labels, grown.labels) > 0.9
+
+
+def test_unrelated_sequences_stay_singletons() -> None:
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 300)) for _ in range(30)]
+    res = homology_components(seqs, settings=SearchSettings())
+    assert len(set(res.labels.tolist())) == 30
