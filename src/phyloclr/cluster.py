@@ -37,7 +37,7 @@ from phyloclr.errors import ConfigError, InputError
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.sequences import SeqRecord, check_unique_ids, record_alphabet
 from phyloclr.models.critics import CosineCritic
-from phyloclr.models.fcgr import FCGRNet, cell_index
+from phyloclr.models.fcgr import FCGRNet, cell_index, normalise
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.objectives.contrastive import InfoNCE
 from phyloclr.objectives.tcl import ClusterLoss
@@ -151,12 +151,9 @@ class Featuriser:
     def __call__(self, codes: Sequence[np.ndarray]) -> torch.Tensor:
         if not self.image:
             return torch.from_numpy(self.standardised(codes))
-        x = dna.kmer_counts(codes, self.k)[:, self.cells]
-        lo, hi = x.min(1, keepdims=True), x.max(1, keepdims=True)
-        x = (x - lo) / np.maximum(hi - lo, 1e-12)
-        x = (x - x.mean(1, keepdims=True)) / np.maximum(x.std(1, keepdims=True), 1e-12)
         side = 1 << self.k
-        return torch.from_numpy(x.reshape(len(codes), 1, side, side))
+        images = dna.kmer_counts(codes, self.k)[:, self.cells].reshape(len(codes), side, side)
+        return torch.from_numpy(normalise(images)).unsqueeze(1)
 
 
 @dataclass

@@ -39,16 +39,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from phyloclr.fsutil import atomic_path
+from phyloclr.kmers import kmer_keys, letter_index
 
 Progress = Callable[[str, int, int | None], None]
 
 MURPHY10 = ("LVIM", "C", "A", "G", "ST", "P", "FYW", "EDNQ", "KR", "H")
 LAMBDA, K_STAT = 0.267, 0.041  # BLOSUM62, gap open 11, extend 1 (NCBI BLAST gapped values)
 GAP_OPEN, GAP_EXTEND = 12, 1  # Opal charges gap_open for a gap's first residue: 11 + 1
-_LUT = np.full(256, -1, dtype=np.int64)
-for _code, _group in enumerate(MURPHY10):
-    for _ch in _group:
-        _LUT[ord(_ch)] = _code
+_LUT = letter_index("".join(g[0] for g in MURPHY10), {ch: g[0] for g in MURPHY10 for ch in g[1:]})
 
 
 @dataclass(frozen=True)
@@ -91,14 +89,7 @@ class KmerIndex:
 
 
 def _kmers(s: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-    codes = _LUT[np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8)]
-    if len(codes) < k:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    win = np.lib.stride_tricks.sliding_window_view(codes, k)
-    ok = (win >= 0).all(1)
-    keys = (win * (10 ** np.arange(k - 1, -1, -1))).sum(1)
-    pos = np.flatnonzero(ok)
-    return keys[pos], pos
+    return kmer_keys(s, k, _LUT, len(MURPHY10))
 
 
 def kmer_index(seqs: Sequence[str], k: int, max_kmer_ratio: float) -> KmerIndex:
@@ -161,7 +152,7 @@ def candidates(index: KmerIndex, rows: np.ndarray, seqs: Sequence[str],
     return out
 
 
-def evalue(score: np.ndarray, query_length: int, corpus_residues: int) -> np.ndarray:
+def evalue(score: np.ndarray, query_length: int | np.ndarray, corpus_residues: int) -> np.ndarray:
     """BLAST-style E-value of raw Smith-Waterman scores (BLOSUM62, 11/1)."""
     return K_STAT * query_length * corpus_residues * np.exp(-LAMBDA * np.asarray(score, float))
 
@@ -329,7 +320,7 @@ def homology_components(
     cols = {c: np.concatenate([p[c] for p in pieces]) if pieces else np.zeros(0, t)
             for c, t in _STORE_COLS.items()}  # fmt: skip
     residues = sum(len(s) for s in seqs)
-    e = K_STAT * cols["q_len"] * float(residues) * np.exp(-LAMBDA * cols["score"].astype(float))
+    e = evalue(cols["score"], cols["q_len"], residues)
     cov = np.minimum(cols["q_cov"], cols["t_cov"])
     ok = (e <= settings.evalue) & (cov >= settings.min_coverage)
     where = first_of

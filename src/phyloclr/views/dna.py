@@ -21,13 +21,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from phyloclr.kmers import letter_index
 from phyloclr.views.mutation import MutationConfig
 
 AMBIGUOUS = 4
-_LUT = np.full(256, AMBIGUOUS, dtype=np.uint8)
-for _i, _ch in enumerate("ACGT"):
-    _LUT[ord(_ch)] = _LUT[ord(_ch.lower())] = _i
-_LUT[ord("U")] = _LUT[ord("u")] = 3
+_INDEX = letter_index("ACGT", {"U": "T"})
+_LUT = np.where(_INDEX >= 0, _INDEX, AMBIGUOUS).astype(np.uint8)
 
 
 def encode(seq: str) -> np.ndarray:
