@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -145,13 +146,17 @@ def test_label_pattern_corpus(protein: Path, tmp_path: Path) -> None:
     assert all(f.alignment_label() == "yes (famsa)" for f in fset)
 
 
-def test_de_novo_corpus_recovers_families(protein: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["prefilter", "phmmer"])
+def test_de_novo_corpus_recovers_families(protein: Path, tmp_path: Path, method: str) -> None:
     corpus, truth = _pooled_corpus(protein, tmp_path)
-    fset = build_families([corpus], FamiliesConfig(threads=1))
+    cfg = FamiliesConfig(threads=1, workers=2, denovo_method=method)  # type: ignore[arg-type]
+    fset = build_families([corpus], cfg, cache_dir=tmp_path / "cache")
     pred = {name: i for i, fam in enumerate(fset) for name in fam.names}
     ids = sorted(truth)
     assert adjusted_rand_score([truth[i] for i in ids], [pred[i] for i in ids]) > 0.9
     assert fset.n_sequences == len(truth)  # singletons are kept, nobody is dropped
+    assert json.loads(fset.config_json)["denovo_method"] == method
+    assert (tmp_path / "cache" / "edges").is_dir() == (method == "prefilter")
 
 
 def test_cache_is_reused(protein: Path, tmp_path: Path) -> None:

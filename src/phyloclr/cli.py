@@ -126,6 +126,13 @@ def families(
     threads: Annotated[
         int | None, typer.Option(help="Threads for pyhmmer/FAMSA (0 = all).")
     ] = None,
+    denovo_method: Annotated[
+        str | None,
+        typer.Option(help="De novo corpus families: 'prefilter' (fast, proteins) or 'phmmer'."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML config; its 'families' section is used.")
     ] = None,
@@ -149,6 +156,8 @@ def families(
             "distance_model": distance,
             "threads": threads,
             "build_nj": True if nj else None,
+            "denovo_method": denovo_method,
+            "workers": workers,
         }
         changes = {k: v for k, v in overrides.items() if v is not None}
         if changes:
@@ -231,6 +240,13 @@ def pretrain(
     label_pattern: Annotated[
         str | None, typer.Option(help="Regex on FASTA headers giving family labels.")
     ] = None,
+    denovo_method: Annotated[
+        str | None,
+        typer.Option(help="De novo corpus families: 'prefilter' (fast, proteins) or 'phmmer'."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     time_budget: Annotated[
         str | None, typer.Option(help="Stop after this much training time (e.g. 10m).")
@@ -268,6 +284,10 @@ def pretrain(
             fam["hmm_db"] = str(hmm_db)
         if label_pattern is not None:
             fam["label_pattern"] = label_pattern
+        if denovo_method is not None:
+            fam["denovo_method"] = denovo_method
+        if workers is not None:
+            fam["workers"] = workers
         run = data["run"]
         if max_steps is not None:
             run["max_steps"] = max_steps

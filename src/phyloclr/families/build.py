@@ -12,8 +12,15 @@ from phyloclr.config import config_to_json
 from phyloclr.errors import InputError
 from phyloclr.families import cache as family_cache
 from phyloclr.families.config import FamiliesConfig
-from phyloclr.families.corpus import Assignment, by_hmmscan, by_pattern, de_novo
+from phyloclr.families.corpus import (
+    Assignment,
+    by_hmmscan,
+    by_pattern,
+    de_novo,
+    de_novo_prefilter,
+)
 from phyloclr.families.distances import compute_distances
+from phyloclr.families.homology import SearchSettings
 from phyloclr.families.load import InputFile, expand_inputs, read_alignments, sniff
 from phyloclr.families.model import Family, FamilySet
 from phyloclr.families.trees import assign_trees, attach_tree
@@ -85,7 +92,8 @@ def build_families(
             cfg.unaligned == "corpus" or (cfg.unaligned == "auto" and not item.in_directory)
         )
         if as_corpus:
-            assignment = _split_corpus(item.path, cfg, progress)
+            store = cdir / "edges" if use_cache else None
+            assignment = _split_corpus(item.path, cfg, store, progress)
             unassigned.extend(assignment.unassigned)
             if assignment.unassigned:
                 shown = ", ".join(assignment.unassigned[:10])
@@ -160,7 +168,21 @@ def build_families(
     return fset
 
 
-def _split_corpus(path: Path, cfg: FamiliesConfig, progress: Progress | None) -> Assignment:
+def search_settings(cfg: FamiliesConfig) -> SearchSettings:
+    """The prefilter search settings a families config asks for."""
+    return SearchSettings(
+        evalue=cfg.denovo_evalue,
+        min_coverage=cfg.denovo_min_coverage,
+        prefilter_k=cfg.denovo_prefilter_k,
+        two_hit_window=cfg.denovo_two_hit_window,
+        max_candidates=cfg.denovo_max_candidates,
+        max_kmer_ratio=cfg.denovo_max_kmer_ratio,
+    )
+
+
+def _split_corpus(
+    path: Path, cfg: FamiliesConfig, store: Path | None, progress: Progress | None
+) -> Assignment:
     records = read_fasta(path)
     alphabet = detect_alphabet(records, path)
     if cfg.label_pattern is not None:
@@ -175,6 +197,10 @@ def _split_corpus(path: Path, cfg: FamiliesConfig, progress: Progress | None) ->
             regions=cfg.hmm_regions,
             threads=cfg.threads,
             progress=progress,
+        )
+    if cfg.denovo_method == "prefilter" and alphabet == "protein":
+        return de_novo_prefilter(
+            records, search_settings(cfg), store_dir=store, workers=cfg.workers, progress=progress
         )
     return de_novo(
         records,

@@ -19,9 +19,16 @@ class FamiliesConfig:
     label_pattern: regex on the header (``id description``); the named group ``family``, else
       group 1, else the whole match, is the family label. Corpus mode 1.
     hmm_db: HMM database (e.g. Pfam-A.hmm) for hmmscan assignment. Corpus mode 2.
-    Without either, corpus families are built de novo (mode 3): phmmer all-against-all,
-    edges with E ≤ denovo_evalue covering ≥ denovo_min_coverage of both sequences,
-    connected components.
+    Without either, corpus families are built de novo (mode 3): edges join sequences whose
+    local alignment has E ≤ denovo_evalue and covers ≥ denovo_min_coverage of both; families
+    are the connected components (singletons kept).
+    denovo_method: 'prefilter' (proteins; :mod:`phyloclr.families.homology`): reduced-alphabet
+      k-mers of length denovo_prefilter_k, two hits within denovo_two_hit_window residues on
+      one diagonal, at most denovo_max_candidates per query, k-mers over denovo_max_kmer_ratio
+      × the mean frequency ignored; then pyopal Smith-Waterman with BLAST E-values, in
+      ``workers`` processes, with an edge store that a grown corpus reuses. 'phmmer': pyhmmer
+      phmmer all-against-all (the slow reference). DNA corpora always use nhmmer.
+    workers: processes for the prefilter search (0 = every core this process may use).
     """
 
     unaligned: Literal["auto", "corpus", "family"] = "auto"
@@ -32,6 +39,12 @@ class FamiliesConfig:
     hmm_regions: Literal["domain", "sequence"] = "domain"
     denovo_evalue: float = 1e-5
     denovo_min_coverage: float = 0.5
+    denovo_method: Literal["prefilter", "phmmer"] = "prefilter"
+    denovo_prefilter_k: int = 5
+    denovo_two_hit_window: int = 40
+    denovo_max_candidates: int = 200
+    denovo_max_kmer_ratio: float = 5.0
+    workers: int = 0
     distance_model: Literal["auto", "p", "jc69", "poisson", "kimura"] = "auto"
     max_distance: float = 5.0
     build_nj: bool = False
@@ -53,5 +66,17 @@ class FamiliesConfig:
                 raise ConfigError(f"{name} must be > 0")
         if not 0.0 <= self.denovo_min_coverage <= 1.0:
             raise ConfigError("denovo_min_coverage must lie in [0, 1]")
+        if self.denovo_method not in ("prefilter", "phmmer"):
+            raise ConfigError("denovo_method must be 'prefilter' or 'phmmer'")
+        if not 2 <= self.denovo_prefilter_k <= 12:
+            raise ConfigError("denovo_prefilter_k must lie in [2, 12]")
+        if self.denovo_two_hit_window < self.denovo_prefilter_k:
+            raise ConfigError("denovo_two_hit_window must be ≥ denovo_prefilter_k")
+        if self.denovo_max_candidates < 1:
+            raise ConfigError("denovo_max_candidates must be ≥ 1")
+        if not self.denovo_max_kmer_ratio > 0:
+            raise ConfigError("denovo_max_kmer_ratio must be > 0")
+        if self.workers < 0:
+            raise ConfigError("workers must be ≥ 0 (0 = all cores available to this process)")
         if self.threads < 0:
             raise ConfigError("threads must be ≥ 0 (0 = all cores available to this process)")

@@ -16,6 +16,7 @@ from scipy.sparse.csgraph import connected_components
 
 from phyloclr.errors import InputError
 from phyloclr.families.align import available_threads
+from phyloclr.families.homology import SearchSettings, homology_components
 from phyloclr.io.sequences import Alphabet, SeqRecord
 
 Progress = Callable[[str, int, int | None], None]
@@ -194,8 +195,36 @@ def de_novo(
             progress("homology search", done, n)
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
+    return _components(records, labels)
+
+
+def de_novo_prefilter(
+    records: Sequence[SeqRecord],
+    settings: SearchSettings,
+    *,
+    store_dir: Path | None = None,
+    workers: int = 0,
+    progress: Progress | None = None,
+) -> Assignment:
+    """Protein families by :func:`phyloclr.families.homology.homology_components` (k-mer
+    prefilter, SIMD Smith-Waterman, connected components, process shards, edge store under
+    ``store_dir``). Labelled ``denovo_00001``... by decreasing size, as :func:`de_novo`."""
+    result = homology_components(
+        [r.seq for r in records],
+        settings=settings,
+        store_dir=store_dir,
+        workers=available_threads(workers),
+        shard_size=max(50, min(1000, len(records) // (4 * max(1, available_threads(workers))))),
+        progress=progress,
+    )
+    return _components(records, result.labels)
+
+
+def _components(records: Sequence[SeqRecord], labels: np.ndarray) -> Assignment:
+    """Groups from component labels, ``denovo_00001``... by decreasing size (ties: first
+    member first)."""
     members: dict[int, list[int]] = {}
-    for i, lab in enumerate(labels):
+    for i, lab in enumerate(labels.tolist()):
         members.setdefault(int(lab), []).append(i)
     ordered = sorted(members.values(), key=lambda m: (-len(m), m[0]))
     width = max(5, len(str(len(ordered))))

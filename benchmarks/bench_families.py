@@ -1,0 +1,227 @@
+"""De novo family building at corpus scale (issue 6): quality and scaling.
+
+Quality — the eggNOG alignments pooled and unlabelled (../shared/data/protein/trimal_eggnog,
+69 orthologous groups): how well de novo families recover the groups (adjusted Rand index,
+precision and recall of same-family pairs), for the prefilter path on the whole pool and, side
+by side on a subset (at most ``--per-group`` members of each group), the prefilter path and
+pyhmmer phmmer all-against-all with the same edge rule and components (the slow reference):
+
+    python benchmarks/bench_families.py quality --out families.jsonl [--per-group 30]
+
+Scaling — ``phyloclr families``' library call (family building, MSAs and distances) on nested
+random samples of a FASTA corpus (see make_corpus.py), each in a fresh process whose whole
+process tree's memory is sampled (peak summed PSS, peak largest RSS):
+
+    python benchmarks/bench_families.py scale --fasta corpus.fasta --sizes 20000,50000 \\
+        --out families.jsonl [--workers 2]
+
+Each result is one JSON line appended to ``--out``; a size already there is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics.cluster import contingency_matrix
+
+from phyloclr.families.build import search_settings
+from phyloclr.families.config import FamiliesConfig
+from phyloclr.families.corpus import Assignment, de_novo, de_novo_prefilter
+from phyloclr.io.fasta import read_aligned_fasta, read_fasta
+from phyloclr.io.sequences import SeqRecord
+
+EGGNOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "protein" / "trimal_eggnog"
+
+
+def machine() -> str:
+    return f"{psutil.cpu_count()}-core {platform.machine()}, {platform.python_version()}"
+
+
+def pair_scores(truth: list[int], pred: list[int]) -> dict[str, float]:
+    """ARI and precision / recall of same-family pairs."""
+    c = contingency_matrix(truth, pred, sparse=True).astype(np.int64)
+    both = int((c.data * (c.data - 1) // 2).sum())
+    rows = np.asarray(c.sum(axis=1)).ravel()
+    cols = np.asarray(c.sum(axis=0)).ravel()
+    same_true = int((rows * (rows - 1) // 2).sum())
+    same_pred = int((cols * (cols - 1) // 2).sum())
+    return {
+        "ari": float(adjusted_rand_score(truth, pred)),
+        "pair_precision": both / same_pred if same_pred else 1.0,
+        "pair_recall": both / same_true if same_true else 1.0,
+    }
+
+
+def labels_of(assignment: Assignment, n: int) -> list[int]:
+    lab = [-1] * n
+    for k, members in enumerate(assignment.groups.values()):
+        for rec in members:
+            lab[int(rec.id)] = k
+    return lab
+
+
+def quality(out: Path, per_group: int, workers: int) -> None:
+    pooled: list[tuple[str, int]] = []
+    subset: list[tuple[str, int]] = []
+    for g, f in enumerate(sorted(EGGNOG.glob("*.fasta"))):
+        recs = read_aligned_fasta(f)
+        pooled += [(r.seq, g) for r in recs]
+        subset += [(r.seq, g) for r in recs[:per_group]]
+    cfg = FamiliesConfig()
+    done = _done(out, "set")
+    for name, data, methods in (
+        ("eggnog pooled", pooled, ("prefilter",)),
+        (f"eggnog ≤{per_group} per group", subset, ("prefilter", "phmmer")),
+    ):
+        records = [SeqRecord(str(i), s) for i, (s, _) in enumerate(data)]
+        truth = [g for _, g in data]
+        for method in methods:
+            if (name, method) in done:
+                continue
+            t0 = time.perf_counter()
+            if method == "prefilter":
+                a = de_novo_prefilter(records, search_settings(cfg), workers=workers)
+            else:
+                a = de_novo(records, "protein", evalue=cfg.denovo_evalue,
+                            min_coverage=cfg.denovo_min_coverage, threads=workers)  # fmt: skip
+            wall = time.perf_counter() - t0
+            row = {"kind": "quality", "set": name, "method": method, "sequences": len(records),
+                   "groups": len(set(truth)), "families": len(a.groups), "wall_s": round(wall, 1),
+                   **pair_scores(truth, labels_of(a, len(records))), "workers": workers,
+                   "machine": machine()}  # fmt: skip
+            _append(out, row)
+
+
+def _done(out: Path, key: str) -> set:
+    if not out.exists():
+        return set()
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    if key == "set":
+        return {(r["set"], r["method"]) for r in rows if r["kind"] == "quality"}
+    return {(r["source"], r["sequences"]) for r in rows if r["kind"] == "scale"}
+
+
+def _append(out: Path, row: dict) -> None:
+    with out.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+class MemoryWatch:
+    """Peak summed PSS and peak single-process RSS of a process and its descendants."""
+
+    def __init__(self, pid: int, every: float = 1.0):
+        self.proc = psutil.Process(pid)
+        self.every = every
+        self.peak_pss = 0
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            pss, rss = 0, 0
+            for p in procs:
+                try:
+                    info = p.memory_full_info()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                pss += info.pss
+                rss = max(rss, info.rss)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_rss = max(self.peak_rss, rss)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def child(fasta: str, workers: int) -> None:
+    """Run in a fresh process: build families of ``fasta`` and print stage times as JSON."""
+    from phyloclr.families.build import build_families
+
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        marks.setdefault(stage, time.perf_counter() - t0)
+
+    fset = build_families([fasta], FamiliesConfig(workers=workers), use_cache=False,
+                          progress=progress)  # fmt: skip
+    sizes = np.array([f.size for f in fset])
+    print(json.dumps({
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "homology_s": round(marks.get("distances", float("nan")), 1),
+        "families": len(sizes), "non_singleton": int((sizes > 1).sum()),
+        "largest": int(sizes.max()), "in_families_of_2plus": int(sizes[sizes > 1].sum()),
+    }))  # fmt: skip
+
+
+def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int) -> None:
+    records = read_fasta(fasta)
+    order = np.random.default_rng(seed).permutation(len(records))
+    done = _done(out, "source")
+    for n in sizes:
+        if (fasta.name, n) in done or n > len(records):
+            continue
+        sample = [records[i] for i in sorted(order[:n].tolist())]  # nested samples
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"sample{n}.fasta"
+            path.write_text("".join(f">{r.id}\n{r.seq}\n" for r in sample))
+            proc = subprocess.Popen([sys.executable, __file__, "child", str(path), str(workers)],
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+            watch = MemoryWatch(proc.pid)
+            stdout, _ = proc.communicate()
+            watch.stop()
+        if proc.returncode != 0:
+            raise SystemExit(f"sample of {n} failed (exit {proc.returncode})")
+        result = json.loads(stdout.strip().splitlines()[-1])
+        row = {"kind": "scale", "source": fasta.name, "sequences": n,
+               "residues": sum(len(r.seq) for r in sample), **result,
+               "peak_pss_mib": watch.peak_pss >> 20, "peak_rss_mib": watch.peak_rss >> 20,
+               "workers": workers, "machine": machine()}  # fmt: skip
+        _append(out, row)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "child":
+        child(sys.argv[2], int(sys.argv[3]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--per-group", type=int, default=30)
+    s = sub.add_parser("scale")
+    s.add_argument("--fasta", type=Path, required=True)
+    s.add_argument("--sizes", default="20000,50000,100000,200000")
+    s.add_argument("--seed", type=int, default=0)
+    for p in (q, s):
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    if args.cmd == "quality":
+        quality(args.out, args.per_group, args.workers)
+    else:
+        scale(args.fasta, [int(x) for x in args.sizes.split(",")], args.out, args.workers,
+              args.seed)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
