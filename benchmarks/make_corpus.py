@@ -58,8 +58,8 @@ def sdist(package: str, version: str, work: Path) -> Path:
     """Download and unpack a PyPI source distribution; its root directory."""
     root = work / f"{package}-{version}"
     if not root.exists():
-        with urllib.request.urlopen(f"https://pypi.org/pypi/{package}/{version}/json") as r:
-            urls = json.load(r)["urls"]
+        with urllib.request.urlopen(f"https://pypi.org/pypi/{package}/json") as r:
+            urls = json.load(r)["releases"][version]
         url = next(u["url"] for u in urls if u["packagetype"] == "sdist")
         with urllib.request.urlopen(url) as r, tarfile.open(fileobj=io.BytesIO(r.read())) as t:
             t.extractall(work, filter="data")
@@ -109,8 +109,19 @@ def blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
     table = bytes.maketrans(bytes(range(len(NCBISTDAA))), NCBISTDAA.encode())
     for i in range(count):
         text = psq[seq[i] : seq[i + 1] - 1].translate(table).decode()
-        m = re.search(rb"[A-Z0-9_.]{4,}", phr[hdr[i] : hdr[i + 1]])
-        yield (m.group(0).decode() if m else f"oid{i}"), text
+        yield _title(phr[hdr[i] : hdr[i + 1]]) or f"oid{i}", text
+
+
+def _title(asn: bytes) -> str | None:
+    """The first word (before '|') of the first VisibleString (BER tag 0x1a) of a header."""
+    at = asn.find(b"\x1a")
+    if at < 0:
+        return None
+    n, at = asn[at + 1], at + 2
+    if n & 0x80:  # long form: the low bits say how many length bytes follow
+        width = n & 0x7F
+        n, at = int.from_bytes(asn[at : at + width], "big"), at + width
+    return asn[at : at + n].decode("ascii", "replace").split("|")[0].split()[0]
 
 
 class Writer:

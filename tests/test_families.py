@@ -191,3 +191,17 @@ def test_bad_config() -> None:
         FamiliesConfig(distance_model="nonsense")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         FamiliesConfig(label_pattern="(")
+
+
+def test_famsa_takes_selenocysteine_and_keeps_it(tmp_path: Path) -> None:
+    from phyloclr.families.align import align_famsa
+    from phyloclr.io.sequences import SeqRecord
+
+    recs = [
+        SeqRecord("a", "MKVLUAAGHWTRE"),
+        SeqRecord("b", "MKVLCAGHWTRE"),
+        SeqRecord("c", "MKOLCAAGHWTRE"),
+    ]
+    rows = [r.aligned for r in align_famsa(recs, threads=1)]
+    assert [row.replace("-", "") for row in rows] == [r.seq for r in recs]
+    assert len({len(row) for row in rows}) == 1

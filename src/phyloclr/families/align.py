@@ -30,13 +30,26 @@ def align_famsa(records: Sequence[SeqRecord], threads: int = 0) -> list[SeqRecor
     aligner = pyfamsa.Aligner(threads=available_threads(threads), guide_tree="upgma")
     keys = [str(i).encode() for i in range(len(records))]  # ids may hold any character
     msa = aligner.align(
-        pyfamsa.Sequence(k, r.seq.encode()) for k, r in zip(keys, records, strict=True)
+        pyfamsa.Sequence(k, r.seq.upper().translate(_FAMSA_SAFE).encode())
+        for k, r in zip(keys, records, strict=True)
     )
     rows = {s.id: s.sequence.decode() for s in msa}
     return [
-        SeqRecord(r.id, r.seq, r.description, rows[k].upper())
+        SeqRecord(r.id, r.seq, r.description, _restore(rows[k].upper(), r.seq.upper()))
         for k, r in zip(keys, records, strict=True)
     ]
+
+
+#: letters FAMSA rejects (selenocysteine U, pyrrolysine O, J) are aligned as X, then restored
+_FAMSA_SAFE = str.maketrans("UOJ", "XXX")
+
+
+def _restore(row: str, seq: str) -> str:
+    """The aligned row with the sequence's own letters put back where X stood in for them."""
+    if row.replace("-", "") == seq:
+        return row
+    letters = iter(seq)
+    return "".join(ch if ch == "-" else next(letters) for ch in row)
 
 
 def align_hmm(hmm: plan7.HMM, records: Sequence[SeqRecord]) -> list[SeqRecord]:

@@ -15,9 +15,9 @@
    batches, best first; one already joined to the query by earlier edges is skipped.
 3. Families are the connected components of the edges; singletons stay families of one.
 
-Queries are cut into shards that run in a pool of processes; each finished shard is written
-to an edge store on disk (atomic files under the cache directory, keyed by the search
-settings), holding for every searched sequence (by content digest) its hits with scores and
+Queries are cut into shards that run in a pool of processes (a fresh process per shard);
+each finished shard is written to an edge store on disk (atomic files under the cache
+directory, keyed by the search settings), holding for every searched sequence (by content digest) its hits with scores and
 coverages. A later run, after an interruption or on a corpus that grew, searches only the
 sequences the store has not seen (their hits reach the old ones, and edges are undirected)
 and re-applies the E-value and coverage thresholds with the current corpus size.
@@ -30,8 +30,7 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -228,6 +227,10 @@ def _find(parent: dict[int, int], x: int) -> int:
     return root
 
 
+def _search_rows(rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    return rows, _search_shard(rows)
+
+
 def _search_shard(rows: np.ndarray) -> dict[str, np.ndarray]:
     """Edges found for the query rows: arrays q, t (row numbers), score, q_cov, t_cov.
 
@@ -341,25 +344,28 @@ def homology_components(
     if shards:
         index = kmer_index(seqs, settings.prefilter_k, settings.max_kmer_ratio)
         done = 0
-        if workers <= 1:
+        if len(shards) == 1:
             _init_worker(seqs, index, settings)
-            results = ((rows, _search_shard(rows)) for rows in shards)
+            results: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]] = [_search_rows(shards[0])]
+            pool = None
+        else:
+            # a fresh process per shard: pyopal leaks a little memory on every high-scoring
+            # alignment (about 8 kB), which would add up over a long-lived worker
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = multiprocessing.get_context(method).Pool(
+                max(1, workers), _init_worker, (seqs, index, settings), maxtasksperchild=1
+            )
+            results = pool.imap_unordered(_search_rows, shards)
+        try:
             for rows, hits in results:
                 done += 1
                 new_hits.append(_record(store, dig, seqs, rows, hits))
                 if progress is not None:
                     progress("homology search", done, len(shards))
-        else:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            ctx = multiprocessing.get_context(method)
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(seqs, index, settings)) as pool:  # fmt: skip
-                futures = {pool.submit(_search_shard, rows): rows for rows in shards}
-                for fut in as_completed(futures):
-                    done += 1
-                    new_hits.append(_record(store, dig, seqs, futures[fut], fut.result()))
-                    if progress is not None:
-                        progress("homology search", done, len(shards))
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
     # every hit known for this corpus, as digests
     pieces = list(new_hits)
     if stored is not None and len(stored["q"]):
