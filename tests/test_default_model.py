@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,10 +58,15 @@ def _heldout_map(model_path: Path, protein: Path) -> float:
 
 @pytest.mark.slow
 def test_readme_command_reproduces_the_default_model(protein: Path, tmp_path: Path) -> None:
+    """Needs the training corpus: PHYLOCLR_TRAINING_CORPUS=training_clean.fasta, written by
+    benchmarks/make_corpus.py and benchmarks/training_corpus.py as the README says."""
+    corpus = os.environ.get("PHYLOCLR_TRAINING_CORPUS")
+    if not corpus or not Path(corpus).is_file():
+        pytest.skip("set PHYLOCLR_TRAINING_CORPUS to the README's training_clean.fasta")
     run = tmp_path / "default-model"
     cmd = [
         sys.executable, "-m", "phyloclr.cli", "pretrain", str(protein / "trimal_eggnog"),
-        str(ROOT / "data" / "protein" / "seeds"),
+        str(ROOT / "data" / "protein" / "seeds"), corpus,
         "--config", str(ROOT / "configs" / "default-model.yaml"),
         "--exclude-families", str(ROOT / "benchmarks" / "heldout_families.txt"), "--out", str(run),
     ]  # fmt: skip
