@@ -17,10 +17,11 @@
 
 Queries are cut into shards that run in a pool of processes (a fresh process per shard);
 each finished shard is written to an edge store on disk (atomic files under the cache
-directory, keyed by the search settings), holding for every searched sequence (by content digest) its hits with scores and
-coverages. A later run, after an interruption or on a corpus that grew, searches only the
-sequences the store has not seen (their hits reach the old ones, and edges are undirected)
-and re-applies the E-value and coverage thresholds with the current corpus size.
+directory, keyed by the search settings), holding for every searched sequence (by content
+digest) its hits with scores and coverages. A later run, after an interruption or on a
+corpus that grew, searches only the sequences the store has not seen (their hits reach the
+old ones, and edges are undirected) and re-applies the E-value and coverage thresholds with
+the current corpus size.
 """
 
 from __future__ import annotations
