@@ -191,6 +191,10 @@ def test_bad_config() -> None:
         FamiliesConfig(distance_model="nonsense")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         FamiliesConfig(label_pattern="(")
+    for bad in ({"denovo_method": "blast"}, {"denovo_two_hit_window": 3}, {"workers": -1},
+                {"denovo_max_candidates": 0}, {"denovo_prefilter_k": 1}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            FamiliesConfig(**bad)  # type: ignore[arg-type]
 
 
 def test_famsa_takes_selenocysteine_and_keeps_it(tmp_path: Path) -> None:
