@@ -39,8 +39,9 @@ def test_two_processes_recover_eggnog_groups_and_store_is_reused(tmp_path: Path)
 def test_unrelated_sequences_stay_singletons() -> None:
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 300)) for _ in range(30)]
+    seqs += ["MKV", "XXXXXXXX", ""]  # no k-mer at all: singletons, not a crash
     res = homology_components(seqs, settings=SearchSettings())
-    assert len(set(res.labels.tolist())) == 30
+    assert len(set(res.labels.tolist())) == 33
 
 
 def test_long_queries_in_pieces_find_the_same_candidates(monkeypatch) -> None:

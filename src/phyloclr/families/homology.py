@@ -168,7 +168,7 @@ def candidates(index: KmerIndex, rows: np.ndarray, seqs: Sequence[str],
             if b >= len(qk):
                 break
             a = int(np.searchsorted(qp, qp[b] - window, "left"))
-        target = np.concatenate(targets)
+        target = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
         if len(target) == 0:
             out.append(np.zeros(0, dtype=np.int64))
             continue
@@ -248,6 +248,8 @@ def _search_shard(rows: np.ndarray) -> dict[str, np.ndarray]:
     out: dict[str, list[float]] = {c: [] for c in ("q", "t", "score", "q_cov", "t_cov")}
     for q, cols in zip(rows.tolist(), cand, strict=True):
         m = len(seqs[q])
+        if len(cols) == 0:
+            continue
         min_score = (math.log(K_STAT * m * residues) - math.log(settings.evalue)) / LAMBDA
         for start in range(0, len(cols), settings.batch):
             root = _find(parent, q)
