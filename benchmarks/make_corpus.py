@@ -19,7 +19,6 @@ is kept). Needs ``pip install pyrodigal`` for the gene predictions.
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
 import lzma
@@ -29,8 +28,11 @@ import tarfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from Bio import SeqIO
+
+from phyloclr.io.fasta import open_text as fasta_open_text
 
 DEBIAN = {
     "mmseqs2-examples": "usr/share/doc/mmseqs2/example-data/DB.fasta.gz",
@@ -66,12 +68,11 @@ def sdist(package: str, version: str, work: Path) -> Path:
     return root
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt")  # type: ignore[return-value]
+def open_text(path: Path) -> IO[str]:
+    """phyloclr's reader (plain or gzipped, by magic bytes), plus xz for kleborate's genomes."""
     if path.suffix == ".xz":
-        return lzma.open(path, "rt")  # type: ignore[return-value]
-    return open(path)
+        return lzma.open(path, "rt")
+    return fasta_open_text(path)
 
 
 def fasta(path: Path) -> Iterator[tuple[str, str]]:

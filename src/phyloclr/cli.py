@@ -92,6 +92,16 @@ def _fmt_distance(value: object) -> str:
     return str(value)
 
 
+#: options shared by `families` and `pretrain` (de novo corpus families)
+DenovoMethodOption = Annotated[
+    str | None,
+    typer.Option(help="De novo corpus families: 'prefilter' (fast, proteins) or 'phmmer'."),
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")
+]
+
+
 @app.command()
 def families(
     inputs: Annotated[
@@ -126,13 +136,8 @@ def families(
     threads: Annotated[
         int | None, typer.Option(help="Threads for pyhmmer/FAMSA (0 = all).")
     ] = None,
-    denovo_method: Annotated[
-        str | None,
-        typer.Option(help="De novo corpus families: 'prefilter' (fast, proteins) or 'phmmer'."),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")
-    ] = None,
+    denovo_method: DenovoMethodOption = None,
+    workers: WorkersOption = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML config; its 'families' section is used.")
     ] = None,
@@ -240,13 +245,8 @@ def pretrain(
     label_pattern: Annotated[
         str | None, typer.Option(help="Regex on FASTA headers giving family labels.")
     ] = None,
-    denovo_method: Annotated[
-        str | None,
-        typer.Option(help="De novo corpus families: 'prefilter' (fast, proteins) or 'phmmer'."),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")
-    ] = None,
+    denovo_method: DenovoMethodOption = None,
+    workers: WorkersOption = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
     time_budget: Annotated[
         str | None, typer.Option(help="Stop after this much training time (e.g. 10m).")

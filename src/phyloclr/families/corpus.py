@@ -209,12 +209,13 @@ def de_novo_prefilter(
     """Protein families by :func:`phyloclr.families.homology.homology_components` (k-mer
     prefilter, SIMD Smith-Waterman, connected components, process shards, edge store under
     ``store_dir``). Labelled ``denovo_00001``... by decreasing size, as :func:`de_novo`."""
+    processes = available_threads(workers)
     result = homology_components(
         [r.seq for r in records],
         settings=settings,
         store_dir=store_dir,
-        workers=available_threads(workers),
-        shard_size=max(50, min(1000, len(records) // (4 * max(1, available_threads(workers))))),
+        workers=processes,
+        shard_size=max(50, min(1000, len(records) // (4 * processes))),
         progress=progress,
     )
     return _components(records, result.labels)

@@ -379,9 +379,8 @@ def homology_components(
     e = evalue(cols["score"], cols["q_len"], residues)
     cov = np.minimum(cols["q_cov"], cols["t_cov"])
     ok = (e <= settings.evalue) & (cov >= settings.min_coverage)
-    where = first_of
-    qi = np.array([where.get(int(d), -1) for d in cols["q"][ok]], dtype=np.int64)
-    ti = np.array([where.get(int(d), -1) for d in cols["t"][ok]], dtype=np.int64)
+    qi = np.array([first_of.get(int(d), -1) for d in cols["q"][ok]], dtype=np.int64)
+    ti = np.array([first_of.get(int(d), -1) for d in cols["t"][ok]], dtype=np.int64)
     inside = (qi >= 0) & (ti >= 0)
     qi, ti = qi[inside], ti[inside]
     # identical sequences join the first copy
