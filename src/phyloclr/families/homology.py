@@ -31,7 +31,8 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+import queue
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -190,8 +191,15 @@ def _pairs(index: KmerIndex, lo: np.ndarray, n: np.ndarray, qp: np.ndarray, wind
     diag = index.pos[hit].astype(np.int64) - qpos + _DIAG_OFFSET
     key = index.seq[hit].astype(np.int64) * _DIAG_SPAN + diag
     del hit, diag
-    order = np.lexsort((qpos, key))
-    key, qpos = key[order], qpos[order]
+    qbits = max(1, int(qpos[-1]).bit_length())  # query positions ascend: the last is largest
+    if int(key.max()) < (1 << (63 - qbits)):
+        # one packed key (target, diagonal, query position): a plain sort, no argsort
+        packed = np.sort((key << qbits) | qpos)
+        key, qpos = packed >> qbits, packed & ((1 << qbits) - 1)
+        del packed
+    else:
+        order = np.lexsort((qpos, key))
+        key, qpos = key[order], qpos[order]
     gap = qpos[1:] - qpos[:-1]
     pair = (key[1:] == key[:-1]) & (gap >= index.k) & (gap <= window)
     target = key[1:][pair] // _DIAG_SPAN
@@ -228,35 +236,45 @@ def _find(parent: dict[int, int], x: int) -> int:
     return root
 
 
-def _search_rows(rows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    return rows, _search_shard(rows)
+def _search_rows(
+    task: tuple[np.ndarray, np.ndarray | None],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rows, known = task
+    return rows, _search_shard(rows, known)
 
 
-def _search_shard(rows: np.ndarray) -> dict[str, np.ndarray]:
+def _search_shard(rows: np.ndarray, known: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Edges found for the query rows: arrays q, t (row numbers), score, q_cov, t_cov.
 
     Candidates are aligned in batches, best first, and a candidate already joined to the
-    query through edges found earlier in this shard is skipped: the components come out the
-    same as with every candidate aligned, at a fraction of the alignments.
+    query is skipped: joined by the components ``known`` when the shard started ((N,) label
+    of each row, from the edges of finished shards and of the store) or by edges found
+    earlier in this shard. The components come out the same as with every candidate
+    aligned, at a fraction of the alignments.
     """
     seqs: list[str] = _W["seqs"]  # type: ignore[assignment]
     settings: SearchSettings = _W["settings"]  # type: ignore[assignment]
     db, aligner = _W["db"], _W["aligner"]
     residues: int = _W["residues"]  # type: ignore[assignment]
     cand = candidates(_W["index"], rows, seqs, settings)  # type: ignore[arg-type]
-    parent: dict[int, int] = {}
+    label = known.tolist() if known is not None else range(len(seqs))
+    parent: dict[int, int] = {}  # union-find over the known components' labels
     out: dict[str, list[float]] = {c: [] for c in ("q", "t", "score", "q_cov", "t_cov")}
     for q, cols in zip(rows.tolist(), cand, strict=True):
         m = len(seqs[q])
         if len(cols) == 0:
             continue
         min_score = (math.log(K_STAT * m * residues) - math.log(settings.evalue)) / LAMBDA
-        for start in range(0, len(cols), settings.batch):
-            root = _find(parent, q)
-            batch = [int(c) for c in cols[start : start + settings.batch]
-                     if _find(parent, int(c)) != root]  # fmt: skip
+        todo = cols.tolist()
+        while todo:
+            root = _find(parent, label[q])
+            batch: list[int] = []
+            while todo and len(batch) < settings.batch:
+                c = todo.pop(0)
+                if _find(parent, label[c]) != root:
+                    batch.append(c)
             if not batch:
-                continue
+                break
             ends = aligner.align(seqs[q], db.extract(batch), mode="end")  # type: ignore[attr-defined]
             good = [batch[r.target_index] for r in ends if r.score >= min_score]
             if not good:
@@ -269,7 +287,7 @@ def _search_shard(rows: np.ndarray) -> dict[str, np.ndarray]:
                     continue
                 for c, v in zip(out, (q, t, r.score, q_cov, t_cov), strict=True):
                     out[c].append(v)
-                a, b = _find(parent, q), _find(parent, t)
+                a, b = _find(parent, label[q]), _find(parent, label[t])
                 if a != b:
                     parent[a] = b
     return {
@@ -278,6 +296,39 @@ def _search_shard(rows: np.ndarray) -> dict[str, np.ndarray]:
         "q_cov": np.array(out["q_cov"], dtype=np.float32),
         "t_cov": np.array(out["t_cov"], dtype=np.float32),
     }  # fmt: skip
+
+
+class _Components:
+    """Union-find over the corpus rows, fed with edges as shards finish."""
+
+    def __init__(self, n: int):
+        self.parent = np.arange(n, dtype=np.int64)
+
+    def _roots(self, x: np.ndarray) -> np.ndarray:
+        while True:
+            up = self.parent[x]
+            if np.array_equal(up, x):
+                return x
+            x = up
+
+    def _find(self, x: int) -> int:
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    def join(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Join rows a[i] and b[i] (arrays of equal length)."""
+        for u, v in zip(a.tolist(), b.tolist(), strict=True):
+            ru, rv = self._find(u), self._find(v)
+            if ru != rv:
+                self.parent[ru] = rv
+
+    def labels(self) -> np.ndarray:
+        """(N,) int32 root of every row (and the parents compressed to it)."""
+        self.parent = self._roots(self.parent)
+        return self.parent.astype(np.int32)
 
 
 # ---- edge store ------------------------------------------------------------------------------
@@ -343,50 +394,27 @@ def homology_components(
         first_of.setdefault(d, i)
     pending = np.array(sorted(i for d, i in first_of.items() if d not in searched), dtype=np.int64)
     shards = [pending[s : s + shard_size] for s in range(0, len(pending), shard_size)]
-    new_hits: list[dict[str, np.ndarray]] = []
-    if shards:
-        index = kmer_index(seqs, settings.prefilter_k, settings.max_kmer_ratio)
-        done = 0
-        if len(shards) == 1:
-            _init_worker(seqs, index, settings)
-            results: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]] = [_search_rows(shards[0])]
-            pool = None
-        else:
-            # a fresh process per shard: pyopal leaks a little memory on every high-scoring
-            # alignment (about 8 kB), which would add up over a long-lived worker
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            pool = multiprocessing.get_context(method).Pool(
-                max(1, workers), _init_worker, (seqs, index, settings), maxtasksperchild=1
-            )
-            results = pool.imap_unordered(_search_rows, shards)
-        try:
-            for rows, hits in results:
-                done += 1
-                new_hits.append(_record(store, dig, seqs, rows, hits))
-                if progress is not None:
-                    progress("homology search", done, len(shards))
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
-    # every hit known for this corpus, as digests
-    pieces = list(new_hits)
-    if stored is not None and len(stored["q"]):
-        pieces.append(stored)
-    cols = {c: np.concatenate([p[c] for p in pieces]) if pieces else np.zeros(0, t)
-            for c, t in _STORE_COLS.items()}  # fmt: skip
     residues = sum(len(s) for s in seqs)
-    e = evalue(cols["score"], cols["q_len"], residues)
-    cov = np.minimum(cols["q_cov"], cols["t_cov"])
-    ok = (e <= settings.evalue) & (cov >= settings.min_coverage)
-    qi = np.array([first_of.get(int(d), -1) for d in cols["q"][ok]], dtype=np.int64)
-    ti = np.array([first_of.get(int(d), -1) for d in cols["t"][ok]], dtype=np.int64)
-    inside = (qi >= 0) & (ti >= 0)
-    qi, ti = qi[inside], ti[inside]
     # identical sequences join the first copy
     dup = np.array([i for i in range(n) if first_of[int(dig[i])] != i], dtype=np.int64)
+    copy_of = np.array([first_of[int(dig[i])] for i in dup], dtype=np.int64)
+    pieces: list[dict[str, np.ndarray]] = []
+    if stored is not None and len(stored["q"]):
+        pieces.append(stored)
+    components = _Components(n)
+    components.join(dup, copy_of)
+    components.join(*_edges(pieces, first_of, residues, settings))
+    if shards:
+        index = kmer_index(seqs, settings.prefilter_k, settings.max_kmer_ratio)
+        runs = _run_shards(shards, components, seqs, index, settings, workers)
+        for done, (rows, hits) in enumerate(runs, 1):
+            pieces.append(_record(store, dig, seqs, rows, hits))
+            components.join(*_edges(pieces[-1:], first_of, residues, settings))
+            if progress is not None:
+                progress("homology search", done, len(shards))
+    qi, ti = _edges(pieces, first_of, residues, settings)
     rows_all = np.concatenate([qi, dup])
-    cols_all = np.concatenate([ti, np.array([first_of[int(dig[i])] for i in dup], np.int64)])
+    cols_all = np.concatenate([ti, copy_of])
     graph = coo_matrix((np.ones(len(rows_all)), (rows_all, cols_all)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp)
@@ -394,7 +422,57 @@ def homology_components(
     order = np.lexsort((first, -sizes))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return HomologyResult(rank[comp], int(inside.sum()), len(pending))
+    return HomologyResult(rank[comp], len(qi), len(pending))
+
+
+def _edges(pieces: list[dict[str, np.ndarray]], first_of: dict[int, int], residues: int,
+           settings: SearchSettings) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Rows (q, t) joined by the hits that pass the thresholds, for this corpus's size."""
+    if not pieces:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cols = {c: np.concatenate([p[c] for p in pieces]) for c in _STORE_COLS}
+    e = evalue(cols["score"], cols["q_len"], residues)
+    cov = np.minimum(cols["q_cov"], cols["t_cov"])
+    ok = (e <= settings.evalue) & (cov >= settings.min_coverage)
+    qi = np.array([first_of.get(int(d), -1) for d in cols["q"][ok]], dtype=np.int64)
+    ti = np.array([first_of.get(int(d), -1) for d in cols["t"][ok]], dtype=np.int64)
+    inside = (qi >= 0) & (ti >= 0)
+    return qi[inside], ti[inside]
+
+
+def _run_shards(shards: list[np.ndarray], components: _Components, seqs: list[str],
+                index: KmerIndex, settings: SearchSettings,
+                workers: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:  # fmt: skip
+    """Search the shards, each handed the components known when it starts (a shard is
+    submitted only when a worker is free, so it sees every shard finished before it)."""
+    if len(shards) == 1:
+        _init_worker(seqs, index, settings)
+        yield _search_rows((shards[0], components.labels()))
+        return
+    # a fresh process per shard: pyopal leaks a little memory on every high-scoring
+    # alignment (about 8 kB), which would add up over a long-lived worker
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    workers = max(1, workers)
+    pool = multiprocessing.get_context(method).Pool(
+        workers, _init_worker, (seqs, index, settings), maxtasksperchild=1
+    )
+    done: queue.Queue = queue.Queue()
+    todo = list(reversed(shards))
+    running = 0
+    try:
+        while todo or running:
+            while todo and running < workers:
+                task = (todo.pop(), components.labels())
+                pool.apply_async(_search_rows, (task,), callback=done.put, error_callback=done.put)
+                running += 1
+            result = done.get()
+            running -= 1
+            if isinstance(result, BaseException):
+                raise result
+            yield result
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def _record(store: EdgeStore | None, dig: np.ndarray, seqs: Sequence[str], rows: np.ndarray,
