@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,18 @@ def test_de_novo_corpus_recovers_families(protein: Path, tmp_path: Path, method:
     assert fset.n_sequences == len(truth)  # singletons are kept, nobody is dropped
     assert json.loads(fset.config_json)["denovo_method"] == method
     assert (tmp_path / "cache" / "edges").is_dir() == (method == "prefilter")
+
+
+def test_families_aligned_in_two_processes_match_one(protein: Path, tmp_path: Path) -> None:
+    corpus, _ = _pooled_corpus(protein, tmp_path)
+    base = FamiliesConfig(label_pattern=r"fam=(?P<family>\S+)", build_nj=True, threads=1)
+    one = build_families([corpus], replace(base, workers=1), use_cache=False)
+    two = build_families([corpus], replace(base, workers=2), use_cache=False)
+    assert [f.id for f in one] == [f.id for f in two]
+    for a, b in zip(one, two, strict=True):
+        assert a.rows == b.rows and a.alignment_origin == b.alignment_origin == "famsa"
+        assert np.array_equal(a.distances, b.distances)
+        assert b.tree is not None and sorted(b.tree.leaf_names) == sorted(a.names)
 
 
 def test_cache_is_reused(protein: Path, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pyhmmer.plan7 as plan7
 from phyloclr.config import config_to_json
 from phyloclr.errors import InputError
 from phyloclr.families import cache as family_cache
+from phyloclr.families.align import available_threads
 from phyloclr.families.config import FamiliesConfig
 from phyloclr.families.corpus import (
     Assignment,
@@ -140,12 +143,10 @@ def build_families(
     if tree_path is not None:
         assign_trees(families, read_trees(tree_path), tree_path, warnings)
 
-    for n_done, fam in enumerate(families, start=1):
-        compute_distances(fam, cfg, hmms.get(fam.id))
+    families = _all_distances(families, cfg, hmms, progress)
+    for fam in families:
         for note in fam.notes:
             warnings.append(f"family {fam.id!r}: {note}")
-        if progress is not None:
-            progress("distances", n_done, len(families))
     saturated = [f for f in families if f.saturated_pairs]
     if saturated:
         worst = sorted(saturated, key=lambda f: -f.saturated_pairs / max(1, f.size**2))[:5]
@@ -166,6 +167,51 @@ def build_families(
     if use_cache:
         family_cache.save(fset, cdir, key)
     return fset
+
+
+def _all_distances(
+    families: list[Family],
+    cfg: FamiliesConfig,
+    hmms: dict[str, plan7.HMM],
+    progress: Progress | None,
+) -> list[Family]:
+    """Every family with its alignment and distances, in the same order. Unaligned families
+    of two or more without a tree or HMM (the de novo ones) are aligned by FAMSA in
+    ``cfg.workers`` processes, one thread each, largest first; the rest in this process."""
+    out = list(families)
+    pooled = [
+        i
+        for i, f in enumerate(families)
+        if cfg.align_unaligned and not f.aligned and f.size >= 2 and f.tree is None
+        and f.id not in hmms
+    ]  # fmt: skip
+    processes = available_threads(cfg.workers)
+    if processes < 2 or len(pooled) < 2:
+        pooled = []
+    done = 0
+    for i in sorted(set(range(len(families))) - set(pooled)):
+        compute_distances(out[i], cfg, hmms.get(out[i].id))
+        done += 1
+        if progress is not None:
+            progress("distances", done, len(families))
+    if pooled:
+        pooled.sort(key=lambda i: -families[i].size)
+        one_thread = replace(cfg, threads=1)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with multiprocessing.get_context(method).Pool(processes) as pool:
+            tasks = ((i, families[i], one_thread) for i in pooled)
+            for i, fam in pool.imap_unordered(_distances_task, tasks, chunksize=4):
+                out[i] = fam
+                done += 1
+                if progress is not None:
+                    progress("distances", done, len(families))
+    return out
+
+
+def _distances_task(task: tuple[int, Family, FamiliesConfig]) -> tuple[int, Family]:
+    i, fam, cfg = task
+    compute_distances(fam, cfg)
+    return i, fam
 
 
 def search_settings(cfg: FamiliesConfig) -> SearchSettings:

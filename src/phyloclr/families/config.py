@@ -28,7 +28,8 @@ class FamiliesConfig:
       × the mean frequency ignored; then pyopal Smith-Waterman with BLAST E-values, in
       ``workers`` processes, with an edge store that a grown corpus reuses. 'phmmer': pyhmmer
       phmmer all-against-all (the slow reference). DNA corpora always use nhmmer.
-    workers: processes for the prefilter search (0 = every core this process may use).
+    workers: processes for the prefilter search and for aligning de novo families (FAMSA, one
+      thread each; 0 = every core this process may use).
     """
 
     unaligned: Literal["auto", "corpus", "family"] = "auto"
