@@ -12,7 +12,10 @@
    BLAST-style E-value E = K·m·n·exp(−λS) with λ = 0.267, K = 0.041 (BLOSUM62 11/1), m the
    query length and n the residues of the whole corpus. An edge needs E ≤ ``evalue`` and an
    alignment covering at least ``min_coverage`` of both proteins. Candidates are aligned in
-   batches, best first; one already joined to the query by earlier edges is skipped.
+   batches, best first; one already joined to the query is skipped, whether by edges found
+   earlier in the shard or by the components known when the shard started (every finished
+   shard and the edge store): the components are the same as with every candidate aligned,
+   and a family of F members costs about F queries' worth of batches, not F².
 3. Families are the connected components of the edges; singletons stay families of one.
 
 Queries are cut into shards that run in a pool of processes (a fresh process per shard);
@@ -21,7 +24,8 @@ directory, keyed by the search settings), holding for every searched sequence (b
 digest) its hits with scores and coverages. A later run, after an interruption or on a
 corpus that grew, searches only the sequences the store has not seen (their hits reach the
 old ones, and edges are undirected) and re-applies the E-value and coverage thresholds with
-the current corpus size.
+the current corpus size. (A pair skipped because its proteins were already joined is not
+searched again if a larger corpus later pushes the joining edge over the E-value cut-off.)
 """
 
 from __future__ import annotations
