@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
     ap.add_argument("--fcgr-only", action="store_true")
+    ap.add_argument("--save", type=Path, default=None, help="folder for every candidate partition")
     args = ap.parse_args()
     done = set()
     if args.out.exists():
@@ -86,6 +87,15 @@ def main() -> None:
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t
+                if args.save is not None:  # every candidate, for looking at selection rules
+                    args.save.mkdir(parents=True, exist_ok=True)
+                    np.savez_compressed(
+                        args.save / f"{d.name}-{kind}-{seed}.npz", y=y,
+                        silhouette=np.array([c[0] for c in res.candidates]),
+                        run=np.array([c[1] for c in res.candidates]),
+                        labels=np.stack([c[2] for c in res.candidates]),
+                        refined=np.array([c[3] for c in res.candidates]),
+                    )  # fmt: skip
                 first = next(c for c in res.candidates if c[1] == 0)
                 emit(f"phyloclr-{kind}-single", seed, first[2], seconds / cfg.runs,
                      silhouette=first[0])  # fmt: skip

@@ -11,7 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from phyloclr.cli import EXIT_INPUT, app
-from phyloclr.cluster import ClusterConfig, cluster_sequences, label_mapping, read_dna, score
+from phyloclr.cluster import (
+    ClusterConfig,
+    cluster_sequences,
+    label_mapping,
+    read_dna,
+    refine,
+    score,
+)
 from phyloclr.errors import ConfigError, InputError
 from tests.conftest import write
 
@@ -37,6 +44,20 @@ def _synthetic(
     order = rng.permutation(len(lines))
     path.write_text("".join(lines[i] for i in order))
     return path, labels
+
+
+def test_refine_moves_misplaced_points_and_keeps_empty_clusters_empty() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    truth = np.repeat(np.arange(3), 30)
+    space = centres[truth] + rng.normal(0, 1, (90, 2))
+    start = truth.copy()
+    start[[0, 1, 30, 31, 60]] = [1, 2, 0, 2, 1]  # five sequences in the wrong cluster
+    resp = refine(space, start, k=5)  # a 5-output head that uses 3 clusters
+    assert resp.shape == (90, 5) and np.allclose(resp.sum(1), 1.0)
+    assert np.array_equal(resp.argmax(1), truth)
+    assert np.all(resp[:, 3:] == 0)
+    assert resp.max(1).min() > 0.99  # well-separated blobs: confident assignments
 
 
 def test_label_mapping_is_label_free_hungarian() -> None:

@@ -10,12 +10,14 @@ nearest sequences by cosine distance of standardised k-mer frequencies (PCA to
 ``neighbour_dims``), or, with ``--input phylo``, the nearest leaves of a given tree (patristic
 distance) or rows of a given MSA (p-distance). Views are redrawn at every step.
 
-Every head of every run proposes a partition of the unmutated sequences; each is scored by its
-silhouette (cosine, in the PCA space above, on at most ``silhouette_sample`` sequences, no
-labels involved). The ``vote`` best partitions are combined by majority vote after matching
-their labels to the best one (Hungarian on the contingency table); ``vote = 1`` keeps the best.
-When K is not given, heads have ``max_clusters`` outputs and K is the number of clusters
-holding at least ``min_cluster_fraction`` of the sequences in the final partition.
+Every head of every run proposes a partition of the unmutated sequences and, with ``refine``,
+a second one: Lloyd's k-means in the PCA space above started from that partition's centroids
+(the head finds the basin, k-means settles the borders). Each is scored by its silhouette
+(cosine, in the PCA space, on at most ``silhouette_sample`` sequences, no labels involved).
+The ``vote`` best partitions are combined by majority vote after matching their labels to the
+best one (Hungarian on the contingency table); ``vote = 1`` keeps the best. When K is not
+given, heads have ``max_clusters`` outputs and K is the number of clusters holding at least
+``min_cluster_fraction`` of the sequences in the final partition.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class ClusterConfig:
     neighbours: int = 5
     neighbour_dims: int = 64
     silhouette_sample: int = 5000
+    refine: bool = True
     weak: MutationConfig = field(
         default_factory=lambda: MutationConfig(
             transition_rate=1e-4, transversion_rate=5e-5, mask_rate=0.0, crop_min=1.0
@@ -164,8 +167,8 @@ class ClusterResult:
     k: int
     embeddings: np.ndarray  # (N, 512) backbone output of the run holding the best partition
     summary: dict[str, object]
-    candidates: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
-    # every head's partition: (silhouette, run, labels (N,)), best first
+    candidates: list[tuple[float, int, np.ndarray, bool]] = field(default_factory=list)
+    # every candidate partition: (silhouette, run, labels (N,), refined by k-means), best first
 
 
 def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
@@ -295,6 +298,29 @@ def silhouette(space: np.ndarray, labels: np.ndarray, sample: int, seed: int) ->
                                   random_state=seed))  # fmt: skip
 
 
+def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
+    """Lloyd's k-means in ``space`` (N, D), started from the centroids of the clusters that
+    ``labels`` (N,) uses → (N, k) responsibilities of the refined partition under an isotropic
+    Gaussian mixture with the k-means variance (clusters ``labels`` leaves empty stay empty)."""
+    from sklearn.cluster import KMeans
+
+    used = np.unique(labels)
+    out = np.zeros((len(labels), k), dtype=np.float32)
+    if len(used) < 2:
+        out[np.arange(len(labels)), labels] = 1.0
+        return out
+    centroids = np.stack([space[labels == c].mean(0) for c in used])
+    km = KMeans(len(used), init=centroids, n_init=1, max_iter=max_iter).fit(space)
+    c = km.cluster_centers_.astype(np.float64)
+    x = space.astype(np.float64)
+    d2 = (x**2).sum(1, keepdims=True) - 2 * x @ c.T + (c**2).sum(1)  # (N, used)
+    var = max(float(km.inertia_) / space.size, 1e-12)
+    logit = -(d2 - d2.min(1, keepdims=True)) / (2 * var)
+    resp = np.exp(logit)
+    out[:, used] = resp / resp.sum(1, keepdims=True)
+    return out
+
+
 def label_mapping(reference: np.ndarray, other: np.ndarray, k: int) -> np.ndarray:
     """(k,) new label of each of ``other``'s clusters so that they best overlap
     ``reference``'s (Hungarian on the contingency table; no ground truth involved)."""
@@ -333,7 +359,8 @@ def cluster_sequences(
     elif cfg.neighbours > 0:
         relatives = kmer_neighbours(space, cfg.neighbours)
     head = cfg.n_clusters or cfg.max_clusters
-    candidates: list[tuple[float, int, np.ndarray]] = []  # (silhouette, run, (N, C) probs)
+    # (silhouette, run, (N, C) probabilities, refined by k-means)
+    candidates: list[tuple[float, int, np.ndarray, bool]] = []
     embeddings: list[np.ndarray] = []
     for run in range(cfg.runs):
         probs, emb = _train_run(
@@ -341,8 +368,12 @@ def cluster_sequences(
         )
         embeddings.append(emb)
         for p in probs:
-            sil = silhouette(space, p.argmax(1), cfg.silhouette_sample, cfg.seed)
-            candidates.append((sil, run, p))
+            options = [(p, False)] + (
+                [(refine(space, p.argmax(1), head), True)] if cfg.refine else []
+            )
+            for q, refined in options:
+                sil = silhouette(space, q.argmax(1), cfg.silhouette_sample, cfg.seed)
+                candidates.append((sil, run, q, refined))
     candidates.sort(key=lambda c: -c[0])
     chosen = candidates[: cfg.vote]
     final, mean_prob = vote([c[2] for c in chosen], head)
@@ -370,7 +401,7 @@ def cluster_sequences(
     }
     return ClusterResult(
         ids, final, probability, int(k_used), embeddings[chosen[0][1]], summary,
-        [(sil, run, p.argmax(1)) for sil, run, p in candidates],
+        [(sil, run, p.argmax(1), refined) for sil, run, p, refined in candidates],
     )  # fmt: skip
 
 
