@@ -518,6 +518,9 @@ def cluster(
         int, typer.Option(help="Strong view drawn from one of this many nearest relatives.")
     ] = 5,
     steps: Annotated[int, typer.Option(help="Optimiser steps per run.")] = 300,
+    refine: Annotated[
+        bool, typer.Option(help="Also offer each head's partition refined by k-means.")
+    ] = True,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
@@ -539,7 +542,8 @@ def cluster(
             {"n_clusters": n_clusters, "input": input_kind, "k": k, "runs": runs,
              "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
              "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
-             "batch_size": batch_size, "device": device, "seed": seed, "threads": threads},
+             "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
+             "refine": refine},
         )  # fmt: skip
         records, counts = read_dna(fasta)
         lab = None
