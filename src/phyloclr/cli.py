@@ -519,8 +519,11 @@ def cluster(
     ] = 5,
     steps: Annotated[int, typer.Option(help="Optimiser steps per run.")] = 300,
     refine: Annotated[
-        bool, typer.Option(help="Also offer each head's partition refined by k-means.")
-    ] = True,
+        bool,
+        typer.Option(
+            help="Also offer each head's partition refined by k-means (mixed results so far)."
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,

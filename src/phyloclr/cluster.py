@@ -72,7 +72,7 @@ class ClusterConfig:
     neighbours: int = 5
     neighbour_dims: int = 64
     silhouette_sample: int = 5000
-    refine: bool = True
+    refine: bool = False
     weak: MutationConfig = field(
         default_factory=lambda: MutationConfig(
             transition_rate=1e-4, transversion_rate=5e-5, mask_rate=0.0, crop_min=1.0
