@@ -36,6 +36,16 @@ def test_two_processes_recover_eggnog_groups_and_store_is_reused(tmp_path: Path)
     assert adjusted_rand_score(more_labels, grown.labels) > 0.9
 
 
+def test_shards_skipping_known_members_give_the_same_families() -> None:
+    seqs, _ = _pooled()
+    sharded = homology_components(seqs, workers=2, shard_size=40)
+    whole = homology_components(seqs, workers=1, shard_size=len(seqs))
+    # a shard skips candidates already joined when it started, a single shard those joined by
+    # its own earlier queries: different edges, the same families
+    assert sharded.searched == whole.searched == len(set(seqs))
+    assert adjusted_rand_score(whole.labels, sharded.labels) == 1.0
+
+
 def test_unrelated_sequences_stay_singletons() -> None:
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 300)) for _ in range(30)]
