@@ -94,7 +94,6 @@ def main() -> None:
                         silhouette=np.array([c[0] for c in res.candidates]),
                         run=np.array([c[1] for c in res.candidates]),
                         labels=np.stack([c[2] for c in res.candidates]),
-                        refined=np.array([c[3] for c in res.candidates]),
                     )  # fmt: skip
                 first = next(c for c in res.candidates if c[1] == 0)
                 emit(f"phyloclr-{kind}-single", seed, first[2], seconds / cfg.runs,

@@ -521,9 +521,9 @@ def cluster(
     refine: Annotated[
         bool,
         typer.Option(
-            help="Also offer each head's partition refined by k-means (mixed results so far)."
+            help="Refine the voted partition by k-means in the PCA space (from its centroids)."
         ),
-    ] = False,
+    ] = True,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,

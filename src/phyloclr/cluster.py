@@ -10,12 +10,14 @@ nearest sequences by cosine distance of standardised k-mer frequencies (PCA to
 ``neighbour_dims``), or, with ``--input phylo``, the nearest leaves of a given tree (patristic
 distance) or rows of a given MSA (p-distance). Views are redrawn at every step.
 
-Every head of every run proposes a partition of the unmutated sequences and, with ``refine``,
-a second one: Lloyd's k-means in the PCA space above started from that partition's centroids
-(the head finds the basin, k-means settles the borders). Each is scored by its silhouette
-(cosine, in the PCA space, on at most ``silhouette_sample`` sequences, no labels involved).
-The ``vote`` best partitions are combined by majority vote after matching their labels to the
-best one (Hungarian on the contingency table); ``vote = 1`` keeps the best. When K is not
+Every head of every run proposes a partition of the unmutated sequences; each is scored by its
+silhouette (cosine, in the PCA space above, on at most ``silhouette_sample`` sequences, no
+labels involved). The ``vote`` best partitions are combined by majority vote after matching
+their labels to the best one (Hungarian on the contingency table); ``vote = 1`` keeps the best.
+With ``refine`` (the default) the voted partition is then refined by Lloyd's k-means in the PCA
+space, started from its centroids: the heads find the basin, k-means settles the borders. The
+probability reported is the heads' mean (matched) probability of the final cluster, so a
+sequence that k-means moved away from the heads' choice shows a low one. When K is not
 given, heads have ``max_clusters`` outputs and K is the number of clusters holding at least
 ``min_cluster_fraction`` of the sequences in the final partition.
 """
@@ -72,7 +74,7 @@ class ClusterConfig:
     neighbours: int = 5
     neighbour_dims: int = 64
     silhouette_sample: int = 5000
-    refine: bool = False
+    refine: bool = True
     weak: MutationConfig = field(
         default_factory=lambda: MutationConfig(
             transition_rate=1e-4, transversion_rate=5e-5, mask_rate=0.0, crop_min=1.0
@@ -167,8 +169,8 @@ class ClusterResult:
     k: int
     embeddings: np.ndarray  # (N, 512) backbone output of the run holding the best partition
     summary: dict[str, object]
-    candidates: list[tuple[float, int, np.ndarray, bool]] = field(default_factory=list)
-    # every candidate partition: (silhouette, run, labels (N,), refined by k-means), best first
+    candidates: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
+    # every head's partition: (silhouette, run, labels (N,)), best first
 
 
 def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
@@ -359,8 +361,7 @@ def cluster_sequences(
     elif cfg.neighbours > 0:
         relatives = kmer_neighbours(space, cfg.neighbours)
     head = cfg.n_clusters or cfg.max_clusters
-    # (silhouette, run, (N, C) probabilities, refined by k-means)
-    candidates: list[tuple[float, int, np.ndarray, bool]] = []
+    candidates: list[tuple[float, int, np.ndarray]] = []  # (silhouette, run, (N, C) probs)
     embeddings: list[np.ndarray] = []
     for run in range(cfg.runs):
         probs, emb = _train_run(
@@ -368,15 +369,13 @@ def cluster_sequences(
         )
         embeddings.append(emb)
         for p in probs:
-            options = [(p, False)] + (
-                [(refine(space, p.argmax(1), head), True)] if cfg.refine else []
-            )
-            for q, refined in options:
-                sil = silhouette(space, q.argmax(1), cfg.silhouette_sample, cfg.seed)
-                candidates.append((sil, run, q, refined))
+            sil = silhouette(space, p.argmax(1), cfg.silhouette_sample, cfg.seed)
+            candidates.append((sil, run, p))
     candidates.sort(key=lambda c: -c[0])
     chosen = candidates[: cfg.vote]
     final, mean_prob = vote([c[2] for c in chosen], head)
+    if cfg.refine:
+        final = refine(space, final, head).argmax(1)
     probability = mean_prob[np.arange(len(final)), final]
     k_used = head
     if cfg.n_clusters == 0:
@@ -401,7 +400,7 @@ def cluster_sequences(
     }
     return ClusterResult(
         ids, final, probability, int(k_used), embeddings[chosen[0][1]], summary,
-        [(sil, run, p.argmax(1), refined) for sil, run, p, refined in candidates],
+        [(sil, run, p.argmax(1)) for sil, run, p in candidates],
     )  # fmt: skip
 
 
