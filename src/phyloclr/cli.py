@@ -534,8 +534,8 @@ def cluster(
 ) -> None:
     """[experimental] Cluster DNA sequences without labels (Twin Contrastive Learning).
 
-    At or above 6-mer k-means on 7 of the 9 shared datasets, not yet on all
-    (benchmarks/RESULTS.md)."""
+    At or above 6-mer k-means on the 9 shared datasets over two seeds; three seeds, FCGR and
+    iDeLUCS rows not yet measured (benchmarks/RESULTS.md)."""
     from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, score, write_outputs
     from phyloclr.config import config_from_dict
 
