@@ -6,7 +6,7 @@ labelled by the subtype of the copied sequence, so the expected clusters are kno
 command runs in a fresh process with its time and peak memory (summed PSS of the process tree,
 and the largest RSS) recorded; one JSON line is appended to ``--out``.
 
-    python benchmarks/bench_cluster_scale.py --n 100000 --out cluster_scale.jsonl --threads 2
+    python -m benchmarks.bench_cluster_scale --n 100000 --out cluster_scale.jsonl --threads 2
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import csv
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +62,9 @@ def main() -> None:
     try:
         fasta, table, k = synthesise(args.n, folder, args.seed)
         out = folder / "out"
-        cmd = [shutil.which("phyloclr") or "phyloclr", "cluster", str(fasta), "--n-clusters",
+        beside = Path(sys.executable).with_name("phyloclr")  # the CLI of this environment
+        cli = str(beside) if beside.exists() else shutil.which("phyloclr") or "phyloclr"
+        cmd = [cli, "cluster", str(fasta), "--n-clusters",
                str(k), "--labels", str(table), "--out", str(out), "--threads",
                str(args.threads), "--device", "cpu", "--seed", str(args.seed)]  # fmt: skip
         t = time.perf_counter()
