@@ -41,8 +41,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from phyloclr.fsutil import atomic_path
 from phyloclr.kmers import kmer_keys, letter_index
@@ -240,14 +238,12 @@ def _find(parent: dict[int, int], x: int) -> int:
     return root
 
 
-def _search_rows(
-    task: tuple[np.ndarray, np.ndarray | None],
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _search_rows(task: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     rows, known = task
     return rows, _search_shard(rows, known)
 
 
-def _search_shard(rows: np.ndarray, known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _search_shard(rows: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
     """Edges found for the query rows: arrays q, t (row numbers), score, q_cov, t_cov.
 
     Candidates are aligned in batches, best first, and a candidate already joined to the
@@ -261,7 +257,7 @@ def _search_shard(rows: np.ndarray, known: np.ndarray | None = None) -> dict[str
     db, aligner = _W["db"], _W["aligner"]
     residues: int = _W["residues"]  # type: ignore[assignment]
     cand = candidates(_W["index"], rows, seqs, settings)  # type: ignore[arg-type]
-    label = known.tolist() if known is not None else range(len(seqs))
+    label = known.tolist()
     parent: dict[int, int] = {}  # union-find over the known components' labels
     out: dict[str, list[float]] = {c: [] for c in ("q", "t", "score", "q_cov", "t_cov")}
     for q, cols in zip(rows.tolist(), cand, strict=True):
@@ -303,7 +299,8 @@ def _search_shard(rows: np.ndarray, known: np.ndarray | None = None) -> dict[str
 
 
 class _Components:
-    """Union-find over the corpus rows, fed with edges as shards finish."""
+    """Union-find over the corpus rows, fed with edges as shards finish; its labels are the
+    families once every shard is in."""
 
     def __init__(self, n: int):
         self.parent = np.arange(n, dtype=np.int64)
@@ -402,31 +399,29 @@ def homology_components(
     # identical sequences join the first copy
     dup = np.array([i for i in range(n) if first_of[int(dig[i])] != i], dtype=np.int64)
     copy_of = np.array([first_of[int(dig[i])] for i in dup], dtype=np.int64)
-    pieces: list[dict[str, np.ndarray]] = []
-    if stored is not None and len(stored["q"]):
-        pieces.append(stored)
-    components = _Components(n)
+    components = _Components(n)  # fed with every edge as it is known; the families in the end
     components.join(dup, copy_of)
-    components.join(*_edges(pieces, first_of, residues, settings))
+    from_store = [stored] if stored is not None and len(stored["q"]) else []
+    qi, ti = _edges(from_store, first_of, residues, settings)
+    components.join(qi, ti)
+    n_edges = len(qi)
     if shards:
         index = kmer_index(seqs, settings.prefilter_k, settings.max_kmer_ratio)
         runs = _run_shards(shards, components, seqs, index, settings, workers)
         for done, (rows, hits) in enumerate(runs, 1):
-            pieces.append(_record(store, dig, seqs, rows, hits))
-            components.join(*_edges(pieces[-1:], first_of, residues, settings))
+            new = _record(store, dig, seqs, rows, hits)
+            qi, ti = _edges([new], first_of, residues, settings)
+            components.join(qi, ti)
+            n_edges += len(qi)
             if progress is not None:
                 progress("homology search", done, len(shards))
-    qi, ti = _edges(pieces, first_of, residues, settings)
-    rows_all = np.concatenate([qi, dup])
-    cols_all = np.concatenate([ti, copy_of])
-    graph = coo_matrix((np.ones(len(rows_all)), (rows_all, cols_all)), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
+    _, comp = np.unique(components.labels(), return_inverse=True)
     sizes = np.bincount(comp)
     _, first = np.unique(comp, return_index=True)  # first member of each component
     order = np.lexsort((first, -sizes))
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    return HomologyResult(rank[comp], len(qi), len(pending))
+    return HomologyResult(rank[comp], n_edges, len(pending))
 
 
 def _edges(pieces: list[dict[str, np.ndarray]], first_of: dict[int, int], residues: int,
