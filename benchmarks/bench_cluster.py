@@ -2,7 +2,8 @@
 
 Rows per dataset: 6-mer frequencies + k-means (3 seeds, scikit-learn, n_init=10); phyloclr
 cluster with its defaults (k-mer input, 3 runs × 6 heads, vote of the 3 best partitions by
-silhouette) for 3 seeds, and from the same runs the single-run result (best head of run 1);
+silhouette, refined by k-means: method ``default``) for 3 seeds, and from the same runs the vote
+before refinement (``vote``) and the single-run result (best head of run 1, ``single``);
 optionally the FCGR input (``--fcgr``). Each result is appended as one JSON line to ``--out``
 (an interrupted benchmark resumes where it stopped); ``summarise.py cluster`` makes the table.
 
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--datasets", default=None)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
     ap.add_argument("--fcgr-only", action="store_true")
@@ -70,7 +72,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
 
         if not args.fcgr_only:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if (d.name, "kmeans-6mer", seed) in done:
                     continue
                 t = time.perf_counter()
@@ -79,8 +81,8 @@ def main() -> None:
                 emit("kmeans-6mer", seed, pred, time.perf_counter() - t)
         inputs = ["fcgr"] if args.fcgr_only else ["kmer"] + (["fcgr"] if args.fcgr else [])
         for kind in inputs:
-            for seed in range(args.seeds):
-                if (d.name, f"phyloclr-{kind}-vote", seed) in done:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                if (d.name, f"phyloclr-{kind}-default", seed) in done:
                     continue
                 cfg = ClusterConfig(n_clusters=k, input=kind, seed=seed * 100,  # type: ignore[arg-type]
                                     threads=args.threads, device="cpu")  # fmt: skip
@@ -98,8 +100,10 @@ def main() -> None:
                 first = next(c for c in res.candidates if c[1] == 0)
                 emit(f"phyloclr-{kind}-single", seed, first[2], seconds / cfg.runs,
                      silhouette=first[0])  # fmt: skip
-                emit(f"phyloclr-{kind}-vote", seed, res.clusters, seconds,
+                assert res.voted is not None
+                emit(f"phyloclr-{kind}-vote", seed, res.voted, seconds,
                      silhouettes=res.summary["voted_silhouettes"])  # fmt: skip
+                emit(f"phyloclr-{kind}-default", seed, res.clusters, seconds)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     args = ap.parse_args()
     multiprocessing.cpu_count = lambda: 3  # type: ignore[assignment]
     import idelucs.__main__ as idl
@@ -40,7 +41,7 @@ def main() -> None:
     with (args.dataset / "labels.csv").open() as fh:
         labels = {r["id"]: r["label"] for r in csv.DictReader(fh)}
     k = len(set(labels.values()))
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         torch.manual_seed(seed)
         np.random.seed(seed)
         random.seed(seed)

@@ -1,4 +1,8 @@
-"""Markdown table (mean ± sd over seeds) from a benchmark's runs.jsonl."""
+"""Markdown table (mean ± sd over seeds) from a benchmark's runs.jsonl.
+
+python benchmarks/summarise.py runs.jsonl            # pretraining rows (bench_pretrain.py)
+python benchmarks/summarise.py cluster a.jsonl ...   # bench_cluster.py, run_idelucs.py
+"""
 
 from __future__ import annotations
 
@@ -36,5 +40,61 @@ def main(path: str) -> None:
         print(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
 
 
+# ACC (%) published for the same datasets (../shared/ANCHORS.md): CGRclust, iDeLUCS, phylonium+Ward
+PUBLISHED = {
+    "cgrclust_01_Cypriniformes": "94.78 / — / 90.76",
+    "cgrclust_02_Cyprinoidei": "91.75 / — / 71.75",
+    "cgrclust_03_Cyprinidae": "81.70 / — / 72.77",
+    "cgrclust_04_Cyprininae": "99.06 / — / 99.53",
+    "idelucs_Actinopterygii": "— / 100.0 / —",
+    "idelucs_Influenza-A": "— / 99.5 / —",
+    "idelucs_HBV": "— / 100.0 / —",
+    "idelucs_Ostariophysi": "— / 99.17 / —",
+    "idelucs_Cyprinidae": "— / 91.05 / —",
+}
+CLUSTER_COLUMNS = [
+    ("kmeans-6mer", "6-mer k-means"),
+    ("phyloclr-kmer-single", "phyloclr single"),
+    ("phyloclr-kmer-vote", "phyloclr vote"),
+    ("phyloclr-kmer-default", "**phyloclr default** (vote + k-means)"),
+    ("phyloclr-fcgr-single", "phyloclr FCGR single"),
+    ("phyloclr-fcgr-default", "phyloclr FCGR default"),
+    ("idelucs", "iDeLUCS (run here)"),
+]
+
+
+def cluster_table(paths: list[str], metric: str = "acc") -> None:
+    """One row per dataset: ``metric`` mean ± s.d. (ddof 1) over seeds per method, then the
+    default's wall time and the published numbers; a column no file has is left out."""
+    runs: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+    size: dict[str, tuple[int, int]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            runs[(r["dataset"], r["method"])][r["seed"]] = r  # a later line for a seed wins
+            size[r["dataset"]] = (r["n"], r["k"])
+    columns = [(m, t) for m, t in CLUSTER_COLUMNS if any(key[1] == m for key in runs)]
+    head = ["dataset", "n", "K"] + [t for _, t in columns]
+    head += ["default time (s)", "published CGRclust / iDeLUCS / phylonium+Ward"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name in sorted(size):
+        cells = [name, str(size[name][0]), str(size[name][1])]
+        for method, _ in columns:
+            seeds = list(runs[(name, method)].values())
+            cells.append(f"{_stat(seeds, metric)} (n={len(seeds)})" if seeds else "–")
+        default = list(runs[(name, "phyloclr-kmer-default")].values())
+        cells.append(_stat(default, "seconds", "{:.0f}"))
+        cells.append(PUBLISHED.get(name, "—"))
+        print("| " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "cluster":
+        metric = "acc"
+        files = sys.argv[2:]
+        if files and files[0].startswith("--metric="):
+            metric, files = files[0].split("=", 1)[1], files[1:]
+        cluster_table(files, metric)
+    else:
+        main(sys.argv[1])

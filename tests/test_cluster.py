@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,13 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert set(result.clusters.tolist()) <= {0, 1, 2}
     assert ((result.probability >= 0) & (result.probability <= 1)).all()
     assert score(result.ids, result.clusters, labels)["acc"] >= 0.9
+    assert result.voted is not None and result.voted.shape == (60,)
+    assert result.embeddings.shape == (60, 512)  # the run holding the best partition
+    best_run = result.candidates[0][1]
+    assert len(result.candidates) == 4 and best_run in (0, 1)
+    raw = cluster_sequences(records, replace(cfg, refine=False))
+    assert raw.voted is not None and np.array_equal(raw.clusters, raw.voted)
+    assert np.array_equal(raw.voted, result.voted)  # refinement comes after the vote
 
 
 def test_choosing_k_reports_nonempty_clusters(tmp_path: Path) -> None:

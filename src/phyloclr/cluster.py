@@ -171,6 +171,7 @@ class ClusterResult:
     summary: dict[str, object]
     candidates: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
     # every head's partition: (silhouette, run, labels (N,)), best first
+    voted: np.ndarray | None = None  # (N,) the vote before refinement, in head labels
 
 
 def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
@@ -362,20 +363,22 @@ def cluster_sequences(
         relatives = kmer_neighbours(space, cfg.neighbours)
     head = cfg.n_clusters or cfg.max_clusters
     candidates: list[tuple[float, int, np.ndarray]] = []  # (silhouette, run, (N, C) probs)
-    embeddings: list[np.ndarray] = []
+    embedding = np.empty((0, 512), dtype=np.float32)  # only the best run's is kept (N, 512)
     for run in range(cfg.runs):
         probs, emb = _train_run(
             codes, feats, relatives, cfg, head, cfg.seed + run, device, progress, run
         )
-        embeddings.append(emb)
+        best = max((c[0] for c in candidates), default=-np.inf)
         for p in probs:
             sil = silhouette(space, p.argmax(1), cfg.silhouette_sample, cfg.seed)
             candidates.append((sil, run, p))
-    candidates.sort(key=lambda c: -c[0])
+        if max(c[0] for c in candidates[-len(probs) :]) > best:
+            embedding = emb
+        del emb
+    candidates.sort(key=lambda c: -c[0])  # stable: on ties the earlier run stays first
     chosen = candidates[: cfg.vote]
-    final, mean_prob = vote([c[2] for c in chosen], head)
-    if cfg.refine:
-        final = refine(space, final, head).argmax(1)
+    voted, mean_prob = vote([c[2] for c in chosen], head)
+    final = refine(space, voted, head).argmax(1) if cfg.refine else voted
     probability = mean_prob[np.arange(len(final)), final]
     k_used = head
     if cfg.n_clusters == 0:
@@ -399,8 +402,8 @@ def cluster_sequences(
         "seconds": time.perf_counter() - t0,
     }
     return ClusterResult(
-        ids, final, probability, int(k_used), embeddings[chosen[0][1]], summary,
-        [(sil, run, p.argmax(1)) for sil, run, p in candidates],
+        ids, final, probability, int(k_used), embedding, summary,
+        [(sil, run, p.argmax(1)) for sil, run, p in candidates], voted,
     )  # fmt: skip
 
 
