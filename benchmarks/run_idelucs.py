@@ -55,7 +55,7 @@ def main() -> None:
             table = next(Path(tmp).rglob("assignments.tsv"))
             rows = list(csv.DictReader(table.open(), delimiter="\t"))
             os.chdir(home)
-        ids = [r["sequence_id"] for r in rows]
+        ids = [r["sequence_id"].split()[0] for r in rows]  # it keeps the description
         pred = np.array([int(float(r["assignment"])) for r in rows])
         truth = np.array([labels[i] for i in ids])
         codes = {c: i for i, c in enumerate(sorted(set(truth)))}

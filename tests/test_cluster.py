@@ -61,6 +61,23 @@ def test_refine_moves_misplaced_points_and_keeps_empty_clusters_empty() -> None:
     assert resp.max(1).min() > 0.99  # well-separated blobs: confident assignments
 
 
+def test_refine_holds_fixed_sequences_and_moves_contested_ones() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0]])
+    truth = np.repeat(np.arange(2), 40)
+    space = centres[truth] + rng.normal(0, 1, (80, 2))
+    start = truth.copy()
+    start[[0, 1, 40]] = [1, 1, 0]
+    fixed = np.ones(80, dtype=bool)
+    fixed[[1, 40]] = False  # sequence 0 is held in the wrong cluster, 1 and 40 are contested
+    resp = refine(space, start, k=2, fixed=fixed)
+    got = resp.argmax(1)
+    assert got[0] == 1 and got[1] == 0 and got[40] == 1
+    assert np.array_equal(np.delete(got, [0, 1, 40]), np.delete(truth, [0, 1, 40]))
+    assert np.all(resp[fixed].max(1) == 1.0)  # held sequences are one-hot
+    assert np.array_equal(refine(space, start, 2, np.zeros(80, bool)), refine(space, start, 2))
+
+
 def test_label_mapping_is_label_free_hungarian() -> None:
     ref = np.array([0, 0, 1, 1, 2, 2])
     other = np.array([2, 2, 0, 0, 1, 1])
@@ -143,11 +160,12 @@ def test_vote_matches_labels_and_breaks_ties_by_the_best() -> None:
     best = eye[[0, 0, 1, 1, 2, 2]]
     renamed = eye[[2, 2, 0, 0, 1, 1]]  # same partition, other names
     other = eye[[0, 0, 1, 2, 2, 2]]
-    labels, mean = vote([best, renamed, other], 3)
+    labels, mean, agree = vote([best, renamed, other], 3)
     assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert agree.tolist() == [3, 3, 3, 2, 3, 3]  # ``other`` dissents on the fourth
     assert np.allclose(mean.sum(1), 1.0)
-    labels, _ = vote([best, other], 3)  # a 1–1 tie goes to the first (best) partition
-    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    labels, _, agree = vote([best, other], 3)  # a 1–1 tie goes to the first (best) partition
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2] and agree.tolist() == [2, 2, 2, 1, 2, 2]
 
 
 def test_featuriser_standardises_and_lays_out_fcgr() -> None:

@@ -14,8 +14,11 @@ Every head of every run proposes a partition of the unmutated sequences; each is
 silhouette (cosine, in the PCA space above, on at most ``silhouette_sample`` sequences, no
 labels involved). The ``vote`` best partitions are combined by majority vote after matching
 their labels to the best one (Hungarian on the contingency table); ``vote = 1`` keeps the best.
-With ``refine`` (the default) the voted partition is then refined by Lloyd's k-means in the PCA
-space, started from its centroids: the heads find the basin, k-means settles the borders. The
+With ``refine`` (the default) the voted partition is then refined by constrained k-means in the
+PCA space, started from its centroids: sequences on which the voting partitions are unanimous
+keep their label (and pull the centroids), the contested ones go to the nearest centroid; the
+heads find the basin, k-means settles the borders (with ``vote = 1`` nothing is held and it is
+plain k-means). The
 probability reported is the heads' mean (matched) probability of the final cluster, so a
 sequence that k-means moved away from the heads' choice shows a low one. When K is not
 given, heads have ``max_clusters`` outputs and K is the number of clusters holding at least
@@ -301,26 +304,42 @@ def silhouette(space: np.ndarray, labels: np.ndarray, sample: int, seed: int) ->
                                   random_state=seed))  # fmt: skip
 
 
-def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
+def refine(
+    space: np.ndarray, labels: np.ndarray, k: int, fixed: np.ndarray | None = None,
+    max_iter: int = 100,
+) -> np.ndarray:  # fmt: skip
     """Lloyd's k-means in ``space`` (N, D), started from the centroids of the clusters that
-    ``labels`` (N,) uses → (N, k) responsibilities of the refined partition under an isotropic
-    Gaussian mixture with the k-means variance (clusters ``labels`` leaves empty stay empty)."""
-    from sklearn.cluster import KMeans
-
+    ``labels`` (N,) uses; sequences where ``fixed`` (N,) bool is true keep their label and only
+    pull the centroids (constrained k-means, Basu et al. 2002) → (N, k) responsibilities of the
+    refined partition under an isotropic Gaussian mixture with the k-means variance, one-hot on
+    fixed sequences (clusters ``labels`` leaves empty stay empty)."""
+    n = len(labels)
     used = np.unique(labels)
-    out = np.zeros((len(labels), k), dtype=np.float32)
+    out = np.zeros((n, k), dtype=np.float32)
     if len(used) < 2:
-        out[np.arange(len(labels)), labels] = 1.0
+        out[np.arange(n), labels] = 1.0
         return out
-    centroids = np.stack([space[labels == c].mean(0) for c in used])
-    km = KMeans(len(used), init=centroids, n_init=1, max_iter=max_iter).fit(space)
-    c = km.cluster_centers_.astype(np.float64)
+    keep = np.zeros(n, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
     x = space.astype(np.float64)
-    d2 = (x**2).sum(1, keepdims=True) - 2 * x @ c.T + (c**2).sum(1)  # (N, used)
-    var = max(float(km.inertia_) / space.size, 1e-12)
-    logit = -(d2 - d2.min(1, keepdims=True)) / (2 * var)
-    resp = np.exp(logit)
+    sq = (x**2).sum(1, keepdims=True)
+    slot = np.searchsorted(used, labels)  # (N,) index into used
+    centroids = np.stack([x[slot == j].mean(0) for j in range(len(used))])
+    for _ in range(max_iter):
+        d2 = sq - 2 * x @ centroids.T + (centroids**2).sum(1)  # (N, used)
+        new = np.where(keep, slot, d2.argmin(1))
+        for j in range(len(used)):  # a cluster left empty keeps its centroid
+            members = new == j
+            if members.any():
+                centroids[j] = x[members].mean(0)
+        if np.array_equal(new, slot):
+            break
+        slot = new
+    d2 = np.maximum(sq - 2 * x @ centroids.T + (centroids**2).sum(1), 0.0)
+    var = max(float(d2[np.arange(n), slot].sum()) / space.size, 1e-12)
+    resp = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * var))
     out[:, used] = resp / resp.sum(1, keepdims=True)
+    out[keep] = 0.0
+    out[np.flatnonzero(keep), used[slot[keep]]] = 1.0
     return out
 
 
@@ -377,8 +396,11 @@ def cluster_sequences(
         del emb
     candidates.sort(key=lambda c: -c[0])  # stable: on ties the earlier run stays first
     chosen = candidates[: cfg.vote]
-    voted, mean_prob = vote([c[2] for c in chosen], head)
-    final = refine(space, voted, head).argmax(1) if cfg.refine else voted
+    voted, mean_prob, agree = vote([c[2] for c in chosen], head)
+    final = voted
+    if cfg.refine:  # the heads' unanimous choices stay; k-means settles the contested ones
+        fixed = agree == len(chosen) if len(chosen) > 1 else None
+        final = refine(space, voted, head, fixed).argmax(1)
     probability = mean_prob[np.arange(len(final)), final]
     k_used = head
     if cfg.n_clusters == 0:
@@ -407,22 +429,29 @@ def cluster_sequences(
     )  # fmt: skip
 
 
-def vote(probs: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+def vote(probs: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Majority vote of partitions given as (N, k) probabilities, labels matched to the first
-    (which also breaks ties) → (final labels (N,), mean matched probabilities (N, k))."""
+    (which also breaks ties) → (final labels (N,), mean matched probabilities (N, k), number of
+    partitions agreeing with the final label (N,))."""
     reference = probs[0].argmax(1)
     n = len(reference)
     counts = np.zeros((n, k))
     counts[np.arange(n), reference] += 0.5
     total = np.zeros((n, k))
+    agree = np.zeros(n, dtype=np.int64)
+    matched = []
     for p in probs:
         labels = p.argmax(1)
         mapping = label_mapping(reference, labels, k)
+        matched.append(mapping[labels])
         counts[np.arange(n), mapping[labels]] += 1.0
         aligned = np.empty_like(p)
         aligned[:, mapping] = p
         total += aligned
-    return counts.argmax(1), total / len(probs)
+    final = counts.argmax(1)
+    for labels in matched:
+        agree += labels == final
+    return final, total / len(probs), agree
 
 
 def score(ids: list[str], clusters: np.ndarray, labels: dict[str, str]) -> dict[str, object]:
