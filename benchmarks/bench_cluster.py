@@ -4,7 +4,8 @@ Rows per dataset: 6-mer frequencies + k-means (3 seeds, scikit-learn, n_init=10)
 cluster with its defaults (k-mer input, 3 runs × 6 heads, vote of the 3 best partitions by
 silhouette, refined by k-means: method ``default``) for 3 seeds, and from the same runs the vote
 before refinement (``vote``) and the single-run result (best head of run 1, ``single``);
-optionally the FCGR input (``--fcgr``). Each result is appended as one JSON line to ``--out``
+optionally the FCGR input (``--fcgr``); with ``--choose-k`` only phyloclr with K not given
+(``autok``, the K it chose is recorded). Each result is appended as one JSON line to ``--out``
 (an interrupted benchmark resumes where it stopped); ``summarise.py cluster`` makes the table.
 
     python benchmarks/bench_cluster.py --out cluster.jsonl [--datasets a,b] [--threads 1]
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
     ap.add_argument("--fcgr-only", action="store_true")
     ap.add_argument("--save", type=Path, default=None, help="folder for every candidate partition")
+    ap.add_argument("--choose-k", action="store_true", help="only phyloclr with K not given")
     args = ap.parse_args()
     done = set()
     if args.out.exists():
@@ -71,6 +73,17 @@ def main() -> None:
                 fh.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
 
+        if args.choose_k:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                if (d.name, "phyloclr-kmer-autok", seed) in done:
+                    continue
+                cfg = ClusterConfig(n_clusters=0, seed=seed * 100, threads=args.threads,
+                                    device="cpu")  # fmt: skip
+                t = time.perf_counter()
+                res = cluster_sequences(records, cfg)
+                emit("phyloclr-kmer-autok", seed, res.clusters, time.perf_counter() - t,
+                     k_chosen=res.k, cluster_sizes=res.summary["cluster_sizes"])  # fmt: skip
+            continue
         if not args.fcgr_only:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if (d.name, "kmeans-6mer", seed) in done:

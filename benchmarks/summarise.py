@@ -87,6 +87,15 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
         cells.append(_stat(default, "seconds", "{:.0f}"))
         cells.append(PUBLISHED.get(name, "—"))
         print("| " + " | ".join(cells) + " |")
+    auto = {name: list(runs[(name, "phyloclr-kmer-autok")].values()) for name in sorted(size)}
+    if any(auto.values()):  # bench_cluster.py --choose-k
+        print("\n| dataset | true K | K chosen (per seed) | ACC | NMI | ARI |")
+        print("|---|---|---|---|---|---|")
+        for name, seeds in auto.items():
+            if seeds:
+                chosen = ", ".join(str(r["k_chosen"]) for r in seeds)
+                stats = " | ".join(_stat(seeds, m) for m in ("acc", "nmi", "ari"))
+                print(f"| {name} | {size[name][1]} | {chosen} | {stats} |")
 
 
 if __name__ == "__main__":
