@@ -116,7 +116,8 @@ def main() -> None:
                 assert res.voted is not None
                 emit(f"phyloclr-{kind}-vote", seed, res.voted, seconds,
                      silhouettes=res.summary["voted_silhouettes"])  # fmt: skip
-                emit(f"phyloclr-{kind}-default", seed, res.clusters, seconds)
+                emit(f"phyloclr-{kind}-default", seed, res.clusters, seconds,
+                     reverse_complemented=res.summary["reverse_complemented"])  # fmt: skip
 
 
 if __name__ == "__main__":

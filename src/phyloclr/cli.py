@@ -521,7 +521,14 @@ def cluster(
     refine: Annotated[
         bool,
         typer.Option(
-            help="Refine the voted partition by k-means in the PCA space (from its centroids)."
+            help="Refine the voted partition by k-means in the PCA space (from its centroids; "
+            "sequences the voters agree on stay)."
+        ),
+    ] = True,
+    orient: Annotated[
+        bool,
+        typer.Option(
+            help="Reverse-complement sequences that their relatives show on the other strand."
         ),
     ] = True,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
@@ -529,7 +536,8 @@ def cluster(
     seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
     embeddings: Annotated[
-        bool, typer.Option("--embeddings", help="Also write DIR/embeddings.h5 (first run).")
+        bool,
+        typer.Option("--embeddings", help="Also write DIR/embeddings.h5 (the best run's)."),
     ] = False,
 ) -> None:
     """[experimental] Cluster DNA sequences without labels (Twin Contrastive Learning).
@@ -546,7 +554,7 @@ def cluster(
              "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
              "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
              "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
-             "refine": refine},
+             "refine": refine, "orient": orient},
         )  # fmt: skip
         records, counts = read_dna(fasta)
         lab = None

@@ -8,7 +8,9 @@ mutation of one of its ``neighbours`` nearest relatives (evolution as the augmen
 ``neighbours = 0`` both are mutations of the sequence itself, as CGRclust). Relatives are the
 nearest sequences by cosine distance of standardised k-mer frequencies (PCA to
 ``neighbour_dims``), or, with ``--input phylo``, the nearest leaves of a given tree (patristic
-distance) or rows of a given MSA (p-distance). Views are redrawn at every step.
+distance) or rows of a given MSA (p-distance). Views are redrawn at every step. Before any of
+this, with ``orient`` (the default), sequences that their strand-free relatives show to be on
+the other strand are reverse-complemented (:mod:`phyloclr.strand`; counted in the summary).
 
 Every head of every run proposes a partition of the unmutated sequences; each is scored by its
 silhouette (cosine, in the PCA space above, on at most ``silhouette_sample`` sequences, no
@@ -78,6 +80,8 @@ class ClusterConfig:
     neighbour_dims: int = 64
     silhouette_sample: int = 5000
     refine: bool = True
+    orient: bool = True  # reverse-complement sequences on the other strand from their relatives
+    orient_margin: float = 0.25
     weak: MutationConfig = field(
         default_factory=lambda: MutationConfig(
             transition_rate=1e-4, transversion_rate=5e-5, mask_rate=0.0, crop_min=1.0
@@ -103,6 +107,8 @@ class ClusterConfig:
             raise ConfigError("vote must lie in 1..runs × heads")
         if not 1 <= self.k <= 8:
             raise ConfigError("k must lie in 1..8")
+        if not 0.0 <= self.orient_margin <= 2.0:
+            raise ConfigError("orient_margin (a cosine-similarity gain) must lie in [0, 2]")
         if self.neighbours < 0 or self.neighbour_dims < 2:
             raise ConfigError("neighbours must be ≥ 0 and neighbour_dims ≥ 2")
         if self.input == "phylo" and (self.tree is None) == (self.msa is None):
@@ -373,6 +379,13 @@ def cluster_sequences(
     t0 = time.perf_counter()
     ids = [r.id for r in records]
     codes = [dna.encode(r.seq) for r in records]
+    flipped = np.zeros(len(codes), dtype=bool)
+    if cfg.orient:
+        from phyloclr.strand import orient, reverse_complement
+
+        flipped = orient(codes, cfg.k, margin=cfg.orient_margin, seed=cfg.seed)
+        for i in np.flatnonzero(flipped):
+            codes[i] = reverse_complement(codes[i])
     feats = Featuriser(codes, cfg)
     space = reduce(feats, codes, cfg.neighbour_dims, cfg.seed)
     relatives: np.ndarray | None = None
@@ -419,6 +432,8 @@ def cluster_sequences(
         "k": int(k_used),
         "k_chosen": cfg.n_clusters == 0,
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
+        "reverse_complemented": int(flipped.sum()),
+        "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
         "silhouettes": [round(c[0], 4) for c in candidates],
         "voted_silhouettes": [round(c[0], 4) for c in chosen],
         "seconds": time.perf_counter() - t0,

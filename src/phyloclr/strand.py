@@ -1,0 +1,111 @@
+"""Strand orientation of DNA sequences against their own relatives (no reference needed).
+
+Public collections hold some sequences on the opposite strand (a mitogenome assembled as a
+chromosome record, a segment submitted reverse-complemented). Strand-specific k-mer profiles
+then put such a sequence far from its relatives, and every alignment-free method misplaces it.
+:func:`orient` finds them in two steps:
+
+1. relatives by strand-free composition: each k-mer is pooled with its reverse complement
+   (canonical k-mers), standardised, reduced by PCA, and each sequence's ``neighbours``
+   nearest others by cosine distance are taken; these are the same whichever strand any
+   sequence is on;
+2. a vote of those relatives: with the strand-specific profile standardised over the set, the
+   sequence is flipped when its reverse complement's mean cosine similarity to the relatives'
+   profiles exceeds its own by more than ``margin``.
+
+Sequences at ease on both strands (similarity gains below the margin) are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from phyloclr.views import dna
+
+
+def reverse_complement(codes: np.ndarray) -> np.ndarray:
+    """(L,) uint8 codes (A=0 C=1 G=2 T=3, 4 ambiguous) → their reverse complement (L,)."""
+    return np.where(codes < dna.AMBIGUOUS, 3 - codes, codes).astype(np.uint8)[::-1].copy()
+
+
+def rc_kmer_index(k: int) -> np.ndarray:
+    """(4^k,) index of each k-mer's reverse complement (k-mers in base 4, first base most
+    significant, as :func:`phyloclr.views.dna.kmer_counts`)."""
+    idx = np.arange(4**k)
+    out = np.zeros_like(idx)
+    for j in range(k):
+        out |= (3 - ((idx >> (2 * j)) & 3)) << (2 * (k - 1 - j))
+    return out
+
+
+def _standardiser(
+    codes: Sequence[np.ndarray], k: int, chunk: int, pool: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 1/s.d. (4^k,) of the k-mer frequencies (pooled with ``pool`` when given)."""
+    total = np.zeros(4**k)
+    total_sq = np.zeros(4**k)
+    for s in range(0, len(codes), chunk):
+        f = _freqs(codes[s : s + chunk], k, pool).astype(np.float64)
+        total += f.sum(0)
+        total_sq += (f**2).sum(0)
+    mean = total / len(codes)
+    sd = np.sqrt(np.maximum(total_sq / len(codes) - mean**2, 0.0))
+    return mean.astype(np.float32), (1.0 / np.maximum(sd, 1e-6)).astype(np.float32)
+
+
+def _freqs(codes: Sequence[np.ndarray], k: int, pool: np.ndarray | None) -> np.ndarray:
+    f = dna.frequencies(dna.kmer_counts(codes, k))
+    return f + f[:, pool] if pool is not None else f
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def orient(
+    codes: Sequence[np.ndarray], k: int = 6, neighbours: int = 5, margin: float = 0.25,
+    dims: int = 64, seed: int = 0, chunk: int = 512,
+) -> np.ndarray:  # fmt: skip
+    """(N,) bool: which coded sequences to reverse-complement (see the module docstring).
+
+    Memory is O(chunk · 4^k) beyond the (N, dims) canonical PCA space; fewer than 3
+    sequences are never flipped."""
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(codes)
+    flip = np.zeros(n, dtype=bool)
+    if n < 3 or neighbours < 1:
+        return flip
+    pool = rc_kmer_index(k)
+    c_mean, c_scale = _standardiser(codes, k, chunk, pool)
+    rng = np.random.default_rng(seed)
+    fit = np.sort(rng.choice(n, min(n, 20_000), replace=False))
+    dims = max(1, min(dims, n - 1, 4**k))
+    pca = PCA(dims, svd_solver="randomized", random_state=seed)
+    fit_x = np.concatenate([
+        (_freqs([codes[i] for i in fit[s : s + chunk]], k, pool) - c_mean) * c_scale
+        for s in range(0, len(fit), chunk)
+    ])  # fmt: skip
+    pca.fit(fit_x)
+    del fit_x
+    space = np.concatenate([
+        pca.transform((_freqs(codes[s : s + chunk], k, pool) - c_mean) * c_scale)
+        for s in range(0, n, chunk)
+    ]).astype(np.float32)  # fmt: skip
+    m = min(neighbours, n - 1)
+    _, idx = NearestNeighbors(n_neighbors=m + 1, metric="cosine").fit(space).kneighbors(space)
+    relatives = np.array([[j for j in row if j != i][:m] for i, row in enumerate(idx)])  # (N, m)
+    mean, scale = _standardiser(codes, k, chunk, None)
+    for s in range(0, n, chunk):
+        rows = range(s, min(s + chunk, n))
+        own = _unit((_freqs([codes[i] for i in rows], k, None) - mean) * scale)  # (B, 4^k)
+        rc = _unit((_freqs([reverse_complement(codes[i]) for i in rows], k, None) - mean) * scale)
+        rel = relatives[s : s + len(rows)]  # (B, m)
+        nb = _unit((_freqs([codes[j] for j in rel.ravel()], k, None) - mean) * scale)
+        nb = nb.reshape(len(rows), rel.shape[1], -1)  # (B, m, 4^k)
+        gain = np.einsum("bd,bmd->bm", rc, nb).mean(1) - np.einsum("bd,bmd->bm", own, nb).mean(1)
+        flip[s : s + len(rows)] = gain > margin
+    return flip
