@@ -2,8 +2,9 @@
 
 Rows per dataset: 6-mer frequencies + k-means (3 seeds, scikit-learn, n_init=10); phyloclr
 cluster with its defaults (k-mer input, 3 runs × 6 heads, vote of the 3 best partitions by
-silhouette, refined by k-means: method ``default``) for 3 seeds, and from the same runs the vote
-before refinement (``vote``) and the single-run result (best head of run 1, ``single``);
+neighbour-graph cut, refined by k-means: method ``default``) for 3 seeds, and from the same
+runs the vote before refinement (``vote``), the vote of the 3 best by silhouette instead
+(``silvote``, the earlier rule) and the single-run result (best head of run 1, ``single``);
 optionally the FCGR input (``--fcgr``); with ``--choose-k`` only phyloclr with K not given
 (``autok``, the K it chose is recorded). Each result is appended as one JSON line to ``--out``
 (an interrupted benchmark resumes where it stopped); ``summarise.py cluster`` makes the table.
@@ -24,7 +25,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna
+from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, vote
 from phyloclr.evaluate import hungarian_accuracy
 from phyloclr.metrics import kmer_composition
 
@@ -106,16 +107,22 @@ def main() -> None:
                     args.save.mkdir(parents=True, exist_ok=True)
                     np.savez_compressed(
                         args.save / f"{d.name}-{kind}-{seed}.npz", y=y,
-                        silhouette=np.array([c[0] for c in res.candidates]),
-                        run=np.array([c[1] for c in res.candidates]),
-                        labels=np.stack([c[2] for c in res.candidates]),
+                        cut=np.array([c.cut for c in res.candidates]),
+                        silhouette=np.array([c.silhouette for c in res.candidates]),
+                        run=np.array([c.run for c in res.candidates]),
+                        labels=np.stack([c.labels for c in res.candidates]),
                     )  # fmt: skip
-                first = next(c for c in res.candidates if c[1] == 0)
-                emit(f"phyloclr-{kind}-single", seed, first[2], seconds / cfg.runs,
-                     silhouette=first[0])  # fmt: skip
+                first = next(c for c in res.candidates if c.run == 0)
+                emit(f"phyloclr-{kind}-single", seed, first.labels, seconds / cfg.runs,
+                     cut=first.cut, silhouette=first.silhouette)  # fmt: skip
                 assert res.voted is not None
-                emit(f"phyloclr-{kind}-vote", seed, res.voted, seconds,
-                     silhouettes=res.summary["voted_silhouettes"])  # fmt: skip
+                voters = res.summary["candidates"][: cfg.vote]  # type: ignore[index]
+                emit(f"phyloclr-{kind}-vote", seed, res.voted, seconds, voters=voters)
+                # the same runs' partitions ranked by silhouette instead (the earlier rule)
+                by_sil = sorted(res.candidates, key=lambda c: c.rank_key("silhouette"))
+                eye = np.eye(cfg.n_clusters)
+                sil_vote = vote([eye[c.labels] for c in by_sil[: cfg.vote]], len(eye))[0]
+                emit(f"phyloclr-{kind}-silvote", seed, sil_vote, seconds)
                 emit(f"phyloclr-{kind}-default", seed, res.clusters, seconds,
                      reverse_complemented=res.summary["reverse_complemented"])  # fmt: skip
 

@@ -78,6 +78,17 @@ def test_refine_holds_fixed_sequences_and_moves_contested_ones() -> None:
     assert np.array_equal(refine(space, start, 2, np.zeros(80, bool)), refine(space, start, 2))
 
 
+def test_neighbour_cut_known_answers() -> None:
+    from phyloclr.cluster import neighbour_cut
+
+    # two triangles joined by one link each way: 0-1-2 and 3-4-5, neighbours of 2 and 3 cross
+    graph = np.array([[1, 2], [0, 2], [1, 3], [4, 2], [3, 5], [3, 4]])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    assert neighbour_cut(graph, labels) == pytest.approx(1 / 6)  # 1 of 6 links leaves each
+    assert neighbour_cut(graph, np.array([0, 1, 0, 1, 0, 1])) > 0.5
+    assert neighbour_cut(graph, np.zeros(6, dtype=int)) == 1.0  # nothing separated
+
+
 def test_label_mapping_is_label_free_hungarian() -> None:
     ref = np.array([0, 0, 1, 1, 2, 2])
     other = np.array([2, 2, 0, 0, 1, 1])
@@ -99,8 +110,15 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert score(result.ids, result.clusters, labels)["acc"] >= 0.9
     assert result.voted is not None and result.voted.shape == (60,)
     assert result.embeddings.shape == (60, 512)  # the run holding the best partition
-    best_run = result.candidates[0][1]
-    assert len(result.candidates) == 4 and best_run in (0, 1)
+    assert len(result.candidates) == 4
+    keys = [c.rank_key("cut") for c in result.candidates]
+    assert keys == sorted(keys)  # best first: lowest cut, then highest silhouette
+    assert [c["cut"] for c in result.summary["candidates"]] == [  # type: ignore[union-attr]
+        round(c.cut, 4) for c in result.candidates
+    ]
+    by_sil = cluster_sequences(records, replace(cfg, select="silhouette"))
+    sils = [c.silhouette for c in by_sil.candidates]
+    assert sils == sorted(sils, reverse=True)
     raw = cluster_sequences(records, replace(cfg, refine=False))
     assert raw.voted is not None and np.array_equal(raw.clusters, raw.voted)
     assert np.array_equal(raw.voted, result.voted)  # refinement comes after the vote

@@ -512,8 +512,14 @@ def cluster(
     runs: Annotated[int, typer.Option(help="Independent training runs.")] = 3,
     heads: Annotated[int, typer.Option(help="Cluster heads per run (candidate partitions).")] = 6,
     vote: Annotated[
-        int, typer.Option(help="Best partitions (by silhouette) combined by majority vote.")
+        int, typer.Option(help="Best partitions (see --select) combined by majority vote.")
     ] = 3,
+    select: Annotated[
+        str,
+        typer.Option(
+            help="Rank partitions by their cut of the k-mer neighbour graph (cut) or silhouette."
+        ),
+    ] = "cut",
     neighbours: Annotated[
         int, typer.Option(help="Strong view drawn from one of this many nearest relatives.")
     ] = 5,
@@ -554,7 +560,7 @@ def cluster(
              "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
              "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
              "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
-             "refine": refine, "orient": orient},
+             "refine": refine, "orient": orient, "select": select},
         )  # fmt: skip
         records, counts = read_dna(fasta)
         lab = None

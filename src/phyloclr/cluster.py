@@ -12,10 +12,15 @@ distance) or rows of a given MSA (p-distance). Views are redrawn at every step. 
 this, with ``orient`` (the default), sequences that their strand-free relatives show to be on
 the other strand are reverse-complemented (:mod:`phyloclr.strand`; counted in the summary).
 
-Every head of every run proposes a partition of the unmutated sequences; each is scored by its
-silhouette (cosine, in the PCA space above, on at most ``silhouette_sample`` sequences, no
-labels involved). The ``vote`` best partitions are combined by majority vote after matching
-their labels to the best one (Hungarian on the contingency table); ``vote = 1`` keeps the best.
+Every head of every run proposes a partition of the unmutated sequences; each is scored without
+labels by its cut of the k-mer neighbour graph (each sequence linked to its
+``select_neighbours`` nearest in the PCA space above; the score is the mean over clusters of the
+fraction of their members' links that leave the cluster, lower is better: clusters should be
+unions of relatives, the prior the views train on) and by its silhouette (cosine, in the same
+space, on at most ``silhouette_sample`` sequences). Partitions are ranked by ``select`` (the
+cut by default, the other score breaking ties); the ``vote`` best are combined by majority
+vote after matching their labels to the best one (Hungarian on the contingency table);
+``vote = 1`` keeps the best.
 With ``refine`` (the default) the voted partition is then refined by constrained k-means in the
 PCA space, started from its centroids: sequences on which the voting partitions are unanimous
 keep their label (and pull the centroids), the contested ones go to the nearest centroid; the
@@ -78,6 +83,8 @@ class ClusterConfig:
     weight_cluster: float = 0.3
     neighbours: int = 5
     neighbour_dims: int = 64
+    select: Literal["cut", "silhouette"] = "cut"  # how the partitions to vote are ranked
+    select_neighbours: int = 10  # the k-mer neighbour graph whose cut ranks partitions
     silhouette_sample: int = 5000
     refine: bool = True
     orient: bool = True  # reverse-complement sequences on the other strand from their relatives
@@ -109,6 +116,8 @@ class ClusterConfig:
             raise ConfigError("k must lie in 1..8")
         if not 0.0 <= self.orient_margin <= 2.0:
             raise ConfigError("orient_margin (a cosine-similarity gain) must lie in [0, 2]")
+        if self.select_neighbours < 1:
+            raise ConfigError("select_neighbours must be ≥ 1")
         if self.neighbours < 0 or self.neighbour_dims < 2:
             raise ConfigError("neighbours must be ≥ 0 and neighbour_dims ≥ 2")
         if self.input == "phylo" and (self.tree is None) == (self.msa is None):
@@ -170,6 +179,23 @@ class Featuriser:
         return torch.from_numpy(normalise(images)).unsqueeze(1)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One head's partition of the unmutated sequences and its label-free scores."""
+
+    run: int
+    head: int
+    cut: float  # mean fraction of the neighbour-graph links leaving a cluster (lower: better)
+    silhouette: float
+    labels: np.ndarray  # (N,) in the head's own labels
+
+    def rank_key(self, select: str) -> tuple[float, float]:
+        """Sort key, best first: by ``select``, the other score breaking ties."""
+        if select == "cut":
+            return (self.cut, -self.silhouette)
+        return (-self.silhouette, self.cut)
+
+
 @dataclass
 class ClusterResult:
     ids: list[str]
@@ -178,8 +204,7 @@ class ClusterResult:
     k: int
     embeddings: np.ndarray  # (N, 512) backbone output of the run holding the best partition
     summary: dict[str, object]
-    candidates: list[tuple[float, int, np.ndarray]] = field(default_factory=list)
-    # every head's partition: (silhouette, run, labels (N,)), best first
+    candidates: list[Candidate] = field(default_factory=list)  # every head's, best first
     voted: np.ndarray | None = None  # (N,) the vote before refinement, in head labels
 
 
@@ -299,6 +324,19 @@ def _train_run(
     return [np.concatenate(p) for p in probs], np.concatenate(embs)
 
 
+def neighbour_cut(graph: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over the clusters ``labels`` (N,) uses of the fraction of their members' links in
+    ``graph`` (N, m) (each row: a sequence's m neighbours) that end in another cluster; 1 when
+    there is a single cluster (nothing is separated)."""
+    used, slot = np.unique(labels, return_inverse=True)
+    if len(used) < 2:
+        return 1.0
+    leaving = (labels[graph] != labels[:, None]).sum(1)  # (N,)
+    cut = np.bincount(slot, weights=leaving, minlength=len(used))
+    volume = np.bincount(slot, minlength=len(used)) * graph.shape[1]
+    return float((cut / volume).mean())
+
+
 def silhouette(space: np.ndarray, labels: np.ndarray, sample: int, seed: int) -> float:
     """Cosine silhouette of a partition (−1 when it has a single cluster)."""
     from sklearn.metrics import silhouette_score
@@ -388,28 +426,32 @@ def cluster_sequences(
             codes[i] = reverse_complement(codes[i])
     feats = Featuriser(codes, cfg)
     space = reduce(feats, codes, cfg.neighbour_dims, cfg.seed)
+    graph = kmer_neighbours(space, max(cfg.select_neighbours, cfg.neighbours))  # (N, m) sorted
     relatives: np.ndarray | None = None
     if cfg.input == "phylo":
         relatives = phylo_neighbours(ids, cfg)
     elif cfg.neighbours > 0:
-        relatives = kmer_neighbours(space, cfg.neighbours)
+        relatives = graph[:, : cfg.neighbours]
+    graph = graph[:, : cfg.select_neighbours]
     head = cfg.n_clusters or cfg.max_clusters
-    candidates: list[tuple[float, int, np.ndarray]] = []  # (silhouette, run, (N, C) probs)
+    candidates: list[tuple[Candidate, np.ndarray]] = []  # with the head's (N, C) probabilities
     embedding = np.empty((0, 512), dtype=np.float32)  # only the best run's is kept (N, 512)
     for run in range(cfg.runs):
         probs, emb = _train_run(
             codes, feats, relatives, cfg, head, cfg.seed + run, device, progress, run
         )
-        best = max((c[0] for c in candidates), default=-np.inf)
-        for p in probs:
-            sil = silhouette(space, p.argmax(1), cfg.silhouette_sample, cfg.seed)
-            candidates.append((sil, run, p))
-        if max(c[0] for c in candidates[-len(probs) :]) > best:
+        for h, p in enumerate(probs):
+            labels = p.argmax(1)
+            sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
+            cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels)
+            candidates.append((cand, p))
+        best = min(candidates, key=lambda c: c[0].rank_key(cfg.select))[0]
+        if best.run == run:
             embedding = emb
         del emb
-    candidates.sort(key=lambda c: -c[0])  # stable: on ties the earlier run stays first
+    candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     chosen = candidates[: cfg.vote]
-    voted, mean_prob, agree = vote([c[2] for c in chosen], head)
+    voted, mean_prob, agree = vote([c[1] for c in chosen], head)
     final = voted
     if cfg.refine:  # the heads' unanimous choices stay; k-means settles the contested ones
         fixed = agree == len(chosen) if len(chosen) > 1 else None
@@ -434,14 +476,23 @@ def cluster_sequences(
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
         "reverse_complemented": int(flipped.sum()),
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
-        "silhouettes": [round(c[0], 4) for c in candidates],
-        "voted_silhouettes": [round(c[0], 4) for c in chosen],
+        "candidates": [_scores(c) for c, _ in candidates],  # best first
+        "voted": len(chosen),
         "seconds": time.perf_counter() - t0,
     }
     return ClusterResult(
         ids, final, probability, int(k_used), embedding, summary,
-        [(sil, run, p.argmax(1)) for sil, run, p in candidates], voted,
+        [c for c, _ in candidates], voted,
     )  # fmt: skip
+
+
+def _scores(c: Candidate) -> dict[str, object]:
+    return {
+        "run": c.run,
+        "head": c.head,
+        "cut": round(c.cut, 4),
+        "silhouette": round(c.silhouette, 4),
+    }
 
 
 def vote(probs: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
