@@ -61,23 +61,6 @@ def test_refine_moves_misplaced_points_and_keeps_empty_clusters_empty() -> None:
     assert resp.max(1).min() > 0.99  # well-separated blobs: confident assignments
 
 
-def test_refine_holds_fixed_sequences_and_moves_contested_ones() -> None:
-    rng = np.random.default_rng(0)
-    centres = np.array([[0.0, 0.0], [10.0, 0.0]])
-    truth = np.repeat(np.arange(2), 40)
-    space = centres[truth] + rng.normal(0, 1, (80, 2))
-    start = truth.copy()
-    start[[0, 1, 40]] = [1, 1, 0]
-    fixed = np.ones(80, dtype=bool)
-    fixed[[1, 40]] = False  # sequence 0 is held in the wrong cluster, 1 and 40 are contested
-    resp = refine(space, start, k=2, fixed=fixed)
-    got = resp.argmax(1)
-    assert got[0] == 1 and got[1] == 0 and got[40] == 1
-    assert np.array_equal(np.delete(got, [0, 1, 40]), np.delete(truth, [0, 1, 40]))
-    assert np.all(resp[fixed].max(1) == 1.0)  # held sequences are one-hot
-    assert np.array_equal(refine(space, start, 2, np.zeros(80, bool)), refine(space, start, 2))
-
-
 def test_neighbour_cut_known_answers() -> None:
     from phyloclr.cluster import neighbour_cut
 

@@ -21,11 +21,8 @@ space, on at most ``silhouette_sample`` sequences). Partitions are ranked by ``s
 cut by default, the other score breaking ties); the ``vote`` best are combined by majority
 vote after matching their labels to the best one (Hungarian on the contingency table);
 ``vote = 1`` keeps the best.
-With ``refine`` (the default) the voted partition is then refined by constrained k-means in the
-PCA space, started from its centroids: sequences on which the voting partitions are unanimous
-keep their label (and pull the centroids), the contested ones go to the nearest centroid; the
-heads find the basin, k-means settles the borders (with ``vote = 1`` nothing is held and it is
-plain k-means). The
+With ``refine`` (the default) the voted partition is then refined by Lloyd's k-means in the PCA
+space, started from its centroids: the heads find the basin, k-means settles the borders. The
 probability reported is the heads' mean (matched) probability of the final cluster, so a
 sequence that k-means moved away from the heads' choice shows a low one. When K is not
 given, heads have ``max_clusters`` outputs and K is the number of clusters holding at least
@@ -348,42 +345,34 @@ def silhouette(space: np.ndarray, labels: np.ndarray, sample: int, seed: int) ->
                                   random_state=seed))  # fmt: skip
 
 
-def refine(
-    space: np.ndarray, labels: np.ndarray, k: int, fixed: np.ndarray | None = None,
-    max_iter: int = 100,
-) -> np.ndarray:  # fmt: skip
+def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
     """Lloyd's k-means in ``space`` (N, D), started from the centroids of the clusters that
-    ``labels`` (N,) uses; sequences where ``fixed`` (N,) bool is true keep their label and only
-    pull the centroids (constrained k-means, Basu et al. 2002) → (N, k) responsibilities of the
-    refined partition under an isotropic Gaussian mixture with the k-means variance, one-hot on
-    fixed sequences (clusters ``labels`` leaves empty stay empty)."""
+    ``labels`` (N,) uses → (N, k) responsibilities of the refined partition under an isotropic
+    Gaussian mixture with the k-means variance (clusters ``labels`` leaves empty stay empty; a
+    cluster that loses every member keeps its centroid)."""
     n = len(labels)
     used = np.unique(labels)
     out = np.zeros((n, k), dtype=np.float32)
     if len(used) < 2:
         out[np.arange(n), labels] = 1.0
         return out
-    keep = np.zeros(n, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
     x = space.astype(np.float64)
     sq = (x**2).sum(1, keepdims=True)
     slot = np.searchsorted(used, labels)  # (N,) index into used
     centroids = np.stack([x[slot == j].mean(0) for j in range(len(used))])
     for _ in range(max_iter):
-        d2 = sq - 2 * x @ centroids.T + (centroids**2).sum(1)  # (N, used)
-        new = np.where(keep, slot, d2.argmin(1))
-        for j in range(len(used)):  # a cluster left empty keeps its centroid
+        new = (sq - 2 * x @ centroids.T + (centroids**2).sum(1)).argmin(1)
+        for j in range(len(used)):
             members = new == j
             if members.any():
                 centroids[j] = x[members].mean(0)
         if np.array_equal(new, slot):
             break
         slot = new
-    d2 = np.maximum(sq - 2 * x @ centroids.T + (centroids**2).sum(1), 0.0)
+    d2 = np.maximum(sq - 2 * x @ centroids.T + (centroids**2).sum(1), 0.0)  # (N, used)
     var = max(float(d2[np.arange(n), slot].sum()) / space.size, 1e-12)
     resp = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * var))
     out[:, used] = resp / resp.sum(1, keepdims=True)
-    out[keep] = 0.0
-    out[np.flatnonzero(keep), used[slot[keep]]] = 1.0
     return out
 
 
@@ -452,10 +441,8 @@ def cluster_sequences(
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     chosen = candidates[: cfg.vote]
     voted, mean_prob, agree = vote([c[1] for c in chosen], head)
-    final = voted
-    if cfg.refine:  # the heads' unanimous choices stay; k-means settles the contested ones
-        fixed = agree == len(chosen) if len(chosen) > 1 else None
-        final = refine(space, voted, head, fixed).argmax(1)
+    final = refine(space, voted, head).argmax(1) if cfg.refine else voted
+    moved = int((final != voted).sum())
     probability = mean_prob[np.arange(len(final)), final]
     k_used = head
     if cfg.n_clusters == 0:
@@ -478,6 +465,8 @@ def cluster_sequences(
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
         "candidates": [_scores(c) for c, _ in candidates],  # best first
         "voted": len(chosen),
+        "voters_unanimous": round(float(np.mean(agree == len(chosen))), 4),
+        "moved_by_refine": moved,
         "seconds": time.perf_counter() - t0,
     }
     return ClusterResult(
