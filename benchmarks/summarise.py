@@ -55,6 +55,7 @@ PUBLISHED = {
 CLUSTER_COLUMNS = [
     ("kmeans-6mer", "6-mer k-means"),
     ("phyloclr-kmer-single", "phyloclr single"),
+    ("phyloclr-kmer-silvote", "phyloclr vote, ranked by silhouette"),
     ("phyloclr-kmer-vote", "phyloclr vote"),
     ("phyloclr-kmer-default", "**phyloclr default** (vote + k-means)"),
     ("phyloclr-fcgr-single", "phyloclr FCGR single"),

@@ -548,8 +548,8 @@ def cluster(
 ) -> None:
     """[experimental] Cluster DNA sequences without labels (Twin Contrastive Learning).
 
-    At or above 6-mer k-means on the 9 shared datasets over two seeds; three seeds, FCGR and
-    iDeLUCS rows not yet measured (benchmarks/RESULTS.md)."""
+    Mean accuracy over three seeds at or above 6-mer k-means on the 9 shared datasets, with
+    seed-to-seed variance; FCGR input not benchmarked (benchmarks/RESULTS.md)."""
     from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, score, write_outputs
     from phyloclr.config import config_from_dict
 
