@@ -70,8 +70,9 @@ def orient(
 ) -> np.ndarray:  # fmt: skip
     """(N,) bool: which coded sequences to reverse-complement (see the module docstring).
 
-    Memory is O(chunk · 4^k) beyond the (N, dims) canonical PCA space; fewer than 3
-    sequences are never flipped."""
+    Memory: the (N, dims) canonical PCA space, the PCA's fitting sample (≤ 20,000 × 4^k
+    float32) and O(chunk · neighbours · 4^k) per chunk; fewer than 3 sequences are never
+    flipped."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
