@@ -139,6 +139,12 @@ def test_cli_outputs_and_scores(tmp_path: Path) -> None:
     from phyloclr.io.hdf5 import read_embeddings
 
     assert read_embeddings(out / "embeddings.h5").embeddings.shape == (60, 512)
+    assert summary["reverse_complemented"] == 0 and "over-splits" not in result.output
+    auto = [*args[:2], "--n-clusters", "0", *args[4:]]
+    auto[auto.index(str(out))] = str(tmp_path / "auto")
+    result = runner.invoke(app, auto)
+    assert result.exit_code == 0, result.output
+    assert "over-splits" in result.output  # the K-choice warning
 
 
 def test_errors(tmp_path: Path) -> None:

@@ -494,7 +494,8 @@ def cluster(
         Path, typer.Option("--out", help="Directory for clusters.tsv, summary.json.")
     ],
     n_clusters: Annotated[
-        int, typer.Option(help="K; 0 chooses K (non-empty clusters of a 20-cluster head).")
+        int,
+        typer.Option(help="K; 0 chooses K (non-empty clusters of a 20-cluster head; over-splits)."),
     ] = 0,
     labels: Annotated[
         Path | None, typer.Option(help="CSV id,label: report ACC (Hungarian), NMI and ARI.")
@@ -592,6 +593,18 @@ def cluster(
     if counts["ambiguous_bases"]:
         err.print(
             f"[yellow]note:[/] {counts['ambiguous_bases']} ambiguous bases (N, IUPAC) skipped"
+        )
+    if result.summary["k_chosen"]:
+        err.print(
+            f"[yellow]note:[/] K = {result.k} was chosen as the non-empty clusters of a "
+            f"{cfg.max_clusters}-output head, a rule that over-splits; pass --n-clusters if you "
+            "know the rank you want"
+        )
+    if result.summary["reverse_complemented"]:
+        err.print(
+            f"[yellow]note:[/] {result.summary['reverse_complemented']} sequences were on the "
+            "other strand from their relatives and were clustered reverse-complemented "
+            "(summary.json names them)"
         )
     err.print(f"wrote {out_dir}/clusters.tsv and summary.json")
 
