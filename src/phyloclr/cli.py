@@ -528,8 +528,7 @@ def cluster(
     refine: Annotated[
         bool,
         typer.Option(
-            help="Refine the voted partition by k-means in the PCA space (from its centroids; "
-            "sequences the voters agree on stay)."
+            help="Refine the voted partition by k-means in the PCA space (from its centroids)."
         ),
     ] = True,
     orient: Annotated[

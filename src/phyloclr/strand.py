@@ -23,11 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from phyloclr.views import dna
+from phyloclr.views.dna import reverse_complement
 
-
-def reverse_complement(codes: np.ndarray) -> np.ndarray:
-    """(L,) uint8 codes (A=0 C=1 G=2 T=3, 4 ambiguous) → their reverse complement (L,)."""
-    return np.where(codes < dna.AMBIGUOUS, 3 - codes, codes).astype(np.uint8)[::-1].copy()
+__all__ = ["orient", "rc_kmer_index", "reverse_complement"]
 
 
 def rc_kmer_index(k: int) -> np.ndarray:
@@ -74,7 +72,8 @@ def orient(
     float32) and O(chunk · neighbours · 4^k) per chunk; fewer than 3 sequences are never
     flipped."""
     from sklearn.decomposition import PCA
-    from sklearn.neighbors import NearestNeighbors
+
+    from phyloclr.cluster import kmer_neighbours  # imported here: cluster imports this module
 
     n = len(codes)
     flip = np.zeros(n, dtype=bool)
@@ -96,9 +95,7 @@ def orient(
         pca.transform((_freqs(codes[s : s + chunk], k, pool) - c_mean) * c_scale)
         for s in range(0, n, chunk)
     ]).astype(np.float32)  # fmt: skip
-    m = min(neighbours, n - 1)
-    _, idx = NearestNeighbors(n_neighbors=m + 1, metric="cosine").fit(space).kneighbors(space)
-    relatives = np.array([[j for j in row if j != i][:m] for i, row in enumerate(idx)])  # (N, m)
+    relatives = kmer_neighbours(space, neighbours)  # (N, m), strand-free
     mean, scale = _standardiser(codes, k, chunk, None)
     for s in range(0, n, chunk):
         rows = range(s, min(s + chunk, n))

@@ -34,6 +34,11 @@ def encode(seq: str) -> np.ndarray:
     return _LUT[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
 
 
+def reverse_complement(codes: np.ndarray) -> np.ndarray:
+    """(L,) uint8 codes → their reverse complement (L,); ambiguous bases stay ambiguous."""
+    return np.where(codes < AMBIGUOUS, 3 - codes, codes).astype(np.uint8)[::-1].copy()
+
+
 def mutate(codes: np.ndarray, cfg: MutationConfig, rng: np.random.Generator) -> np.ndarray:
     """A mutated copy of ``codes`` (L,) → (L',) uint8; see the module docstring."""
     c = codes
@@ -69,7 +74,7 @@ def mutate(codes: np.ndarray, cfg: MutationConfig, rng: np.random.Generator) -> 
     if cfg.mask_rate > 0:
         c[rng.random(len(c)) < cfg.mask_rate] = AMBIGUOUS
     if cfg.reverse_complement > 0 and rng.random() < cfg.reverse_complement:
-        c = np.where(c < AMBIGUOUS, 3 - c, c).astype(np.uint8)[::-1].copy()
+        c = reverse_complement(c)
     return c
 
 
