@@ -6,8 +6,9 @@ neighbour-graph cut, refined by k-means: method ``default``) for 3 seeds, and fr
 runs the vote before refinement (``vote``), the vote of the 3 best by silhouette instead
 (``silvote``, the earlier rule) and the single-run result (best head of run 1, ``single``);
 optionally the FCGR input (``--fcgr``); with ``--choose-k`` only phyloclr with K not given
-(``autok``, the K it chose is recorded). Each result is appended as one JSON line to ``--out``
-(an interrupted benchmark resumes where it stopped); ``summarise.py cluster`` makes the table.
+(``autok``; the K it chose and every K's stability are recorded). Each result is appended as
+one JSON line to ``--out`` (an interrupted benchmark resumes where it stopped); ``summarise.py
+cluster`` makes the table.
 
     python benchmarks/bench_cluster.py --out cluster.jsonl [--datasets a,b] [--threads 1]
 """
@@ -25,7 +26,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, vote
+from phyloclr.cluster import Candidate, ClusterConfig, cluster_sequences, read_dna, vote
 from phyloclr.evaluate import hungarian_accuracy
 from phyloclr.metrics import kmer_composition
 
@@ -41,6 +42,17 @@ def datasets(names: list[str] | None) -> list[Path]:
     found = sorted(d for d in DATA.iterdir() if (d / "labels.csv").exists())
     found.sort(key=lambda d: sum(f.stat().st_size for f in d.iterdir()))  # small first
     return [d for d in found if names is None or any(n in d.name for n in names)]
+
+
+def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
+    """Every candidate partition and its scores, for looking at selection rules."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, y=y, cut=np.array([c.cut for c in candidates]),
+        silhouette=np.array([c.silhouette for c in candidates]),
+        run=np.array([c.run for c in candidates]), k=np.array([c.k for c in candidates]),
+        labels=np.stack([c.labels for c in candidates]),
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -82,8 +94,12 @@ def main() -> None:
                                     device="cpu")  # fmt: skip
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
-                emit("phyloclr-kmer-autok", seed, res.clusters, time.perf_counter() - t,
-                     k_chosen=res.k, cluster_sizes=res.summary["cluster_sizes"])  # fmt: skip
+                seconds = time.perf_counter() - t
+                if args.save is not None:
+                    _save(args.save / f"{d.name}-autok-{seed}.npz", y, res.candidates)
+                emit("phyloclr-kmer-autok", seed, res.clusters, seconds, k_chosen=res.k,
+                     cluster_sizes=res.summary["cluster_sizes"],
+                     k_scores=res.summary["k_scores"])  # fmt: skip
             continue
         if not args.fcgr_only:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -104,14 +120,7 @@ def main() -> None:
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t
                 if args.save is not None:  # every candidate, for looking at selection rules
-                    args.save.mkdir(parents=True, exist_ok=True)
-                    np.savez_compressed(
-                        args.save / f"{d.name}-{kind}-{seed}.npz", y=y,
-                        cut=np.array([c.cut for c in res.candidates]),
-                        silhouette=np.array([c.silhouette for c in res.candidates]),
-                        run=np.array([c.run for c in res.candidates]),
-                        labels=np.stack([c.labels for c in res.candidates]),
-                    )  # fmt: skip
+                    _save(args.save / f"{d.name}-{kind}-{seed}.npz", y, res.candidates)
                 first = next(c for c in res.candidates if c.run == 0)
                 emit(f"phyloclr-{kind}-single", seed, first.labels, seconds / cfg.runs,
                      cut=first.cut, silhouette=first.silhouette)  # fmt: skip

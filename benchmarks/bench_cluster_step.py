@@ -46,7 +46,7 @@ def main() -> None:
         def tick(_stage: str, _done: int, _total: int | None, stamps: list[float] = stamps) -> None:
             stamps.append(time.perf_counter())
 
-        _train_run(codes, feats, relatives, cfg, 3, 0, torch.device("cpu"), tick, 0)
+        _train_run(codes, feats, relatives, cfg, [3] * cfg.heads, 0, torch.device("cpu"), tick, 0)
         per_step = float(np.diff(stamps).mean())
         minutes = per_step * ClusterConfig().runs * ClusterConfig().steps / 60  # the defaults
         print(json.dumps({"input": kind, "dataset": args.dataset, "batch": cfg.batch_size,

@@ -107,15 +107,54 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert np.array_equal(raw.voted, result.voted)  # refinement comes after the vote
 
 
-def test_choosing_k_reports_nonempty_clusters(tmp_path: Path) -> None:
-    fasta, _ = _synthetic(tmp_path / "s.fa")
+def test_choose_k_takes_the_smallest_stable_local_maximum() -> None:
+    from phyloclr.cluster import choose_k
+
+    def curve(*s: float) -> list[dict[str, float]]:
+        return [{"k": k, "stability": x, "cut": 0.0} for k, x in enumerate(s, start=2)]
+
+    # Influenza-like: K = 3 is a local maximum but below the floor; K = 5 is the answer even
+    # though K = 7 and the fine K = 9 are about as reproducible
+    assert choose_k(curve(0.19, 0.43, 0.33, 0.76, 0.67, 0.75, 0.6, 0.8), 0.6) == 5
+    assert choose_k(curve(0.76, 1.0, 0.46, 0.43), 0.6) == 3  # rising into K = 3 is no peak
+    assert choose_k(curve(0.9, 0.5, 0.95), 0.6) == 2  # the edge counts as a local maximum
+    assert choose_k(curve(0.7, 0.7, 0.5), 0.6) == 3  # a plateau resolves to its larger end
+    assert choose_k(curve(0.2, 0.3, 0.4), 0.6) == 4  # nothing reaches the floor: most stable
+    assert choose_k(curve(0.3, 0.5, 0.5), 0.6) == 3  # ... the smaller K on ties
+    with pytest.raises(ValueError):
+        choose_k([], 0.6)
+
+
+def test_k_stability_compares_runs_only() -> None:
+    from phyloclr.cluster import Candidate, k_stability
+
+    a = np.repeat(np.arange(3), 10)
+    shuffled = np.random.default_rng(0).permutation(a)
+    cands = [
+        Candidate(0, 0, 0.1, 0.5, a, 3), Candidate(1, 0, 0.3, 0.5, (a + 1) % 3, 3),
+        Candidate(0, 1, 0.2, 0.5, a % 2, 2), Candidate(0, 2, 0.2, 0.5, 1 - a % 2, 2),
+        Candidate(1, 1, 0.4, 0.5, shuffled % 2, 2),
+    ]  # fmt: skip
+    scores = k_stability(cands)
+    assert [s["k"] for s in scores] == [2, 3]
+    assert scores[1]["stability"] == 1.0 and scores[1]["cut"] == pytest.approx(0.2)
+    assert scores[0]["stability"] < 0.3  # the two run-0 heads agree, but only runs are compared
+
+
+def test_choosing_k_finds_the_groups_and_reports_every_k(tmp_path: Path) -> None:
+    fasta, labels = _synthetic(tmp_path / "s.fa", groups=4, per=15)
     records, _ = read_dna(fasta)
-    cfg = ClusterConfig(n_clusters=0, max_clusters=8, input="kmer", k=4, steps=20, batch_size=32,
-                        runs=1, vote=1, threads=1, min_cluster_fraction=0.05)  # fmt: skip
+    cfg = ClusterConfig(n_clusters=0, max_clusters=7, input="kmer", k=4, steps=60, batch_size=32,
+                        runs=2, threads=1)  # fmt: skip
     result = cluster_sequences(records, cfg)
     assert result.summary["k_chosen"] is True
-    assert 2 <= result.k <= 8 and result.clusters.max() == result.k - 1
-    assert sum(result.summary["cluster_sizes"]) == 60  # type: ignore[arg-type]
+    scores = result.summary["k_scores"]
+    assert [s["k"] for s in scores] == list(range(2, 8))  # type: ignore[union-attr]
+    assert result.k == 4 and result.clusters.max() == 3
+    assert score(result.ids, result.clusters, labels)["acc"] == 1.0
+    assert len(result.candidates) == 2 * 6  # one head per K per run
+    with pytest.raises(ConfigError):
+        ClusterConfig(n_clusters=0, runs=1)
 
 
 def test_cli_outputs_and_scores(tmp_path: Path) -> None:
@@ -139,12 +178,17 @@ def test_cli_outputs_and_scores(tmp_path: Path) -> None:
     from phyloclr.io.hdf5 import read_embeddings
 
     assert read_embeddings(out / "embeddings.h5").embeddings.shape == (60, 512)
-    assert summary["reverse_complemented"] == 0 and "over-splits" not in result.output
-    auto = [*args[:2], "--n-clusters", "0", *args[4:]]
+    assert summary["reverse_complemented"] == 0 and "was chosen" not in result.output
+    auto = [*args[:2], "--n-clusters", "0", "--max-clusters", "5", *args[4:]]
     auto[auto.index(str(out))] = str(tmp_path / "auto")
     result = runner.invoke(app, auto)
+    assert result.exit_code == 2 and "runs ≥ 2" in result.output  # one run cannot be compared
+    auto[auto.index("--runs") + 1] = "2"
+    result = runner.invoke(app, auto)
     assert result.exit_code == 0, result.output
-    assert "over-splits" in result.output  # the K-choice warning
+    assert "was chosen" in result.output  # the K-choice note
+    summary = json.loads((tmp_path / "auto" / "summary.json").read_text())
+    assert [s["k"] for s in summary["k_scores"]] == [2, 3, 4, 5] and summary["k_chosen"]
 
 
 def test_errors(tmp_path: Path) -> None:

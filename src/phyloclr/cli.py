@@ -495,8 +495,14 @@ def cluster(
     ],
     n_clusters: Annotated[
         int,
-        typer.Option(help="K; 0 chooses K (non-empty clusters of a 20-cluster head; over-splits)."),
+        typer.Option(
+            help="K; 0 chooses K in 2..--max-clusters: the smallest K whose partition the runs "
+            "reproduce (summary.json k_scores)."
+        ),
     ] = 0,
+    max_clusters: Annotated[
+        int, typer.Option(help="Largest K tried when K is chosen (one head per K per run).")
+    ] = 20,
     labels: Annotated[
         Path | None, typer.Option(help="CSV id,label: report ACC (Hungarian), NMI and ARI.")
     ] = None,
@@ -556,8 +562,8 @@ def cluster(
     with _errors():
         cfg = config_from_dict(
             ClusterConfig,
-            {"n_clusters": n_clusters, "input": input_kind, "k": k, "runs": runs,
-             "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
+            {"n_clusters": n_clusters, "max_clusters": max_clusters, "input": input_kind, "k": k,
+             "runs": runs, "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
              "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
              "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
              "refine": refine, "orient": orient, "select": select},
@@ -595,9 +601,10 @@ def cluster(
         )
     if result.summary["k_chosen"]:
         err.print(
-            f"[yellow]note:[/] K = {result.k} was chosen as the non-empty clusters of a "
-            f"{cfg.max_clusters}-output head, a rule that over-splits; pass --n-clusters if you "
-            "know the rank you want"
+            f"[yellow]note:[/] K = {result.k} was chosen: the smallest K in 2..{cfg.max_clusters} "
+            f"whose partition the {cfg.runs} runs reproduce (mean ARI between runs "
+            f"{result.summary['stability_of_k']:.2f}); data nested at several ranks may "
+            "hold other answers (summary.json k_scores); pass --n-clusters for a known rank"
         )
     if result.summary["reverse_complemented"]:
         err.print(

@@ -24,9 +24,14 @@ vote after matching their labels to the best one (Hungarian on the contingency t
 With ``refine`` (the default) the voted partition is then refined by Lloyd's k-means in the PCA
 space, started from its centroids: the heads find the basin, k-means settles the borders. The
 probability reported is the heads' mean (matched) probability of the final cluster, so a
-sequence that k-means moved away from the heads' choice shows a low one. When K is not
-given, heads have ``max_clusters`` outputs and K is the number of clusters holding at least
-``min_cluster_fraction`` of the sequences in the final partition.
+sequence that k-means moved away from the heads' choice shows a low one.
+
+When K is not given, every run trains one cluster head for each K in 2..``max_clusters`` on a
+shared backbone, and K is chosen by reproducibility (:func:`choose_k`): the stability of K is
+the mean adjusted Rand index between the runs' K-cluster partitions, and K is the smallest K
+whose stability is at least ``k_stability`` and a local maximum (not below K − 1's, above
+K + 1's), or the most stable K when none is. The chosen K's partitions are then voted and
+refined as above; every K's stability and cut is reported.
 """
 
 from __future__ import annotations
@@ -62,8 +67,9 @@ Progress = Callable[[str, int, int | None], None]
 class ClusterConfig:
     """Settings of ``phyloclr cluster`` (saved in summary.json)."""
 
-    n_clusters: int = 0  # 0: choose K (non-empty clusters of an over-sized head)
+    n_clusters: int = 0  # 0: choose K in 2..max_clusters by cross-run stability
     max_clusters: int = 20
+    k_stability: float = 0.6  # choosing K: the least mean ARI between runs to accept a K
     input: Literal["kmer", "fcgr", "phylo"] = "kmer"
     tree: str | None = None  # --input phylo: Newick whose leaves are the sequence ids
     msa: str | None = None  # --input phylo: aligned FASTA of the same ids
@@ -97,7 +103,6 @@ class ClusterConfig:
             crop_min=0.8,
         )
     )  # fmt: skip
-    min_cluster_fraction: float = 0.01
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0
@@ -109,6 +114,13 @@ class ClusterConfig:
             raise ConfigError("runs ≥ 1, heads ≥ 1, steps ≥ 1 and batch_size ≥ 4 are required")
         if not 1 <= self.vote <= self.runs * self.heads:
             raise ConfigError("vote must lie in 1..runs × heads")
+        if self.n_clusters == 0 and (self.runs < 2 or self.max_clusters < 3):
+            raise ConfigError(
+                "choosing K compares runs: it needs runs ≥ 2 and max_clusters ≥ 3 "
+                "(or give n_clusters)"
+            )
+        if not 0.0 <= self.k_stability <= 1.0:
+            raise ConfigError("k_stability (an adjusted Rand index) must lie in [0, 1]")
         if not 1 <= self.k <= 8:
             raise ConfigError("k must lie in 1..8")
         if not 0.0 <= self.orient_margin <= 2.0:
@@ -124,9 +136,10 @@ class ClusterConfig:
 
 
 class TCLModel(nn.Module):
-    """Backbone → instance head (NT-Xent) and ``heads`` cluster heads (softmax over C)."""
+    """Backbone → instance head (NT-Xent) and one cluster head per entry of ``sizes``
+    (softmax over that many clusters)."""
 
-    def __init__(self, cfg: ClusterConfig, n_clusters: int):
+    def __init__(self, cfg: ClusterConfig, sizes: Sequence[int]):
         super().__init__()
         self.backbone: nn.Module
         if cfg.input == "fcgr":
@@ -135,12 +148,13 @@ class TCLModel(nn.Module):
             self.backbone = nn.Sequential(nn.Linear(4**cfg.k, 512), nn.ReLU(), nn.Linear(512, 512))
         self.instance = ProjectionHead(512, 512, 128)
         self.clusters = nn.ModuleList(
-            nn.Sequential(nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, n_clusters))
-            for _ in range(cfg.heads)
+            nn.Sequential(nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, c))
+            for c in sizes
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """x (B, ...) features → (embedding (B, 512), instance z (B, 128), [P (B, C)] per head)."""
+        """x (B, ...) features → (embedding (B, 512), instance z (B, 128), [P (B, C_h)] per
+        head)."""
         h = self.backbone(x)
         return h, self.instance(h), [torch.softmax(c(h), dim=1) for c in self.clusters]
 
@@ -185,6 +199,7 @@ class Candidate:
     cut: float  # mean fraction of the neighbour-graph links leaving a cluster (lower: better)
     silhouette: float
     labels: np.ndarray  # (N,) in the head's own labels
+    k: int  # the head's number of outputs
 
     def rank_key(self, select: str) -> tuple[float, float]:
         """Sort key, best first: by ``select``, the other score breaking ties."""
@@ -281,12 +296,12 @@ def phylo_neighbours(ids: list[str], cfg: ClusterConfig) -> np.ndarray:
 
 def _train_run(
     codes: list[np.ndarray], feats: Featuriser, relatives: np.ndarray | None, cfg: ClusterConfig,
-    n_clusters: int, seed: int, device: torch.device, progress: Progress | None, run: int,
+    sizes: Sequence[int], seed: int, device: torch.device, progress: Progress | None, run: int,
 ) -> tuple[list[np.ndarray], np.ndarray]:  # fmt: skip
-    """One TCL run → (per head (N, C) probabilities of the unmutated sequences, (N, 512))."""
+    """One TCL run → (per head (N, C_h) probabilities of the unmutated sequences, (N, 512))."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = TCLModel(cfg, n_clusters).to(device)
+    model = TCLModel(cfg, sizes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     instance = InfoNCE(CosineCritic(), cfg.tau_instance)
     cluster = ClusterLoss(cfg.tau_cluster)
@@ -311,7 +326,7 @@ def _train_run(
             progress(f"run {run + 1}/{cfg.runs}", step + 1, cfg.steps)
     model.eval()
     embs: list[np.ndarray] = []
-    probs: list[list[np.ndarray]] = [[] for _ in range(cfg.heads)]
+    probs: list[list[np.ndarray]] = [[] for _ in sizes]
     with torch.no_grad():
         for start in range(0, n, 512):
             h, _, ps = model(feats(codes[start : start + 512]).to(device))
@@ -422,44 +437,46 @@ def cluster_sequences(
     elif cfg.neighbours > 0:
         relatives = graph[:, : cfg.neighbours]
     graph = graph[:, : cfg.select_neighbours]
-    head = cfg.n_clusters or cfg.max_clusters
+    sizes = [cfg.n_clusters] * cfg.heads if cfg.n_clusters else range(2, cfg.max_clusters + 1)
     candidates: list[tuple[Candidate, np.ndarray]] = []  # with the head's (N, C) probabilities
-    embedding = np.empty((0, 512), dtype=np.float32)  # only the best run's is kept (N, 512)
+    embeddings: dict[int, np.ndarray] = {}  # run → (N, 512); with K given, the best run's only
     for run in range(cfg.runs):
-        probs, emb = _train_run(
-            codes, feats, relatives, cfg, head, cfg.seed + run, device, progress, run
+        probs, embeddings[run] = _train_run(
+            codes, feats, relatives, cfg, list(sizes), cfg.seed + run, device, progress, run
         )
         for h, p in enumerate(probs):
             labels = p.argmax(1)
             sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
-            cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels)
+            cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels, p.shape[1])
             candidates.append((cand, p))
-        best = min(candidates, key=lambda c: c[0].rank_key(cfg.select))[0]
-        if best.run == run:
-            embedding = emb
-        del emb
+        if cfg.n_clusters:
+            best = min(candidates, key=lambda c: c[0].rank_key(cfg.select))[0]
+            embeddings = {best.run: embeddings[best.run]}
+    k_scores: list[dict[str, float]] = []
+    k_used = cfg.n_clusters
+    stability_of_k = None
+    if not k_used:
+        k_scores = k_stability([c for c, _ in candidates])
+        k_used = choose_k(k_scores, cfg.k_stability)
+        stability_of_k = next(x["stability"] for x in k_scores if x["k"] == k_used)
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
-    chosen = candidates[: cfg.vote]
-    voted, mean_prob, agree = vote([c[1] for c in chosen], head)
-    final = refine(space, voted, head).argmax(1) if cfg.refine else voted
+    pool = [c for c in candidates if c[0].k == k_used]
+    chosen = pool[: cfg.vote] if cfg.n_clusters else pool[: min(cfg.vote, cfg.runs)]
+    embedding = embeddings[chosen[0][0].run]
+    voted, mean_prob, agree = vote([c[1] for c in chosen], k_used)
+    final = refine(space, voted, k_used).argmax(1) if cfg.refine else voted
     moved = int((final != voted).sum())
     probability = mean_prob[np.arange(len(final)), final]
-    k_used = head
-    if cfg.n_clusters == 0:
-        sizes = np.bincount(final, minlength=head)
-        keep = np.flatnonzero(sizes >= max(1, cfg.min_cluster_fraction * len(final)))
-        k_used = len(keep)
-        remap = np.full(head, -1)
-        remap[keep] = np.arange(k_used)
-        # sequences in clusters below the floor go to their most probable kept cluster
-        best_kept = keep[mean_prob[:, keep].argmax(1)]
-        final = np.where(remap[final] >= 0, remap[final], remap[best_kept])
-        probability = mean_prob[np.arange(len(final)), keep[final]] / mean_prob[:, keep].sum(1)
+    used = np.unique(final)
+    if not cfg.n_clusters and len(used) < k_used:  # a chosen K's heads left clusters empty
+        k_used, final = len(used), np.searchsorted(used, final)
     summary: dict[str, object] = {
         "config": config_to_dict(cfg),
         "n_sequences": len(records),
         "k": int(k_used),
         "k_chosen": cfg.n_clusters == 0,
+        "k_scores": k_scores,  # choosing K: every K's stability across runs and mean cut
+        "stability_of_k": stability_of_k,  # the chosen K's (before empty clusters are dropped)
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
         "reverse_complemented": int(flipped.sum()),
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
@@ -479,9 +496,49 @@ def _scores(c: Candidate) -> dict[str, object]:
     return {
         "run": c.run,
         "head": c.head,
+        "k": c.k,
         "cut": round(c.cut, 4),
         "silhouette": round(c.silhouette, 4),
     }
+
+
+def k_stability(candidates: Sequence[Candidate]) -> list[dict[str, float]]:
+    """Per K among ``candidates``' head sizes: ``stability``, the mean adjusted Rand index
+    between the partitions of different runs (1: every run found the same partition), and
+    ``cut``, their mean neighbour-graph cut; sorted by K."""
+    from itertools import combinations
+
+    from sklearn.metrics import adjusted_rand_score
+
+    out = []
+    for k in sorted({c.k for c in candidates}):
+        group = [c for c in candidates if c.k == k]
+        pairs = [
+            adjusted_rand_score(a.labels, b.labels)
+            for a, b in combinations(group, 2)
+            if a.run != b.run
+        ]
+        out.append({
+            "k": k,
+            "stability": round(float(np.mean(pairs)) if pairs else 0.0, 4),
+            "cut": round(float(np.mean([c.cut for c in group])), 4),
+        })  # fmt: skip
+    return out
+
+
+def choose_k(scores: Sequence[dict[str, float]], floor: float) -> int:
+    """The smallest K whose stability is at least ``floor`` and a local maximum (≥ the next
+    smaller K's, > the next larger K's); with none, the most stable K (the smaller on ties).
+    ``scores``: :func:`k_stability`'s list, sorted by K."""
+    if not scores:
+        raise ValueError("no K to choose from")
+    s = [x["stability"] for x in scores]
+    for i, x in enumerate(scores):
+        if s[i] < floor:
+            continue
+        if (i == 0 or s[i] >= s[i - 1]) and (i == len(s) - 1 or s[i] > s[i + 1]):
+            return int(x["k"])
+    return int(max(scores, key=lambda x: (x["stability"], -x["k"]))["k"])
 
 
 def vote(probs: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
