@@ -90,13 +90,25 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
         print("| " + " | ".join(cells) + " |")
     auto = {name: list(runs[(name, "phyloclr-kmer-autok")].values()) for name in sorted(size)}
     if any(auto.values()):  # bench_cluster.py --choose-k
-        print("\n| dataset | true K | K chosen (per seed) | ACC | NMI | ARI |")
-        print("|---|---|---|---|---|---|")
+        print("\n| dataset | true K | K chosen (per seed) | stability at K chosen / true K "
+              "| ACC | NMI | ARI | time (s) |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
         for name, seeds in auto.items():
             if seeds:
                 chosen = ", ".join(str(r["k_chosen"]) for r in seeds)
+                stab = "; ".join(
+                    " / ".join(_stability(r, k) for k in (r["k_chosen"], size[name][1]))
+                    for r in seeds
+                )
                 stats = " | ".join(_stat(seeds, m) for m in ("acc", "nmi", "ari"))
-                print(f"| {name} | {size[name][1]} | {chosen} | {stats} |")
+                time_s = _stat(seeds, "seconds", "{:.0f}")
+                print(f"| {name} | {size[name][1]} | {chosen} | {stab} | {stats} | {time_s} |")
+
+
+def _stability(row: dict, k: int) -> str:
+    """A --choose-k row's cross-run stability at K ('?' when not recorded)."""
+    found = [s["stability"] for s in row.get("k_scores", []) if s["k"] == k]
+    return f"{found[0]:.2f}" if found else "?"
 
 
 if __name__ == "__main__":

@@ -139,6 +139,17 @@ def test_k_stability_compares_runs_only() -> None:
     assert [s["k"] for s in scores] == [2, 3]
     assert scores[1]["stability"] == 1.0 and scores[1]["cut"] == pytest.approx(0.2)
     assert scores[0]["stability"] < 0.3  # the two run-0 heads agree, but only runs are compared
+    # two runs that each misplace a few points of three separated blobs: refined by k-means in
+    # the space, they agree
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(3), 20)
+    space = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])[truth] + rng.normal(0, 1, (60, 2))
+    first, second = truth.copy(), truth.copy()
+    first[[0, 1, 20]] = [1, 2, 2]
+    second[[40, 41]] = [0, 1]
+    runs = [Candidate(0, 0, 0.1, 0.5, first, 3), Candidate(1, 0, 0.1, 0.5, second, 3)]
+    assert k_stability(runs)[0]["stability"] < 0.95
+    assert k_stability(runs, space)[0]["stability"] == 1.0
 
 
 def test_choosing_k_finds_the_groups_and_reports_every_k(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ sequence that k-means moved away from the heads' choice shows a low one.
 
 When K is not given, every run trains one cluster head for each K in 2..``max_clusters`` on a
 shared backbone, and K is chosen by reproducibility (:func:`choose_k`): the stability of K is
-the mean adjusted Rand index between the runs' K-cluster partitions, and K is the smallest K
+the mean adjusted Rand index between the runs' K-cluster partitions (each refined by k-means as
+above when ``refine`` is on, so that runs are compared on the basins they found, not on their
+borders), and K is the smallest K
 whose stability is at least ``k_stability`` and a local maximum (not below K − 1's, above
 K + 1's), or the most stable K when none is. The chosen K's partitions are then voted and
 refined as above; every K's stability and cut is reported.
@@ -69,7 +71,7 @@ class ClusterConfig:
 
     n_clusters: int = 0  # 0: choose K in 2..max_clusters by cross-run stability
     max_clusters: int = 20
-    k_stability: float = 0.6  # choosing K: the least mean ARI between runs to accept a K
+    k_stability: float = 0.5  # choosing K: the least mean ARI between runs to accept a K
     input: Literal["kmer", "fcgr", "phylo"] = "kmer"
     tree: str | None = None  # --input phylo: Newick whose leaves are the sequence ids
     msa: str | None = None  # --input phylo: aligned FASTA of the same ids
@@ -456,7 +458,7 @@ def cluster_sequences(
     k_used = cfg.n_clusters
     stability_of_k = None
     if not k_used:
-        k_scores = k_stability([c for c, _ in candidates])
+        k_scores = k_stability([c for c, _ in candidates], space if cfg.refine else None)
         k_used = choose_k(k_scores, cfg.k_stability)
         stability_of_k = next(x["stability"] for x in k_scores if x["k"] == k_used)
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
@@ -502,10 +504,13 @@ def _scores(c: Candidate) -> dict[str, object]:
     }
 
 
-def k_stability(candidates: Sequence[Candidate]) -> list[dict[str, float]]:
+def k_stability(
+    candidates: Sequence[Candidate], space: np.ndarray | None = None
+) -> list[dict[str, float]]:
     """Per K among ``candidates``' head sizes: ``stability``, the mean adjusted Rand index
-    between the partitions of different runs (1: every run found the same partition), and
-    ``cut``, their mean neighbour-graph cut; sorted by K."""
+    between the partitions of different runs (1: every run found the same partition), each
+    first refined by k-means in ``space`` (N, D) when it is given, and ``cut``, the heads'
+    mean neighbour-graph cut; sorted by K."""
     from itertools import combinations
 
     from sklearn.metrics import adjusted_rand_score
@@ -513,10 +518,12 @@ def k_stability(candidates: Sequence[Candidate]) -> list[dict[str, float]]:
     out = []
     for k in sorted({c.k for c in candidates}):
         group = [c for c in candidates if c.k == k]
+        labels = [c.labels if space is None else refine(space, c.labels, k).argmax(1)
+                  for c in group]  # fmt: skip
         pairs = [
-            adjusted_rand_score(a.labels, b.labels)
-            for a, b in combinations(group, 2)
-            if a.run != b.run
+            adjusted_rand_score(labels[i], labels[j])
+            for i, j in combinations(range(len(group)), 2)
+            if group[i].run != group[j].run
         ]
         out.append({
             "k": k,
