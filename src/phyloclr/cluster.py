@@ -30,10 +30,11 @@ When K is not given, every run trains one cluster head for each K in 2..``max_cl
 shared backbone, and K is chosen by reproducibility (:func:`choose_k`): the stability of K is
 the mean adjusted Rand index between the runs' K-cluster partitions (each refined by k-means as
 above when ``refine`` is on, so that runs are compared on the basins they found, not on their
-borders), and K is the smallest K
-whose stability is at least ``k_stability`` and a local maximum (not below K − 1's, above
-K + 1's), or the most stable K when none is. The chosen K's partitions are then voted and
-refined as above; every K's stability and cut is reported.
+borders), and K is the smallest K whose stability is at least ``k_stability`` and a local
+maximum (not below K − 1's, above K + 1's), or the most stable K when none is. The runs' K-head
+partitions are then voted and refined as above; every K's stability and cut is reported. On
+nested taxa this finds the first level every run reproduces, often coarser than the rank a
+user has in mind (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
