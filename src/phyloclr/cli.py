@@ -517,7 +517,9 @@ def cluster(
     ] = None,
     k: Annotated[int, typer.Option(help="k-mer size (FCGR image 2^k × 2^k).")] = 6,
     runs: Annotated[int, typer.Option(help="Independent training runs.")] = 3,
-    heads: Annotated[int, typer.Option(help="Cluster heads per run (candidate partitions).")] = 6,
+    heads: Annotated[
+        int, typer.Option(help="Cluster heads per run when K is given (candidate partitions).")
+    ] = 6,
     vote: Annotated[
         int, typer.Option(help="Best partitions (see --select) combined by majority vote.")
     ] = 3,

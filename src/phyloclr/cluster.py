@@ -440,12 +440,14 @@ def cluster_sequences(
     elif cfg.neighbours > 0:
         relatives = graph[:, : cfg.neighbours]
     graph = graph[:, : cfg.select_neighbours]
-    sizes = [cfg.n_clusters] * cfg.heads if cfg.n_clusters else range(2, cfg.max_clusters + 1)
+    sizes = [cfg.n_clusters] * cfg.heads
+    if not cfg.n_clusters:  # one head per K to try, none with more clusters than sequences - 1
+        sizes = list(range(2, min(cfg.max_clusters, len(records) - 1) + 1))
     candidates: list[tuple[Candidate, np.ndarray]] = []  # with the head's (N, C) probabilities
     embeddings: dict[int, np.ndarray] = {}  # run → (N, 512); with K given, the best run's only
     for run in range(cfg.runs):
         probs, embeddings[run] = _train_run(
-            codes, feats, relatives, cfg, list(sizes), cfg.seed + run, device, progress, run
+            codes, feats, relatives, cfg, sizes, cfg.seed + run, device, progress, run
         )
         for h, p in enumerate(probs):
             labels = p.argmax(1)
