@@ -466,7 +466,7 @@ def cluster_sequences(
         stability_of_k = next(x["stability"] for x in k_scores if x["k"] == k_used)
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     pool = [c for c in candidates if c[0].k == k_used]
-    chosen = pool[: cfg.vote] if cfg.n_clusters else pool[: min(cfg.vote, cfg.runs)]
+    chosen = pool[: cfg.vote]  # choosing K, the pool holds one head per run
     embedding = embeddings[chosen[0][0].run]
     voted, mean_prob, agree = vote([c[1] for c in chosen], k_used)
     final = refine(space, voted, k_used).argmax(1) if cfg.refine else voted
