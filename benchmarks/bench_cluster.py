@@ -64,6 +64,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
     ap.add_argument("--fcgr-only", action="store_true")
+    ap.add_argument("--fcgr-channels", type=int, default=ClusterConfig.fcgr_channels,
+                    help="FCGR CNN width (CGRclust: 128); other than 128 the rows are "
+                    "phyloclr-fcgr-c<width>b<batch>-*")  # fmt: skip
+    ap.add_argument("--fcgr-batch", type=int, default=ClusterConfig.batch_size)
     ap.add_argument("--save", type=Path, default=None, help="folder for every candidate partition")
     ap.add_argument("--choose-k", action="store_true", help="only phyloclr with K not given")
     args = ap.parse_args()
@@ -111,28 +115,34 @@ def main() -> None:
                 emit("kmeans-6mer", seed, pred, time.perf_counter() - t)
         inputs = ["fcgr"] if args.fcgr_only else ["kmer"] + (["fcgr"] if args.fcgr else [])
         for kind in inputs:
+            name, width, batch = kind, ClusterConfig.fcgr_channels, ClusterConfig.batch_size
+            if kind == "fcgr":
+                width, batch = args.fcgr_channels, args.fcgr_batch
+                if (width, batch) != (ClusterConfig.fcgr_channels, ClusterConfig.batch_size):
+                    name = f"fcgr-c{width}b{batch}"
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                if (d.name, f"phyloclr-{kind}-default", seed) in done:
+                if (d.name, f"phyloclr-{name}-default", seed) in done:
                     continue
                 cfg = ClusterConfig(n_clusters=k, input=kind, seed=seed * 100,  # type: ignore[arg-type]
-                                    threads=args.threads, device="cpu")  # fmt: skip
+                                    threads=args.threads, device="cpu",
+                                    fcgr_channels=width, batch_size=batch)  # fmt: skip
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t
                 if args.save is not None:  # every candidate, for looking at selection rules
-                    _save(args.save / f"{d.name}-{kind}-{seed}.npz", y, res.candidates)
+                    _save(args.save / f"{d.name}-{name}-{seed}.npz", y, res.candidates)
                 first = next(c for c in res.candidates if c.run == 0)
-                emit(f"phyloclr-{kind}-single", seed, first.labels, seconds / cfg.runs,
+                emit(f"phyloclr-{name}-single", seed, first.labels, seconds / cfg.runs,
                      cut=first.cut, silhouette=first.silhouette)  # fmt: skip
                 assert res.voted is not None
                 voters = res.summary["candidates"][: cfg.vote]  # type: ignore[index]
-                emit(f"phyloclr-{kind}-vote", seed, res.voted, seconds, voters=voters)
+                emit(f"phyloclr-{name}-vote", seed, res.voted, seconds, voters=voters)
                 # the same runs' partitions ranked by silhouette instead (the earlier rule)
                 by_sil = sorted(res.candidates, key=lambda c: c.rank_key("silhouette"))
                 eye = np.eye(cfg.n_clusters)
                 sil_vote = vote([eye[c.labels] for c in by_sil[: cfg.vote]], len(eye))[0]
-                emit(f"phyloclr-{kind}-silvote", seed, sil_vote, seconds)
-                emit(f"phyloclr-{kind}-default", seed, res.clusters, seconds,
+                emit(f"phyloclr-{name}-silvote", seed, sil_vote, seconds)
+                emit(f"phyloclr-{name}-default", seed, res.clusters, seconds,
                      reverse_complemented=res.summary["reverse_complemented"])  # fmt: skip
 
 

@@ -77,6 +77,7 @@ class ClusterConfig:
     tree: str | None = None  # --input phylo: Newick whose leaves are the sequence ids
     msa: str | None = None  # --input phylo: aligned FASTA of the same ids
     k: int = 6
+    fcgr_channels: int = 128  # --input fcgr: the CNN's width (CGRclust: 128)
     runs: int = 3
     heads: int = 6
     vote: int = 3
@@ -126,6 +127,8 @@ class ClusterConfig:
             raise ConfigError("k_stability (an adjusted Rand index) must lie in [0, 1]")
         if not 1 <= self.k <= 8:
             raise ConfigError("k must lie in 1..8")
+        if self.fcgr_channels < 1:
+            raise ConfigError("fcgr_channels must be ≥ 1")
         if not 0.0 <= self.orient_margin <= 2.0:
             raise ConfigError("orient_margin (a cosine-similarity gain) must lie in [0, 2]")
         if self.select_neighbours < 1:
@@ -146,7 +149,7 @@ class TCLModel(nn.Module):
         super().__init__()
         self.backbone: nn.Module
         if cfg.input == "fcgr":
-            self.backbone = FCGRNet(cfg.k, 128, 512)
+            self.backbone = FCGRNet(cfg.k, cfg.fcgr_channels, 512)
         else:
             self.backbone = nn.Sequential(nn.Linear(4**cfg.k, 512), nn.ReLU(), nn.Linear(512, 512))
         self.instance = ProjectionHead(512, 512, 128)
