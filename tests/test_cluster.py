@@ -288,3 +288,18 @@ def test_real_dataset_beats_kmeans() -> None:
     labels = dict(csv.reader((folder / "labels.csv").open()))
     result = cluster_sequences(records, ClusterConfig(n_clusters=3, threads=2))
     assert score(result.ids, result.clusters, labels)["acc"] > 0.947
+
+
+def test_fcgr_input_end_to_end_with_a_narrow_cnn(tmp_path: Path) -> None:
+    from phyloclr.cluster import TCLModel
+
+    fasta, labels = _synthetic(tmp_path / "s.fa")
+    records, _ = read_dna(fasta)
+    cfg = ClusterConfig(n_clusters=3, input="fcgr", k=4, fcgr_channels=8, steps=40, runs=1,
+                        heads=2, vote=2, batch_size=32, threads=1, refine=False)  # fmt: skip
+    assert TCLModel(cfg, [3]).backbone.features[0].out_channels == 8
+    result = cluster_sequences(records, cfg)  # no k-means refinement: the CNN's own partition
+    assert result.summary["config"]["fcgr_channels"] == 8  # type: ignore[index]
+    assert score(result.ids, result.clusters, labels)["acc"] > 0.9
+    with pytest.raises(ConfigError, match="fcgr_channels"):
+        ClusterConfig(fcgr_channels=0)

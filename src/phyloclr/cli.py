@@ -516,6 +516,10 @@ def cluster(
         Path | None, typer.Option(help="--input phylo: aligned FASTA of the same ids.")
     ] = None,
     k: Annotated[int, typer.Option(help="k-mer size (FCGR image 2^k × 2^k).")] = 6,
+    fcgr_channels: Annotated[
+        int,
+        typer.Option(help="--input fcgr: the CNN's width (CGRclust: 128); narrower is faster."),
+    ] = 128,
     runs: Annotated[int, typer.Option(help="Independent training runs.")] = 3,
     heads: Annotated[
         int, typer.Option(help="Cluster heads per run when K is given (candidate partitions).")
@@ -565,7 +569,8 @@ def cluster(
         cfg = config_from_dict(
             ClusterConfig,
             {"n_clusters": n_clusters, "max_clusters": max_clusters, "input": input_kind, "k": k,
-             "runs": runs, "heads": heads, "vote": vote, "neighbours": neighbours, "steps": steps,
+             "fcgr_channels": fcgr_channels, "runs": runs, "heads": heads, "vote": vote,
+             "neighbours": neighbours, "steps": steps,
              "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
              "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
              "refine": refine, "orient": orient, "select": select},
