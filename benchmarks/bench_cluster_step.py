@@ -1,8 +1,10 @@
 """Seconds per TCL training step of ``phyloclr cluster``, k-mer vs FCGR input, side by side.
 
-Same data (a labelled set in ../shared/data/dna), same process, one thread, default batch:
+Same data (a labelled set in ../shared/data/dna), same process, one thread; each item of
+``--steps`` is ``input[:fcgr_channels[:batch]]=steps`` (defaults: 128 channels, batch 256):
 
     python -m benchmarks.bench_cluster_step [--dataset cgrclust_01_Cypriniformes]
+        [--steps kmer=20,fcgr=3,fcgr:16:128=10,kmer:128:128=10]
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ def main() -> None:
     records, _ = read_dna(next(p for p in folder.iterdir() if p.suffix in (".fas", ".fasta")))
     codes = [dna.encode(r.seq) for r in records]
     for item in args.steps.split(","):
-        kind, steps = item.split("=")
-        cfg = ClusterConfig(n_clusters=3, input=kind, steps=int(steps), runs=1, threads=1,  # type: ignore[arg-type]
-                            device="cpu")  # fmt: skip
+        spec, steps = item.split("=")
+        kind, *rest = spec.split(":")
+        width, batch = ([int(v) for v in rest] + [128, 256][len(rest) :])[:2]
+        cfg = ClusterConfig(n_clusters=3, input=kind, steps=int(steps), runs=1, threads=1,
+                            device="cpu", fcgr_channels=width, batch_size=batch)  # fmt: skip
         feats = Featuriser(codes, cfg)
         relatives = kmer_neighbours(reduce(feats, codes, cfg.neighbour_dims, 0), cfg.neighbours)
         stamps: list[float] = []
@@ -49,8 +53,8 @@ def main() -> None:
         _train_run(codes, feats, relatives, cfg, [3] * cfg.heads, 0, torch.device("cpu"), tick, 0)
         per_step = float(np.diff(stamps).mean())
         minutes = per_step * ClusterConfig().runs * ClusterConfig().steps / 60  # the defaults
-        print(json.dumps({"input": kind, "dataset": args.dataset, "batch": cfg.batch_size,
-                          "seconds_per_step": round(per_step, 3),
+        print(json.dumps({"input": kind, "fcgr_channels": width, "dataset": args.dataset,
+                          "batch": batch, "seconds_per_step": round(per_step, 3),
                           "default_minutes": round(minutes, 1)}))  # fmt: skip
 
 
