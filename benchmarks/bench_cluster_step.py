@@ -44,7 +44,9 @@ def main() -> None:
         cfg = ClusterConfig(n_clusters=3, input=kind, steps=int(steps), runs=1, threads=1,
                             device="cpu", fcgr_channels=width, batch_size=batch)  # fmt: skip
         feats = Featuriser(codes, cfg)
-        relatives = kmer_neighbours(reduce(feats, codes, cfg.neighbour_dims, 0), cfg.neighbours)
+        relatives = kmer_neighbours(
+            reduce(codes, feats.standardised, cfg.neighbour_dims, 0), cfg.neighbours
+        )
         stamps: list[float] = []
 
         def tick(_stage: str, _done: int, _total: int | None, stamps: list[float] = stamps) -> None:

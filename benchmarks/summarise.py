@@ -7,6 +7,7 @@ python benchmarks/summarise.py cluster a.jsonl ...   # bench_cluster.py, run_ide
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -66,7 +67,8 @@ CLUSTER_COLUMNS = [
 
 def cluster_table(paths: list[str], metric: str = "acc") -> None:
     """One row per dataset: ``metric`` mean ± s.d. (ddof 1) over seeds per method, then the
-    default's wall time and the published numbers; a column no file has is left out."""
+    wall time of the first default column (k-mer when present) and the published numbers; a
+    column no file has is left out."""
     runs: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     size: dict[str, tuple[int, int]] = {}
     for path in paths:
@@ -75,6 +77,13 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
             runs[(r["dataset"], r["method"])][r["seed"]] = r  # a later line for a seed wins
             size[r["dataset"]] = (r["n"], r["k"])
     columns = [(m, t) for m, t in CLUSTER_COLUMNS if any(key[1] == m for key in runs)]
+    for stage in ("single", "vote", "default"):  # FCGR at another width or batch (--fcgr-channels)
+        for method in sorted(
+            {m for _, m in runs if re.fullmatch(rf"phyloclr-fcgr-c.*-{stage}", m)}
+        ):
+            width, batch = re.findall(r"\d+", method.split("-")[2])
+            columns.append((method, f"phyloclr FCGR {width} ch., batch {batch}, {stage}"))
+    timed = next((m for m, _ in columns if m.endswith("-default")), None)  # k-mer first
     head = ["dataset", "n", "K"] + [t for _, t in columns]
     head += ["default time (s)", "published CGRclust / iDeLUCS / phylonium+Ward"]
     print("| " + " | ".join(head) + " |")
@@ -84,7 +93,7 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
         for method, _ in columns:
             seeds = list(runs[(name, method)].values())
             cells.append(f"{_stat(seeds, metric)} (n={len(seeds)})" if seeds else "–")
-        default = list(runs[(name, "phyloclr-kmer-default")].values())
+        default = list(runs[(name, timed)].values()) if timed else []
         cells.append(_stat(default, "seconds", "{:.0f}"))
         cells.append(PUBLISHED.get(name, "—"))
         print("| " + " | ".join(cells) + " |")

@@ -172,21 +172,12 @@ class Featuriser:
 
     def __init__(self, codes: Sequence[np.ndarray], cfg: ClusterConfig, chunk: int = 2048):
         self.k, self.image = cfg.k, cfg.input == "fcgr"
-        size = 4**cfg.k
-        total, total_sq, n = np.zeros(size), np.zeros(size), 0
-        for start in range(0, len(codes), chunk):
-            f = dna.frequencies(dna.kmer_counts(codes[start : start + chunk], cfg.k))
-            total += f.sum(0)
-            total_sq += (f.astype(np.float64) ** 2).sum(0)
-            n += len(f)
-        self.mean = (total / n).astype(np.float32)
-        var = np.maximum(total_sq / n - (total / n) ** 2, 0.0)
-        self.scale = (1.0 / np.maximum(np.sqrt(var), 1e-6)).astype(np.float32)
+        self.mean, self.scale = dna.kmer_standardiser(codes, cfg.k, chunk=chunk)
         self.cells = np.argsort(cell_index(cfg.k))  # FCGR cell → k-mer index
 
     def standardised(self, codes: Sequence[np.ndarray]) -> np.ndarray:
         """(B, 4^k) standardised k-mer frequencies."""
-        return (dna.frequencies(dna.kmer_counts(codes, self.k)) - self.mean) * self.scale
+        return (dna.kmer_frequencies(codes, self.k) - self.mean) * self.scale
 
     def __call__(self, codes: Sequence[np.ndarray]) -> torch.Tensor:
         if not self.image:
@@ -238,20 +229,25 @@ def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
     return records, {"ambiguous_bases": ambiguous}
 
 
-def reduce(feats: Featuriser, codes: Sequence[np.ndarray], dims: int, seed: int,
-           chunk: int = 2048) -> np.ndarray:  # fmt: skip
-    """(N, dims) PCA of the standardised k-mer frequencies (fitted on ≤ 20,000 sequences)."""
+def reduce(
+    codes: Sequence[np.ndarray], features: Callable[[Sequence[np.ndarray]], np.ndarray],
+    dims: int, seed: int, chunk: int = 2048,
+) -> np.ndarray:  # fmt: skip
+    """(N, dims) float32 PCA of ``features`` (B, D) of the coded sequences, fitted on ≤ 20,000
+    of them, ``chunk`` at a time."""
     from sklearn.decomposition import PCA
 
     n = len(codes)
-    dims = max(1, min(dims, n - 1, 4**feats.k))
     rng = np.random.default_rng(seed)
     fit = np.sort(rng.choice(n, min(n, 20_000), replace=False))
-    pca = PCA(dims, svd_solver="randomized", random_state=seed)
-    pca.fit(feats.standardised([codes[i] for i in fit]))
+    fit_x = np.concatenate(
+        [features([codes[i] for i in fit[s : s + chunk]]) for s in range(0, len(fit), chunk)]
+    )
+    pca = PCA(max(1, min(dims, n - 1, fit_x.shape[1])), svd_solver="randomized", random_state=seed)
+    pca.fit(fit_x)
+    del fit_x
     parts = [
-        pca.transform(feats.standardised(codes[s : s + chunk])).astype(np.float32)
-        for s in range(0, n, chunk)
+        pca.transform(features(codes[s : s + chunk])).astype(np.float32) for s in range(0, n, chunk)
     ]
     return np.concatenate(parts)
 
@@ -435,7 +431,7 @@ def cluster_sequences(
         for i in np.flatnonzero(flipped):
             codes[i] = reverse_complement(codes[i])
     feats = Featuriser(codes, cfg)
-    space = reduce(feats, codes, cfg.neighbour_dims, cfg.seed)
+    space = reduce(codes, feats.standardised, cfg.neighbour_dims, cfg.seed)
     graph = kmer_neighbours(space, max(cfg.select_neighbours, cfg.neighbours))  # (N, m) sorted
     relatives: np.ndarray | None = None
     if cfg.input == "phylo":

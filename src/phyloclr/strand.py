@@ -38,26 +38,6 @@ def rc_kmer_index(k: int) -> np.ndarray:
     return out
 
 
-def _standardiser(
-    codes: Sequence[np.ndarray], k: int, chunk: int, pool: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 1/s.d. (4^k,) of the k-mer frequencies (pooled with ``pool`` when given)."""
-    total = np.zeros(4**k)
-    total_sq = np.zeros(4**k)
-    for s in range(0, len(codes), chunk):
-        f = _freqs(codes[s : s + chunk], k, pool).astype(np.float64)
-        total += f.sum(0)
-        total_sq += (f**2).sum(0)
-    mean = total / len(codes)
-    sd = np.sqrt(np.maximum(total_sq / len(codes) - mean**2, 0.0))
-    return mean.astype(np.float32), (1.0 / np.maximum(sd, 1e-6)).astype(np.float32)
-
-
-def _freqs(codes: Sequence[np.ndarray], k: int, pool: np.ndarray | None) -> np.ndarray:
-    f = dna.frequencies(dna.kmer_counts(codes, k))
-    return f + f[:, pool] if pool is not None else f
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -71,38 +51,31 @@ def orient(
     Memory: the (N, dims) canonical PCA space, the PCA's fitting sample (≤ 20,000 × 4^k
     float32) and O(chunk · neighbours · 4^k) per chunk; fewer than 3 sequences are never
     flipped."""
-    from sklearn.decomposition import PCA
-
-    from phyloclr.cluster import kmer_neighbours  # imported here: cluster imports this module
+    from phyloclr.cluster import kmer_neighbours, reduce  # here: cluster imports this module
 
     n = len(codes)
     flip = np.zeros(n, dtype=bool)
     if n < 3 or neighbours < 1:
         return flip
     pool = rc_kmer_index(k)
-    c_mean, c_scale = _standardiser(codes, k, chunk, pool)
-    rng = np.random.default_rng(seed)
-    fit = np.sort(rng.choice(n, min(n, 20_000), replace=False))
-    dims = max(1, min(dims, n - 1, 4**k))
-    pca = PCA(dims, svd_solver="randomized", random_state=seed)
-    fit_x = np.concatenate([
-        (_freqs([codes[i] for i in fit[s : s + chunk]], k, pool) - c_mean) * c_scale
-        for s in range(0, len(fit), chunk)
-    ])  # fmt: skip
-    pca.fit(fit_x)
-    del fit_x
-    space = np.concatenate([
-        pca.transform((_freqs(codes[s : s + chunk], k, pool) - c_mean) * c_scale)
-        for s in range(0, n, chunk)
-    ]).astype(np.float32)  # fmt: skip
+    c_mean, c_scale = dna.kmer_standardiser(codes, k, pool, chunk)
+
+    def canonical(rows: Sequence[np.ndarray]) -> np.ndarray:  # (B, 4^k) strand-free
+        return (dna.kmer_frequencies(rows, k, pool) - c_mean) * c_scale
+
+    space = reduce(codes, canonical, dims, seed, chunk)
     relatives = kmer_neighbours(space, neighbours)  # (N, m), strand-free
-    mean, scale = _standardiser(codes, k, chunk, None)
+    mean, scale = dna.kmer_standardiser(codes, k, None, chunk)
+
+    def profile(rows: Sequence[np.ndarray]) -> np.ndarray:  # (B, 4^k) strand-specific, unit
+        return _unit((dna.kmer_frequencies(rows, k) - mean) * scale)
+
     for s in range(0, n, chunk):
         rows = range(s, min(s + chunk, n))
-        own = _unit((_freqs([codes[i] for i in rows], k, None) - mean) * scale)  # (B, 4^k)
-        rc = _unit((_freqs([reverse_complement(codes[i]) for i in rows], k, None) - mean) * scale)
+        own = profile([codes[i] for i in rows])  # (B, 4^k)
+        rc = profile([reverse_complement(codes[i]) for i in rows])
         rel = relatives[s : s + len(rows)]  # (B, m)
-        nb = _unit((_freqs([codes[j] for j in rel.ravel()], k, None) - mean) * scale)
+        nb = profile([codes[j] for j in rel.ravel()])
         nb = nb.reshape(len(rows), rel.shape[1], -1)  # (B, m, 4^k)
         gain = np.einsum("bd,bmd->bm", rc, nb).mean(1) - np.einsum("bd,bmd->bm", own, nb).mean(1)
         flip[s : s + len(rows)] = gain > margin

@@ -102,3 +102,27 @@ def kmer_counts(batch: Sequence[np.ndarray], k: int) -> np.ndarray:
 def frequencies(counts: np.ndarray) -> np.ndarray:
     """Rows of k-mer counts (B, 4^k) → frequencies (rows sum to 1; empty rows stay 0)."""
     return counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
+
+
+def kmer_frequencies(
+    codes: Sequence[np.ndarray], k: int, pool: np.ndarray | None = None
+) -> np.ndarray:
+    """(B, 4^k) k-mer frequencies; with ``pool`` (4^k,) each k-mer's frequency plus that of
+    k-mer ``pool[i]`` (e.g. its reverse complement: strand-free profiles)."""
+    f = frequencies(kmer_counts(codes, k))
+    return f + f[:, pool] if pool is not None else f
+
+
+def kmer_standardiser(
+    codes: Sequence[np.ndarray], k: int, pool: np.ndarray | None = None, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 1/s.d. (4^k,) float32 of :func:`kmer_frequencies` over ``codes``, computed
+    ``chunk`` sequences at a time (an s.d. of 0 counts as 1e-6)."""
+    total, total_sq = np.zeros(4**k), np.zeros(4**k)
+    for start in range(0, len(codes), chunk):
+        f = kmer_frequencies(codes[start : start + chunk], k, pool)
+        total += f.sum(0)
+        total_sq += (f.astype(np.float64) ** 2).sum(0)
+    mean = total / max(len(codes), 1)
+    sd = np.sqrt(np.maximum(total_sq / max(len(codes), 1) - mean**2, 0.0))
+    return mean.astype(np.float32), (1.0 / np.maximum(sd, 1e-6)).astype(np.float32)
