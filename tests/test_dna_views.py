@@ -51,3 +51,17 @@ def test_indels_crop_and_mask() -> None:
     out = dna.mutate(codes, crop, np.random.default_rng(2))
     assert 50_000 <= len(out) <= 100_000
     assert abs((out == dna.AMBIGUOUS).mean() - 0.1) < 0.01
+
+
+def test_kmer_standardiser_matches_numpy_and_pools_strands() -> None:
+    from phyloclr.strand import rc_kmer_index
+
+    rng = np.random.default_rng(3)
+    codes = [dna.encode("".join(rng.choice(list("ACGT"), 50))) for _ in range(7)]
+    f = dna.kmer_frequencies(codes, 2)
+    mean, scale = dna.kmer_standardiser(codes, 2, chunk=3)  # chunks of 3, 3 and 1
+    assert np.allclose(mean, f.mean(0)) and np.allclose(scale, 1 / f.std(0), rtol=1e-4)
+    pooled = dna.kmer_frequencies(codes, 2, rc_kmer_index(2))
+    assert np.allclose(pooled.sum(1), 2.0)  # each k-mer counted with its reverse complement
+    rc = [dna.reverse_complement(c) for c in codes]
+    assert np.allclose(pooled, dna.kmer_frequencies(rc, 2, rc_kmer_index(2)))  # strand-free
