@@ -11,6 +11,7 @@ one JSON line to ``--out`` (an interrupted benchmark resumes where it stopped); 
 cluster`` makes the table.
 
     python benchmarks/bench_cluster.py --out cluster.jsonl [--datasets a,b] [--threads 1]
+        [--device cpu|cuda|auto]
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
     ap.add_argument("--fcgr-only", action="store_true")
     ap.add_argument("--fcgr-channels", type=int, default=ClusterConfig.fcgr_channels,
@@ -74,7 +76,8 @@ def main() -> None:
     done = set()
     if args.out.exists():
         done = {(r["dataset"], r["method"], r["seed"]) for r in map(json.loads, args.out.open())}
-    machine = f"{platform.processor() or platform.machine()}, {args.threads} thread(s)"
+    cpu = platform.processor() or platform.machine()
+    machine = f"{cpu}, {args.threads} thread(s), device {args.device}"
     for d in datasets(args.datasets.split(",") if args.datasets else None):
         fasta = next(p for p in d.iterdir() if p.suffix in (".fas", ".fasta"))
         records, _ = read_dna(fasta)
@@ -95,7 +98,7 @@ def main() -> None:
                 if (d.name, "phyloclr-kmer-autok", seed) in done:
                     continue
                 cfg = ClusterConfig(n_clusters=0, seed=seed * 100, threads=args.threads,
-                                    device="cpu")  # fmt: skip
+                                    device=args.device)  # fmt: skip
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t
@@ -124,7 +127,7 @@ def main() -> None:
                 if (d.name, f"phyloclr-{name}-default", seed) in done:
                     continue
                 cfg = ClusterConfig(n_clusters=k, input=kind, seed=seed * 100,  # type: ignore[arg-type]
-                                    threads=args.threads, device="cpu",
+                                    threads=args.threads, device=args.device,
                                     fcgr_channels=width, batch_size=batch)  # fmt: skip
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
