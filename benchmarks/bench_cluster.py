@@ -67,8 +67,8 @@ def main() -> None:
     ap.add_argument("--fcgr", action="store_true", help="also the FCGR input (slow on CPU)")
     ap.add_argument("--fcgr-only", action="store_true")
     ap.add_argument("--fcgr-channels", type=int, default=ClusterConfig.fcgr_channels,
-                    help="FCGR CNN width (CGRclust: 128); other than 128 the rows are "
-                    "phyloclr-fcgr-c<width>b<batch>-*")  # fmt: skip
+                    help="FCGR CNN width (CGRclust: 128); rows at another width or batch "
+                    "are named phyloclr-fcgr-c<width>b<batch>-*")  # fmt: skip
     ap.add_argument("--fcgr-batch", type=int, default=ClusterConfig.batch_size)
     ap.add_argument("--save", type=Path, default=None, help="folder for every candidate partition")
     ap.add_argument("--choose-k", action="store_true", help="only phyloclr with K not given")
