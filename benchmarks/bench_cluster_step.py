@@ -40,7 +40,8 @@ def main() -> None:
     for item in args.steps.split(","):
         spec, steps = item.split("=")
         kind, *rest = spec.split(":")
-        width, batch = ([int(v) for v in rest] + [128, 256][len(rest) :])[:2]
+        defaults = [ClusterConfig.fcgr_channels, ClusterConfig.batch_size]
+        width, batch = ([int(v) for v in rest] + defaults[len(rest) :])[:2]
         cfg = ClusterConfig(n_clusters=3, input=kind, steps=int(steps), runs=1, threads=1,
                             device="cpu", fcgr_channels=width, batch_size=batch)  # fmt: skip
         feats = Featuriser(codes, cfg)
