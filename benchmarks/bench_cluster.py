@@ -1,10 +1,12 @@
 """Clustering benchmark on every labelled dataset in ../shared/data/dna.
 
 Rows per dataset: 6-mer frequencies + k-means (3 seeds, scikit-learn, n_init=10); phyloclr
-cluster with its defaults (k-mer input, 3 runs × 6 heads, vote of the 3 best partitions by
-neighbour-graph cut, refined by k-means: method ``default``) for 3 seeds, and from the same
-runs the vote before refinement (``vote``), the vote of the 3 best by silhouette instead
-(``silvote``, the earlier rule) and the single-run result (best head of run 1, ``single``);
+cluster with its defaults (k-mer input, 3 runs × 6 heads, each head's partition also refined by
+k-means, vote of the 3 best of these 36 by neighbour-graph cut, refined by k-means: method
+``default``) for 3 seeds, and from the same runs the vote before refinement (``vote``), the
+same pipeline ranking the raw heads only (``rawrank``, the default until session 16), the vote
+of the 3 best raw heads by silhouette (``silvote``, the rule before that) and the single-run
+result (best raw head of run 1, ``single``);
 optionally the FCGR input (``--fcgr``); with ``--choose-k`` only phyloclr with K not given
 (``autok``; the K it chose and every K's stability are recorded). Each result is appended as
 one JSON line to ``--out`` (an interrupted benchmark resumes where it stopped); ``summarise.py
@@ -21,13 +23,14 @@ import csv
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from phyloclr.cluster import Candidate, ClusterConfig, cluster_sequences, read_dna, vote
+from phyloclr.cluster import Candidate, ClusterConfig, assign, cluster_sequences, read_dna, vote
 from phyloclr.evaluate import hungarian_accuracy
 from phyloclr.metrics import kmer_composition
 
@@ -52,6 +55,7 @@ def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
         path, y=y, cut=np.array([c.cut for c in candidates]),
         silhouette=np.array([c.silhouette for c in candidates]),
         run=np.array([c.run for c in candidates]), k=np.array([c.k for c in candidates]),
+        refined=np.array([c.refined for c in candidates]),
         labels=np.stack([c.labels for c in candidates]),
     )  # fmt: skip
 
@@ -134,15 +138,21 @@ def main() -> None:
                 seconds = time.perf_counter() - t
                 if args.save is not None:  # every candidate, for looking at selection rules
                     _save(args.save / f"{d.name}-{name}-{seed}.npz", y, res.candidates)
-                first = next(c for c in res.candidates if c.run == 0)
+                raw = [c for c in res.candidates if not c.refined]
+                first = next(c for c in raw if c.run == 0)
                 emit(f"phyloclr-{name}-single", seed, first.labels, seconds / cfg.runs,
                      cut=first.cut, silhouette=first.silhouette)  # fmt: skip
-                assert res.voted is not None
+                assert res.voted is not None and res.space is not None
                 voters = res.summary["candidates"][: cfg.vote]  # type: ignore[index]
                 emit(f"phyloclr-{name}-vote", seed, res.voted, seconds, voters=voters)
-                # the same runs' partitions ranked by silhouette instead (the earlier rule)
-                by_sil = sorted(res.candidates, key=lambda c: c.rank_key("silhouette"))
+                # the same runs' partitions, other selection rules (labels decide the vote)
                 eye = np.eye(cfg.n_clusters)
+                pool = [(c, eye[c.labels]) for c in res.candidates]
+                again = assign(pool, res.space, k, cfg).final
+                assert np.array_equal(again, res.clusters), "the default is not reproduced"
+                raw_rank = assign(pool, res.space, k, replace(cfg, rank_refined=False)).final
+                emit(f"phyloclr-{name}-rawrank", seed, raw_rank, seconds)
+                by_sil = sorted(raw, key=lambda c: c.rank_key("silhouette"))
                 sil_vote = vote([eye[c.labels] for c in by_sil[: cfg.vote]], len(eye))[0]
                 emit(f"phyloclr-{name}-silvote", seed, sil_vote, seconds)
                 emit(f"phyloclr-{name}-default", seed, res.clusters, seconds,

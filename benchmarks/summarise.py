@@ -57,6 +57,7 @@ CLUSTER_COLUMNS = [
     ("kmeans-6mer", "6-mer k-means"),
     ("phyloclr-kmer-single", "phyloclr single"),
     ("phyloclr-kmer-silvote", "phyloclr vote, ranked by silhouette"),
+    ("phyloclr-kmer-rawrank", "phyloclr raw heads ranked (earlier default)"),
     ("phyloclr-kmer-vote", "phyloclr vote"),
     ("phyloclr-kmer-default", "**phyloclr default** (vote + k-means)"),
     ("phyloclr-fcgr-single", "phyloclr FCGR single"),

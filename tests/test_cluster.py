@@ -16,6 +16,7 @@ from phyloclr.cluster import (
     ClusterConfig,
     cluster_sequences,
     label_mapping,
+    neighbour_cut,
     read_dna,
     refine,
     score,
@@ -93,7 +94,8 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert score(result.ids, result.clusters, labels)["acc"] >= 0.9
     assert result.voted is not None and result.voted.shape == (60,)
     assert result.embeddings.shape == (60, 512)  # the run holding the best partition
-    assert len(result.candidates) == 4
+    assert len(result.candidates) == 8  # 2 runs × 2 heads, each also refined by k-means
+    assert sum(c.refined for c in result.candidates) == 4
     keys = [c.rank_key("cut") for c in result.candidates]
     assert keys == sorted(keys)  # best first: lowest cut, then highest silhouette
     assert [c["cut"] for c in result.summary["candidates"]] == [  # type: ignore[union-attr]
@@ -104,7 +106,46 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert sils == sorted(sils, reverse=True)
     raw = cluster_sequences(records, replace(cfg, refine=False))
     assert raw.voted is not None and np.array_equal(raw.clusters, raw.voted)
-    assert np.array_equal(raw.voted, result.voted)  # refinement comes after the vote
+    assert not any(c.refined for c in raw.candidates)
+    heads_only = cluster_sequences(records, replace(cfg, rank_refined=False))
+    assert np.array_equal(raw.voted, heads_only.voted)  # refinement comes after the vote
+
+
+def test_refined_heads_are_ranked_beside_the_raw_ones() -> None:
+    from phyloclr.cluster import Candidate, assign, kmer_neighbours, refined_candidate
+
+    # three separated blobs (the neighbour graph is by cosine: away from the origin); the
+    # better raw head has five points in the wrong cluster, the other is noise
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 30)
+    centres = np.array([[10.0, 0.0], [0.0, 10.0], [-10.0, 0.0]])
+    space = centres[truth] + rng.normal(0, 1, (90, 2))
+    graph = kmer_neighbours(space, 5)
+    cfg = ClusterConfig(n_clusters=3, vote=1)
+    misplaced = truth.copy()
+    misplaced[[0, 1, 30, 31, 60]] = [1, 2, 0, 2, 1]
+    noise = rng.integers(0, 3, 90)
+    eye = np.eye(3)
+    heads = []
+    for h, labels in enumerate((misplaced, noise)):
+        c = Candidate(0, h, neighbour_cut(graph, labels), 0.0, labels, 3)
+        heads.append((c, eye[labels]))
+    refined = [refined_candidate(c, space, graph, cfg) for c, _ in heads]
+    assert all(c.refined and c.k == 3 for c, _ in refined)
+    assert np.array_equal(refined[0][0].labels, truth) and refined[0][0].cut < heads[0][0].cut
+    assert np.allclose(refined[0][1].sum(1), 1.0)  # k-means responsibilities
+    pool = heads + refined
+    best = assign(pool, space, 3, cfg).chosen[0][0]
+    assert best.refined and best.head == 0
+    # ranking the raw heads only, the misplaced head is voted, then refined: the same answer
+    # here, but the voter is the raw head
+    heads_only = assign(pool, space, 3, replace(cfg, rank_refined=False))
+    assert not heads_only.chosen[0][0].refined and heads_only.chosen[0][0].head == 0
+    assert np.array_equal(heads_only.final, truth)
+    assert np.array_equal(assign(pool, space, 3, replace(cfg, refine=False)).final, truth)
+    assert not np.array_equal(
+        assign(pool, space, 3, replace(cfg, refine=False, rank_refined=False)).final, truth
+    )
 
 
 def test_choose_k_takes_the_smallest_stable_local_maximum() -> None:
@@ -163,7 +204,8 @@ def test_choosing_k_finds_the_groups_and_reports_every_k(tmp_path: Path) -> None
     assert [s["k"] for s in scores] == list(range(2, 8))  # type: ignore[union-attr]
     assert result.k == 4 and result.clusters.max() == 3
     assert score(result.ids, result.clusters, labels)["acc"] == 1.0
-    assert len(result.candidates) == 2 * 6  # one head per K per run
+    assert len(result.candidates) == 2 * 6 + 2  # one head per K per run, the chosen K's refined
+    assert all(c.k == 4 for c in result.candidates if c.refined)
     with pytest.raises(ConfigError):
         ClusterConfig(n_clusters=0, runs=1)
 

@@ -94,6 +94,7 @@ class ClusterConfig:
     select_neighbours: int = 10  # the k-mer neighbour graph whose cut ranks partitions
     silhouette_sample: int = 5000
     refine: bool = True
+    rank_refined: bool = True  # rank each head's k-means-refined partition beside its own
     orient: bool = True  # reverse-complement sequences on the other strand from their relatives
     orient_margin: float = 0.25
     weak: MutationConfig = field(
@@ -197,6 +198,7 @@ class Candidate:
     silhouette: float
     labels: np.ndarray  # (N,) in the head's own labels
     k: int  # the head's number of outputs
+    refined: bool = False  # the head's partition refined by k-means (see ``rank_refined``)
 
     def rank_key(self, select: str) -> tuple[float, float]:
         """Sort key, best first: by ``select``, the other score breaking ties."""
@@ -215,6 +217,7 @@ class ClusterResult:
     summary: dict[str, object]
     candidates: list[Candidate] = field(default_factory=list)  # every head's, best first
     voted: np.ndarray | None = None  # (N,) the vote before refinement, in head labels
+    space: np.ndarray | None = None  # (N, D) the k-mer PCA space partitions are refined in
 
 
 def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
@@ -453,8 +456,10 @@ def cluster_sequences(
             sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
             cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels, p.shape[1])
             candidates.append((cand, p))
+            if cfg.n_clusters and cfg.refine:
+                candidates.append(refined_candidate(cand, space, graph, cfg))
         if cfg.n_clusters:
-            best = min(candidates, key=lambda c: c[0].rank_key(cfg.select))[0]
+            best = ranked(candidates, cfg.n_clusters, cfg)[0][0]
             embeddings = {best.run: embeddings[best.run]}
     k_scores: list[dict[str, float]] = []
     k_used = cfg.n_clusters
@@ -463,14 +468,15 @@ def cluster_sequences(
         k_scores = k_stability([c for c, _ in candidates], space if cfg.refine else None)
         k_used = choose_k(k_scores, cfg.k_stability)
         stability_of_k = next(x["stability"] for x in k_scores if x["k"] == k_used)
+        if cfg.refine:  # the chosen K's heads, refined
+            candidates += [refined_candidate(c, space, graph, cfg)
+                           for c, _ in candidates if c.k == k_used]  # fmt: skip
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
-    pool = [c for c in candidates if c[0].k == k_used]
-    chosen = pool[: cfg.vote]  # choosing K, the pool holds one head per run
+    done = assign(candidates, space, k_used, cfg)
+    final, voted, chosen = done.final, done.voted, done.chosen
     embedding = embeddings[chosen[0][0].run]
-    voted, mean_prob, agree = vote([c[1] for c in chosen], k_used)
-    final = refine(space, voted, k_used).argmax(1) if cfg.refine else voted
     moved = int((final != voted).sum())
-    probability = mean_prob[np.arange(len(final)), final]
+    probability = done.probability
     used = np.unique(final)
     if not cfg.n_clusters and len(used) < k_used:  # a chosen K's heads left clusters empty
         k_used, final = len(used), np.searchsorted(used, final)
@@ -486,14 +492,57 @@ def cluster_sequences(
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
         "candidates": [_scores(c) for c, _ in candidates],  # best first
         "voted": len(chosen),
-        "voters_unanimous": round(float(np.mean(agree == len(chosen))), 4),
+        "voters_unanimous": round(float(np.mean(done.agree == len(chosen))), 4),
         "moved_by_refine": moved,
         "seconds": time.perf_counter() - t0,
     }
     return ClusterResult(
         ids, final, probability, int(k_used), embedding, summary,
-        [c for c, _ in candidates], voted,
+        [c for c, _ in candidates], voted, space,
     )  # fmt: skip
+
+
+def refined_candidate(
+    cand: Candidate, space: np.ndarray, graph: np.ndarray, cfg: ClusterConfig
+) -> tuple[Candidate, np.ndarray]:
+    """``cand``'s partition refined by k-means in ``space`` (N, D) (:func:`refine`), scored
+    like a head on ``graph`` (N, m) → (candidate, its (N, K) k-means responsibilities)."""
+    resp = refine(space, cand.labels, cand.k)
+    labels = resp.argmax(1)
+    sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
+    return Candidate(cand.run, cand.head, neighbour_cut(graph, labels), sil, labels, cand.k,
+                     refined=True), resp  # fmt: skip
+
+
+def ranked(
+    candidates: Sequence[tuple[Candidate, np.ndarray]], k: int, cfg: ClusterConfig
+) -> list[tuple[Candidate, np.ndarray]]:
+    """The candidates with ``k`` outputs that may be voted (refined ones only with
+    ``cfg.rank_refined``), best first by ``cfg.select`` (stable: ties keep their order)."""
+    pool = [c for c in candidates if c[0].k == k and (cfg.rank_refined or not c[0].refined)]
+    return sorted(pool, key=lambda c: c[0].rank_key(cfg.select))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    final: np.ndarray  # (N,) cluster of each sequence, 0..K-1
+    probability: np.ndarray  # (N,) the voters' mean (matched) probability of ``final``
+    voted: np.ndarray  # (N,) the vote before refinement
+    agree: np.ndarray  # (N,) how many voters chose the voted label
+    chosen: list[tuple[Candidate, np.ndarray]]  # the candidates voted, best first
+
+
+def assign(
+    candidates: Sequence[tuple[Candidate, np.ndarray]], space: np.ndarray, k: int,
+    cfg: ClusterConfig,
+) -> Assignment:  # fmt: skip
+    """Vote the ``cfg.vote`` best of ``candidates`` (each with its (N, k) probabilities: a
+    head's softmax, or a refined partition's k-means responsibilities) and, with
+    ``cfg.refine``, refine the vote by k-means in ``space`` (N, D)."""
+    chosen = ranked(candidates, k, cfg)[: cfg.vote]  # choosing K: one head per run (+ refined)
+    voted, mean_prob, agree = vote([c[1] for c in chosen], k)
+    final = refine(space, voted, k).argmax(1) if cfg.refine else voted
+    return Assignment(final, mean_prob[np.arange(len(final)), final], voted, agree, chosen)
 
 
 def _scores(c: Candidate) -> dict[str, object]:
@@ -501,6 +550,7 @@ def _scores(c: Candidate) -> dict[str, object]:
         "run": c.run,
         "head": c.head,
         "k": c.k,
+        "refined": c.refined,
         "cut": round(c.cut, 4),
         "silhouette": round(c.silhouette, 4),
     }
