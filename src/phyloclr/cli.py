@@ -543,6 +543,12 @@ def cluster(
             help="Refine the voted partition by k-means in the PCA space (from its centroids)."
         ),
     ] = True,
+    rank_refined: Annotated[
+        bool,
+        typer.Option(
+            help="Rank each head's partition refined by k-means beside the raw ones (--refine)."
+        ),
+    ] = True,
     orient: Annotated[
         bool,
         typer.Option(
@@ -574,7 +580,8 @@ def cluster(
              "neighbours": neighbours, "steps": steps,
              "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
              "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
-             "refine": refine, "orient": orient, "select": select},
+             "refine": refine, "rank_refined": rank_refined, "orient": orient,
+             "select": select},
         )  # fmt: skip
         records, counts = read_dna(fasta)
         lab = None

@@ -17,14 +17,18 @@ labels by its cut of the k-mer neighbour graph (each sequence linked to its
 ``select_neighbours`` nearest in the PCA space above; the score is the mean over clusters of the
 fraction of their members' links that leave the cluster, lower is better: clusters should be
 unions of relatives, the prior the views train on) and by its silhouette (cosine, in the same
-space, on at most ``silhouette_sample`` sequences). Partitions are ranked by ``select`` (the
-cut by default, the other score breaking ties); the ``vote`` best are combined by majority
-vote after matching their labels to the best one (Hungarian on the contingency table);
-``vote = 1`` keeps the best.
-With ``refine`` (the default) the voted partition is then refined by Lloyd's k-means in the PCA
-space, started from its centroids: the heads find the basin, k-means settles the borders. The
-probability reported is the heads' mean (matched) probability of the final cluster, so a
-sequence that k-means moved away from the heads' choice shows a low one.
+space, on at most ``silhouette_sample`` sequences). With ``refine`` and ``rank_refined`` (the
+defaults) each head's partition is also refined by Lloyd's k-means in the PCA space, started
+from its centroids, and scored the same way: a head that found the right basin but blurred its
+borders is then ranked by what k-means makes of it (on the shared fish sets this rescued seeds
+where no raw head was right; benchmarks/RESULTS.md). Partitions, raw and refined together, are
+ranked by ``select`` (the cut by default, the other score breaking ties); the ``vote`` best are
+combined by majority vote after matching their labels to the best one (Hungarian on the
+contingency table); ``vote = 1`` keeps the best.
+With ``refine`` the voted partition is then refined by k-means in the same way: the heads find
+the basin, k-means settles the borders. The probability reported is the voters' mean (matched)
+probability of the final cluster (a head's softmax, or a refined partition's k-means
+responsibility), so a sequence that k-means moved away from the voters' choice shows a low one.
 
 When K is not given, every run trains one cluster head for each K in 2..``max_clusters`` on a
 shared backbone, and K is chosen by reproducibility (:func:`choose_k`): the stability of K is
@@ -32,7 +36,8 @@ the mean adjusted Rand index between the runs' K-cluster partitions (each refine
 above when ``refine`` is on, so that runs are compared on the basins they found, not on their
 borders), and K is the smallest K whose stability is at least ``k_stability`` and a local
 maximum (not below K − 1's, above K + 1's), or the most stable K when none is. The runs' K-head
-partitions are then voted and refined as above; every K's stability and cut is reported. On
+partitions (and their refinements) are then ranked, voted and refined as above; every K's
+stability and cut is reported. On
 nested taxa this finds the first level every run reproduces, often coarser than the rank a
 user has in mind (benchmarks/RESULTS.md).
 """
