@@ -221,7 +221,7 @@ class ClusterResult:
     k: int
     embeddings: np.ndarray  # (N, 512) backbone output of the run holding the best partition
     summary: dict[str, object]
-    candidates: list[Candidate] = field(default_factory=list)  # every head's, best first
+    candidates: list[Candidate] = field(default_factory=list)  # heads' and refined, best first
     voted: np.ndarray | None = None  # (N,) the vote before refinement, in head labels
     space: np.ndarray | None = None  # (N, D) the k-mer PCA space partitions are refined in
 
@@ -531,6 +531,8 @@ def ranked(
 
 @dataclass(frozen=True)
 class Assignment:
+    """The vote of the best candidate partitions and its refinement (:func:`assign`)."""
+
     final: np.ndarray  # (N,) cluster of each sequence, 0..K-1
     probability: np.ndarray  # (N,) the voters' mean (matched) probability of ``final``
     voted: np.ndarray  # (N,) the vote before refinement
