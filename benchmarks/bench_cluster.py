@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from phyloclr.cluster import Candidate, ClusterConfig, assign, cluster_sequences, read_dna, vote
+from phyloclr.cluster import Candidate, ClusterConfig, assign, cluster_sequences, read_dna
 from phyloclr.evaluate import hungarian_accuracy
 from phyloclr.metrics import kmer_composition
 
@@ -138,8 +138,7 @@ def main() -> None:
                 seconds = time.perf_counter() - t
                 if args.save is not None:  # every candidate, for looking at selection rules
                     _save(args.save / f"{d.name}-{name}-{seed}.npz", y, res.candidates)
-                raw = [c for c in res.candidates if not c.refined]
-                first = next(c for c in raw if c.run == 0)
+                first = next(c for c in res.candidates if c.run == 0 and not c.refined)
                 emit(f"phyloclr-{name}-single", seed, first.labels, seconds / cfg.runs,
                      cut=first.cut, silhouette=first.silhouette)  # fmt: skip
                 assert res.voted is not None and res.space is not None
@@ -152,8 +151,8 @@ def main() -> None:
                 assert np.array_equal(again, res.clusters), "the default is not reproduced"
                 raw_rank = assign(pool, res.space, k, replace(cfg, rank_refined=False)).final
                 emit(f"phyloclr-{name}-rawrank", seed, raw_rank, seconds)
-                by_sil = sorted(raw, key=lambda c: c.rank_key("silhouette"))
-                sil_vote = vote([eye[c.labels] for c in by_sil[: cfg.vote]], len(eye))[0]
+                by_sil = replace(cfg, select="silhouette", rank_refined=False, refine=False)
+                sil_vote = assign(pool, res.space, k, by_sil).final  # the vote, not refined
                 emit(f"phyloclr-{name}-silvote", seed, sil_vote, seconds)
                 emit(f"phyloclr-{name}-default", seed, res.clusters, seconds,
                      reverse_complemented=res.summary["reverse_complemented"])  # fmt: skip

@@ -462,7 +462,7 @@ def cluster_sequences(
             sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
             cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels, p.shape[1])
             candidates.append((cand, p))
-            if cfg.n_clusters and cfg.refine:
+            if cfg.n_clusters and cfg.refine and cfg.rank_refined:
                 candidates.append(refined_candidate(cand, space, graph, cfg))
         if cfg.n_clusters:
             best = ranked(candidates, cfg.n_clusters, cfg)[0][0]
@@ -474,7 +474,7 @@ def cluster_sequences(
         k_scores = k_stability([c for c, _ in candidates], space if cfg.refine else None)
         k_used = choose_k(k_scores, cfg.k_stability)
         stability_of_k = next(x["stability"] for x in k_scores if x["k"] == k_used)
-        if cfg.refine:  # the chosen K's heads, refined
+        if cfg.refine and cfg.rank_refined:  # the chosen K's heads, refined
             candidates += [refined_candidate(c, space, graph, cfg)
                            for c, _ in candidates if c.k == k_used]  # fmt: skip
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
