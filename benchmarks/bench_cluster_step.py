@@ -46,7 +46,7 @@ def main() -> None:
                             device="cpu", fcgr_channels=width, batch_size=batch)  # fmt: skip
         feats = Featuriser(codes, cfg)
         relatives = kmer_neighbours(
-            reduce(codes, feats.standardised, cfg.neighbour_dims, 0), cfg.neighbours
+            reduce(codes, feats.standardised, cfg.neighbour_dims), cfg.neighbours
         )
         stamps: list[float] = []
 

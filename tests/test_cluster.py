@@ -109,6 +109,9 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert not any(c.refined for c in raw.candidates)
     heads_only = cluster_sequences(records, replace(cfg, rank_refined=False))
     assert np.array_equal(raw.voted, heads_only.voted)  # refinement comes after the vote
+    reseeded = cluster_sequences(records, replace(cfg, seed=7, steps=5))
+    assert result.space is not None and reseeded.space is not None
+    assert np.array_equal(result.space, reseeded.space)  # seeds differ in training only
 
 
 def test_refined_heads_are_ranked_beside_the_raw_ones() -> None:

@@ -240,13 +240,16 @@ def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
 
 def reduce(
     codes: Sequence[np.ndarray], features: Callable[[Sequence[np.ndarray]], np.ndarray],
-    dims: int, seed: int, chunk: int = 2048,
+    dims: int, chunk: int = 2048,
 ) -> np.ndarray:  # fmt: skip
     """(N, dims) float32 PCA of ``features`` (B, D) of the coded sequences, fitted on ≤ 20,000
-    of them, ``chunk`` at a time."""
+    of them, ``chunk`` at a time. The fitting sample and the randomised SVD use a fixed seed:
+    the same sequences give the same space whatever the run's seed, so that seeds differ in
+    training only (partitions are scored and refined in this space)."""
     from sklearn.decomposition import PCA
 
     n = len(codes)
+    seed = 0
     rng = np.random.default_rng(seed)
     fit = np.sort(rng.choice(n, min(n, 20_000), replace=False))
     fit_x = np.concatenate(
@@ -436,11 +439,11 @@ def cluster_sequences(
     if cfg.orient:
         from phyloclr.strand import orient, reverse_complement
 
-        flipped = orient(codes, cfg.k, margin=cfg.orient_margin, seed=cfg.seed)
+        flipped = orient(codes, cfg.k, margin=cfg.orient_margin)
         for i in np.flatnonzero(flipped):
             codes[i] = reverse_complement(codes[i])
     feats = Featuriser(codes, cfg)
-    space = reduce(codes, feats.standardised, cfg.neighbour_dims, cfg.seed)
+    space = reduce(codes, feats.standardised, cfg.neighbour_dims)
     graph = kmer_neighbours(space, max(cfg.select_neighbours, cfg.neighbours))  # (N, m) sorted
     relatives: np.ndarray | None = None
     if cfg.input == "phylo":

@@ -44,7 +44,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def orient(
     codes: Sequence[np.ndarray], k: int = 6, neighbours: int = 5, margin: float = 0.25,
-    dims: int = 64, seed: int = 0, chunk: int = 512,
+    dims: int = 64, chunk: int = 512,
 ) -> np.ndarray:  # fmt: skip
     """(N,) bool: which coded sequences to reverse-complement (see the module docstring).
 
@@ -63,7 +63,7 @@ def orient(
     def canonical(rows: Sequence[np.ndarray]) -> np.ndarray:  # (B, 4^k) strand-free
         return (dna.kmer_frequencies(rows, k, pool) - c_mean) * c_scale
 
-    space = reduce(codes, canonical, dims, seed, chunk)
+    space = reduce(codes, canonical, dims, chunk)
     relatives = kmer_neighbours(space, neighbours)  # (N, m), strand-free
     mean, scale = dna.kmer_standardiser(codes, k, None, chunk)
 
