@@ -566,8 +566,8 @@ def cluster(
 ) -> None:
     """[experimental] Cluster DNA sequences without labels (Twin Contrastive Learning).
 
-    Mean accuracy over three seeds above 6-mer k-means on 7 of the 9 shared datasets, level on
-    one, one sequence short on Influenza-A, with seed-to-seed variance; the FCGR input, measured
+    Mean accuracy over three seeds above 6-mer k-means on 7 of the 9 shared datasets and level
+    on 2 (Influenza-A by one sequence), with seed-to-seed variance; the FCGR input, measured
     only with a 16-channel CNN on CPU, is weaker (benchmarks/RESULTS.md)."""
     from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, score, write_outputs
     from phyloclr.config import config_from_dict

@@ -7,7 +7,8 @@ over C clusters), each trained with the cluster-level loss of :mod:`phyloclr.obj
 mutation of one of its ``neighbours`` nearest relatives (evolution as the augmentation; with
 ``neighbours = 0`` both are mutations of the sequence itself, as CGRclust). Relatives are the
 nearest sequences by cosine distance of standardised k-mer frequencies (PCA to
-``neighbour_dims``), or, with ``--input phylo``, the nearest leaves of a given tree (patristic
+``neighbour_dims``, the same space for every seed: the seed changes training only), or, with
+``--input phylo``, the nearest leaves of a given tree (patristic
 distance) or rows of a given MSA (p-distance). Views are redrawn at every step. Before any of
 this, with ``orient`` (the default), sequences that their strand-free relatives show to be on
 the other strand are reverse-complemented (:mod:`phyloclr.strand`; counted in the summary).
@@ -21,8 +22,8 @@ space, on at most ``silhouette_sample`` sequences). With ``refine`` and ``rank_r
 defaults) each head's partition is also refined by Lloyd's k-means in the PCA space, started
 from its centroids, and scored the same way: a head that found the right basin but blurred its
 borders is then ranked by what k-means makes of it (on the 9 shared datasets, 3 seeds: mean
-ACC 0.951 against 0.940 for the raw heads alone, better in 5 of the 27 runs, worse in 5, with the
-larger gains; benchmarks/RESULTS.md). Partitions, raw and refined together, are
+ACC 0.962 against 0.952 for the raw heads alone, better in 6 of the 27 runs, worse in 1;
+benchmarks/RESULTS.md). Partitions, raw and refined together, are
 ranked by ``select`` (the cut by default, the other score breaking ties); the ``vote`` best are
 combined by majority vote after matching their labels to the best one (Hungarian on the
 contingency table); ``vote = 1`` keeps the best.
@@ -418,6 +419,24 @@ def label_mapping(reference: np.ndarray, other: np.ndarray, k: int) -> np.ndarra
     return mapping
 
 
+def prepare(
+    records: list[SeqRecord], cfg: ClusterConfig
+) -> tuple[list[np.ndarray], np.ndarray, Featuriser, np.ndarray]:
+    """What training and scoring start from, independent of ``cfg.seed``: (coded sequences,
+    oriented with ``cfg.orient``; (N,) bool, which were reverse-complemented; their
+    featuriser; (N, ``neighbour_dims``) PCA space of standardised k-mer frequencies)."""
+    codes = [dna.encode(r.seq) for r in records]
+    flipped = np.zeros(len(codes), dtype=bool)
+    if cfg.orient:
+        from phyloclr.strand import orient, reverse_complement
+
+        flipped = orient(codes, cfg.k, margin=cfg.orient_margin)
+        for i in np.flatnonzero(flipped):
+            codes[i] = reverse_complement(codes[i])
+    feats = Featuriser(codes, cfg)
+    return codes, flipped, feats, reduce(codes, feats.standardised, cfg.neighbour_dims)
+
+
 def cluster_sequences(
     records: list[SeqRecord], cfg: ClusterConfig, progress: Progress | None = None
 ) -> ClusterResult:
@@ -434,16 +453,7 @@ def cluster_sequences(
         raise InputError(None, f"clustering needs at least 3 sequences, got {len(records)}")
     t0 = time.perf_counter()
     ids = [r.id for r in records]
-    codes = [dna.encode(r.seq) for r in records]
-    flipped = np.zeros(len(codes), dtype=bool)
-    if cfg.orient:
-        from phyloclr.strand import orient, reverse_complement
-
-        flipped = orient(codes, cfg.k, margin=cfg.orient_margin)
-        for i in np.flatnonzero(flipped):
-            codes[i] = reverse_complement(codes[i])
-    feats = Featuriser(codes, cfg)
-    space = reduce(codes, feats.standardised, cfg.neighbour_dims)
+    codes, flipped, feats, space = prepare(records, cfg)
     graph = kmer_neighbours(space, max(cfg.select_neighbours, cfg.neighbours))  # (N, m) sorted
     relatives: np.ndarray | None = None
     if cfg.input == "phylo":
