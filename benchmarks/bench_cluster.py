@@ -48,6 +48,11 @@ def datasets(names: list[str] | None) -> list[Path]:
     return [d for d in found if names is None or any(n in d.name for n in names)]
 
 
+def dataset_fasta(folder: Path) -> Path:
+    """The sequences of a labelled dataset folder (its .fas or .fasta file)."""
+    return next(p for p in folder.iterdir() if p.suffix in (".fas", ".fasta"))
+
+
 def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
     """Every candidate partition and its scores, for looking at selection rules."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +88,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     machine = f"{cpu}, {args.threads} thread(s), device {args.device}"
     for d in datasets(args.datasets.split(",") if args.datasets else None):
-        fasta = next(p for p in d.iterdir() if p.suffix in (".fas", ".fasta"))
+        fasta = dataset_fasta(d)
         records, _ = read_dna(fasta)
         labels = dict(csv.reader((d / "labels.csv").open()))
         y = np.array([labels[r.id] for r in records])

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.bench_cluster import DATA
+from benchmarks.bench_cluster import DATA, dataset_fasta
 from phyloclr.cluster import (
     ClusterConfig,
     Featuriser,
@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     folder = DATA / args.dataset
-    records, _ = read_dna(next(p for p in folder.iterdir() if p.suffix in (".fas", ".fasta")))
+    records, _ = read_dna(dataset_fasta(folder))
     codes = [dna.encode(r.seq) for r in records]
     for item in args.steps.split(","):
         spec, steps = item.split("=")

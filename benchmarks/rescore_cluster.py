@@ -3,7 +3,7 @@ partitions that ``bench_cluster.py --save`` kept: what a change to the PCA space
 selection rule does to the same trained runs, without training again. One JSON line per saved
 call (K given, k-mer input, default settings): dataset, seed, ACC, sequences right.
 
-    python benchmarks/rescore_cluster.py cand/*-kmer-*.npz [--no-rank-refined]
+    python -m benchmarks.rescore_cluster cand/*-kmer-*.npz [--no-rank-refined]
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_cluster import DATA, dataset_fasta
 from phyloclr.cluster import Candidate, ClusterConfig, assign, prepare, read_dna
 from phyloclr.evaluate import hungarian_accuracy
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dna"
 
 
 def main() -> None:
@@ -32,8 +31,7 @@ def main() -> None:
         k = int(z["k"][0])
         cfg = ClusterConfig(n_clusters=k, rank_refined=not args.no_rank_refined)
         if name not in spaces:
-            fasta = next(p for p in (DATA / name).iterdir() if p.suffix in (".fas", ".fasta"))
-            spaces[name] = prepare(read_dna(fasta)[0], cfg)[3]
+            spaces[name] = prepare(read_dna(dataset_fasta(DATA / name))[0], cfg)[3]
         n = len(z["y"])
         pool = [
             (Candidate(int(z["run"][i]), 0, float(z["cut"][i]), float(z["silhouette"][i]),
