@@ -104,7 +104,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--config", default=str(ROOT / "configs" / "cpu-small.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "configs" / "cnn-small.yaml"))
     ap.add_argument("--budget", type=float, default=120.0, help="training seconds per run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rows", nargs="+", default=list(ROWS))

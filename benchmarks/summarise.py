@@ -2,6 +2,7 @@
 
 python benchmarks/summarise.py runs.jsonl            # pretraining rows (bench_pretrain.py)
 python benchmarks/summarise.py cluster a.jsonl ...   # bench_cluster.py, run_idelucs.py
+python benchmarks/summarise.py protein a.jsonl ...   # bench_protein.py (rows × sets)
 """
 
 from __future__ import annotations
@@ -115,6 +116,35 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
                 print(f"| {name} | {size[name][1]} | {chosen} | {stab} | {stats} | {time_s} |")
 
 
+def protein_table(paths: list[str]) -> None:
+    """One line per method, mAP / 1-NN / recall at 1 % FP per set (mean ± sd over seeds:
+    rows whose method ends in '-sN' are pooled under the name without it)."""
+    cells: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    methods: list[str] = []
+    sets: list[str] = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            r = json.loads(line)
+            method = re.sub(r"-s\d+$", "", r["method"])
+            cells[(method, r["set"])].append(r)
+            methods += [method] if method not in methods else []
+            sets += [r["set"]] if r["set"] not in sets else []
+    heads = " | ".join(f"{s}: mAP / 1-NN / R@1%FP (runs, s)" for s in sets)
+    print(f"| method | dim | {heads} |")
+    print("|---|---|" + "---|" * len(sets))
+    for m in methods:
+        dims = {str(r["dim"]) for s in sets for r in cells[(m, s)]}
+        row = [m, ",".join(sorted(dims)) if dims != {"0"} else "–"]
+        for s in sets:
+            runs = cells[(m, s)]
+            if not runs:
+                row.append("–")
+                continue
+            stats = " / ".join(_stat(runs, key) for key in ("map", "nn1", "recall_1fp"))
+            row.append(f"{stats} ({len(runs)}, {_stat(runs, 'wall_s', '{:.0f}')})")
+        print("| " + " | ".join(row) + " |")
+
+
 def _stability(row: dict, k: int) -> str:
     """A --choose-k row's cross-run stability at K ('?' when not recorded)."""
     found = [s["stability"] for s in row.get("k_scores", []) if s["k"] == k]
@@ -128,5 +158,7 @@ if __name__ == "__main__":
         if files and files[0].startswith("--metric="):
             metric, files = files[0].split("=", 1)[1], files[1:]
         cluster_table(files, metric)
+    elif sys.argv[1] == "protein":
+        protein_table(sys.argv[2:])
     else:
         main(sys.argv[1])

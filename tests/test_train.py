@@ -160,9 +160,16 @@ def test_transformer_encoder_trains(seeds, tmp_path: Path) -> None:
 
 
 def test_presets_load() -> None:
-    for name in ("cpu-small", "gpu-base"):
+    for name in ("cpu-small", "gpu-base", "cnn-small", "default-model"):
         cfg = load_pretrain_config(ROOT / "configs" / f"{name}.yaml")
         assert isinstance(cfg, PretrainConfig)
+
+
+def test_cpu_small_preset_is_the_cli_default() -> None:
+    """`phyloclr pretrain` without --config trains what configs/cpu-small.yaml says."""
+    from phyloclr.train.config import default_pretrain_config
+
+    assert load_pretrain_config(ROOT / "configs" / "cpu-small.yaml") == default_pretrain_config()
 
 
 def test_unknown_config_key_is_named(tmp_path: Path) -> None:

@@ -269,6 +269,7 @@ def pretrain(
     from phyloclr.families import build_families
     from phyloclr.train import PretrainConfig, load_pretrain_config
     from phyloclr.train import pretrain as run_pretrain
+    from phyloclr.train.config import default_pretrain_config
 
     with _errors():
         saved = out_dir / "config.json"
@@ -277,7 +278,7 @@ def pretrain(
         elif resume and saved.exists():
             cfg = load_pretrain_config(saved)
         else:
-            cfg = PretrainConfig()
+            cfg = default_pretrain_config()
         data = config_to_dict(cfg)
         fam = data["families"]
         if hmm_db is not None:

@@ -62,6 +62,8 @@ def embed_sequences(
     where windows overlap).
     """
     encoder.eval()
+    if not encoder.windowed:
+        window = max((len(s) for s in seqs), default=1)
     window = window or encoder.spec.max_len
     pieces: list[tuple[int, int, int]] = []  # (sequence index, start, end)
     n_windowed = 0
@@ -205,6 +207,11 @@ def embed_fasta(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_model(model_path, device)
+    if cfg.per_residue and not loaded.encoder.windowed:
+        raise ConfigError(
+            f"{model_path}: --per-residue needs a residue-level encoder (cnn, transformer); "
+            f"this model is a {loaded.encoder.spec.name!r} encoder"
+        )
     if out_path.exists():
         raise InputError(out_path, "already exists; remove it or choose another --out")
     parts = hdf5.parts_dir(out_path)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 
@@ -29,3 +32,101 @@ def kmer_keys(seq: str, k: int, index: np.ndarray, size: int) -> tuple[np.ndarra
 def kmer_counts(seq: str, k: int, index: np.ndarray, size: int) -> np.ndarray:
     """(size**k,) counts of the k-mers of ``seq`` (see :func:`kmer_keys`)."""
     return np.bincount(kmer_keys(seq, k, index, size)[0], minlength=size**k)
+
+
+#: reduced protein alphabets, as groups of the 20 amino acids (each group is one letter)
+REDUCED_ALPHABETS: dict[str, tuple[str, ...]] = {
+    "protein": tuple("ACDEFGHIKLMNPQRSTVWY"),
+    "dna": tuple("ACGT"),
+    # Murphy, Wallqvist & Levy 2000, 10 groups
+    "murphy10": ("LVIM", "C", "A", "G", "ST", "P", "FYW", "EDNQ", "KR", "H"),
+}
+
+
+def reduced_index(name: str) -> tuple[np.ndarray, int]:
+    """(256,) code of every byte in the reduced alphabet ``name`` (-1 outside it), its size."""
+    try:
+        groups = REDUCED_ALPHABETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown k-mer alphabet {name!r}; choose from {sorted(REDUCED_ALPHABETS)}"
+        ) from None
+    index = np.full(256, -1, dtype=np.int64)
+    for code, group in enumerate(groups):
+        for ch in group:
+            index[ord(ch)] = index[ord(ch.lower())] = code
+    return index, len(groups)
+
+
+def spectrum_counts(seqs: Sequence[str], k: int, alphabet: str = "murphy10") -> Any:
+    """Sparse (N, |A|^k) k-mer counts (scipy CSR, float32) in a (reduced) protein alphabet."""
+    from scipy import sparse
+
+    index, size = reduced_index(alphabet)
+    indptr = [0]
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    for seq in seqs:
+        keys, _ = kmer_keys(seq, k, index, size)
+        uniq, counts = np.unique(keys, return_counts=True)
+        cols.append(uniq)
+        vals.append(counts.astype(np.float32))
+        indptr.append(indptr[-1] + len(uniq))
+    data = np.concatenate(vals) if vals else np.zeros(0, np.float32)
+    ind = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    return sparse.csr_matrix((data, ind, np.asarray(indptr)), shape=(len(seqs), size**k))
+
+
+#: multiplier of the k-mer hash (Knuth's multiplicative hashing, modulo 2^32)
+HASH_MULTIPLIER = 2654435761
+
+
+def hash_kmers(ids: np.ndarray, buckets: int, salt: int) -> np.ndarray:
+    """Bucket of every k-mer id: ((id + salt) × 2654435761 mod 2^32) mod ``buckets``."""
+    return ((ids.astype(np.int64) + salt) * HASH_MULTIPLIER % (1 << 32)) % buckets
+
+
+def parse_spectrum(spec: str) -> list[tuple[str, int]]:
+    """'protein:4,murphy10:5' → [('protein', 4), ('murphy10', 5)] (validated)."""
+    out = []
+    for part in spec.split(","):
+        name, _, k = part.strip().partition(":")
+        if name not in REDUCED_ALPHABETS or not k.isdigit() or not 1 <= int(k) <= 8:
+            raise ValueError(
+                f"bad k-mer spectrum {part!r}: write ALPHABET:K with ALPHABET one of "
+                f"{sorted(REDUCED_ALPHABETS)} and 1 ≤ K ≤ 8, comma-separated"
+            )
+        out.append((name, int(k)))
+    return out
+
+
+def spectrum_matrix(seqs: Sequence[str], spectrum: str, buckets: int = 0) -> list[Any]:
+    """Sparse counts of every spectrum of ``spectrum`` ('ALPHABET:K,...'); with ``buckets`` > 0
+    each spectrum's k-mers are hashed into that many columns (salt = 7919 × its position)."""
+    from scipy import sparse
+
+    out = []
+    for s, (alphabet, k) in enumerate(parse_spectrum(spectrum)):
+        counts = spectrum_counts(seqs, k, alphabet)
+        if buckets:
+            coo = counts.tocoo()
+            cols = hash_kmers(coo.col, buckets, 7919 * s)
+            counts = sparse.csr_matrix((coo.data, (coo.row, cols)), shape=(len(seqs), buckets))
+        out.append(counts)
+    return out
+
+
+def inverse_document_frequency(counts: Any) -> np.ndarray:
+    """(V,) smooth idf, ln((1 + N) / (1 + df)) + 1, of sparse counts (N, V)."""
+    n = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+
+
+def log_tfidf(counts: Any, idf: np.ndarray) -> Any:
+    """Unit-norm rows of log(1 + count) × idf (sparse in, sparse out)."""
+    from sklearn.preprocessing import normalize
+
+    x = counts.copy()
+    x.data = np.log1p(x.data) * idf[x.indices]
+    return normalize(x)

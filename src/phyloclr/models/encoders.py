@@ -48,6 +48,9 @@ class EncoderSpec:
     max_len: int = 1024
     kmer: int = 0
     alphabet_letters: int = 20
+    spectrum: str = "murphy10:4"
+    buckets: int = 0
+    hidden: int = 1024
 
 
 class KmerComposition(nn.Module):
@@ -85,11 +88,14 @@ class KmerComposition(nn.Module):
 class Encoder(nn.Module):
     """Common interface: ``residues(tokens, mask)`` and ``forward(tokens, mask)`` (pooled).
 
+    ``windowed``: whether sequences longer than ``spec.max_len`` are embedded in windows.
+
     The pooled embedding is the pooled residue features plus, when ``spec.kmer`` > 0, a
     learned k-mer composition branch (:class:`KmerComposition`).
     """
 
     spec: EncoderSpec
+    windowed = True
 
     def __init__(self, spec: EncoderSpec, vocab: int):
         super().__init__()
@@ -197,7 +203,14 @@ class Transformer(Encoder):
         return self.norm(x) * mask.unsqueeze(-1)
 
 
-ENCODERS: dict[str, type[Encoder]] = {"cnn": DilatedCNN, "transformer": Transformer}
+# the spectrum encoder subclasses Encoder, so it is imported once Encoder exists
+from phyloclr.models.spectrum import KmerSpectrum  # noqa: E402
+
+ENCODERS: dict[str, type[Encoder]] = {
+    "cnn": DilatedCNN,
+    "transformer": Transformer,
+    "kmer": KmerSpectrum,
+}
 
 
 def build_encoder(spec: EncoderSpec, vocab: int) -> Encoder:

@@ -12,6 +12,7 @@ import yaml
 from phyloclr.config import config_from_dict
 from phyloclr.errors import ConfigError
 from phyloclr.families.config import FamiliesConfig
+from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum
 from phyloclr.models.critics import CRITICS
 from phyloclr.models.encoders import ENCODERS
 from phyloclr.views.mutation import MutationConfig
@@ -30,6 +31,9 @@ class ModelConfig:
     pooling: Literal["mean", "attention"] = "mean"
     max_len: int = 1024
     kmer: int = 0
+    spectrum: str = "murphy10:4"
+    buckets: int = 0
+    hidden: int = 1024
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -40,6 +44,19 @@ class ModelConfig:
             raise ConfigError("model.dim and model.layers must be ≥ 1, model.max_len ≥ 8")
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
+        if self.encoder == "kmer":
+            try:
+                spectra = parse_spectrum(self.spectrum)
+            except ValueError as exc:
+                raise ConfigError(f"model.spectrum: {exc}") from None
+            rows = self.buckets or sum(len(REDUCED_ALPHABETS[a]) ** k for a, k in spectra)
+            if self.buckets < 0 or rows > 1 << 22:
+                raise ConfigError(
+                    f"model.spectrum {self.spectrum!r} needs a table of {rows:,} rows; "
+                    "set model.buckets (hashing) to at most 4,194,304"
+                )
+        if self.encoder == "kmer" and self.kmer:
+            raise ConfigError("model.kmer (a composition branch) does not apply to encoder kmer")
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,8 @@ class ViewsConfig:
     'mutation': both views are mutated copies of the anchor.
     hard_negatives: the largest share of families batched with their nearest family (by
     3-mer profile), reached at the end of training (linear ramp from 0).
+    singletons: 'mutation' trains on families of one member too (two mutated copies);
+    'skip' leaves them out of training (they still count for the spectrum encoder's idf).
     """
 
     mode: Literal["phylo", "mutation"] = "phylo"
@@ -62,6 +81,7 @@ class ViewsConfig:
     crop_len: int = 512
     hard_negatives: float = 0.0
     augment_phylo: bool = False
+    singletons: Literal["mutation", "skip"] = "mutation"
     mutation: MutationConfig = field(default_factory=MutationConfig)
 
     def __post_init__(self) -> None:
@@ -147,6 +167,22 @@ class PretrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+def default_pretrain_config() -> PretrainConfig:
+    """What ``phyloclr pretrain`` trains without ``--config`` (configs/cpu-small.yaml holds the
+    same values, checked by a test): the k-mer spectrum encoder, trained on the families of
+    two or more members for 14 minutes, so that a 20,000-protein corpus takes about 20 minutes
+    on 2 CPU cores with its families (benchmarks/RESULTS.md, "Protein retrieval")."""
+    return PretrainConfig(
+        model=ModelConfig(encoder="kmer", dim=512, layers=2, hidden=1024, dropout=0.1,
+                          spectrum="murphy10:4", projection_dim=256, projection_hidden=1024),
+        views=ViewsConfig(crop_len=1024, singletons="skip"),
+        objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
+        optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),
+        run=RunConfig(max_steps=None, time_budget_s=840, batch_tokens=1 << 20, max_pairs=512,
+                      checkpoint_every=100),
+    )  # fmt: skip
 
 
 def load_pretrain_config(path: str | Path) -> PretrainConfig:

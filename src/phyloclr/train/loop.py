@@ -28,6 +28,7 @@ from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
 from phyloclr.models.heads import ProjectionHead
+from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import atomic_torch_save, save_model
 from phyloclr.objectives.contrastive import alignment, build_objective, uniformity
 from phyloclr.train import distributed
@@ -114,6 +115,9 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
         max_len=max(m.max_len, cfg.views.crop_len),
         kmer=m.kmer,
         alphabet_letters=len(alphabet.letters),
+        spectrum=m.spectrum,
+        buckets=m.buckets,
+        hidden=m.hidden,
     )
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
@@ -171,7 +175,11 @@ def pretrain(
     if ckpt_path.exists() and not resume:
         raise InputError(run, "already holds a checkpoint: pass --resume, or choose another --out")
 
-    families = [TrainingFamily.from_family(f) for f in fset.families]
+    families = [
+        TrainingFamily.from_family(f)
+        for f in fset.families
+        if cfg.views.singletons == "mutation" or f.size >= 2
+    ]
     shard = families[dist.rank :: dist.world_size]
     if len(shard) < 2:
         raise InputError(
@@ -181,7 +189,11 @@ def pretrain(
         )
 
     torch.manual_seed(cfg.run.seed)
-    model = build_model(cfg, alphabet).to(device)
+    model = build_model(cfg, alphabet)
+    if isinstance(model.encoder, KmerSpectrum) and not resume:
+        # the idf of every family's members (all ranks alike); a resumed run loads it
+        model.encoder.fit_idf([r.seq for f in fset.families for r in f.records])
+    model = model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )

