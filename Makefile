@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.1,<3' || echo 'torch==2.13.0')
 DEMO_OUT ?= demo_out
 
-.PHONY: setup test lint demo clean
+DEVSETS ?= $(HOME)/.cache/phyloclr/devsets
+BENCH_OUT ?= bench_out
+
+.PHONY: setup test lint demo clean bench-protein
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +52,19 @@ demo: setup
 		--plot $(DEMO_OUT)/seeds_map.png --json $(DEMO_OUT)/seeds_scores.json
 	$(BIN)/phyloclr cluster data/dna/Influenza-A.fas --n-clusters 5 \
 		--labels data/dna/Influenza-A_labels.csv --steps 150 --runs 1 --out $(DEMO_OUT)/flu
+
+# The protein retrieval harness (benchmarks/RESULTS.md, "Protein retrieval"): build the
+# development sets, pretrain the default config on the transductive corpus (20 min), score
+# every row on every set (phmmer included: ~20 min more), print the table.
+bench-protein: setup
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks.protein_devsets --out $(DEVSETS)
+	mkdir -p $(BENCH_OUT)
+	rm -rf $(BENCH_OUT)/default
+	$(BIN)/phyloclr pretrain $(DEVSETS)/go-function/corpus.fasta --out $(BENCH_OUT)/default
+	$(BIN)/python -m benchmarks.bench_protein --sets $(DEVSETS) --phmmer \
+		--model phyloclr-pretrain-default=$(BENCH_OUT)/default --out $(BENCH_OUT)/protein.jsonl
+	$(BIN)/python benchmarks/summarise.py protein $(BENCH_OUT)/protein.jsonl
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
