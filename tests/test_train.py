@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from phyloclr.config import config_to_json
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.families import build_families
 from phyloclr.models.alphabet import PROTEIN
@@ -212,3 +213,18 @@ def test_ddp_two_cpu_ranks_agree_after_a_step(tmp_path: Path) -> None:
     init = _weights(build_model(tiny(1), PROTEIN))  # the step moved the weights
     assert any(not torch.equal(w0[k], v) for k, v in init.items())
     assert (tmp_path / "run" / "model.pt").exists()
+
+
+def test_resume_accepts_a_config_saved_before_new_keys() -> None:
+    """A run saved by an earlier phyloclr lacks newer config keys; resuming it with those keys
+    at their defaults is not a change, while a key set to another value still is."""
+    import json
+
+    from phyloclr.train.loop import _changed_keys
+
+    new = json.loads(config_to_json(tiny(2)))
+    old = json.loads(config_to_json(tiny(2)))
+    del old["model"]["spectrum"], old["views"]["singletons"]
+    assert _changed_keys(old, new) == []
+    new["views"]["singletons"] = "skip"
+    assert _changed_keys(old, new) == ["views.singletons"]

@@ -131,12 +131,21 @@ RESUMABLE_KEYS = {"run.max_steps", "run.time_budget_s", "run.device", "run.threa
                   "run.checkpoint_every"}  # fmt: skip
 
 
-def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def _changed_keys(
+    old: dict[str, Any], new: dict[str, Any], prefix: str = "", defaults: Any = None
+) -> list[str]:
+    """Dotted keys whose values differ. A key the old config lacks (saved by an earlier
+    phyloclr) counts as changed only when the new value is not that key's default."""
+    if defaults is None:
+        defaults = json.loads(config_to_json(PretrainConfig()))
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
+        d = defaults.get(key) if isinstance(defaults, dict) else None
         if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_changed_keys(a, b, f"{prefix}{key}."))
+            out.extend(_changed_keys(a, b, f"{prefix}{key}.", d))
+        elif key not in old and b == d:
+            continue
         elif a != b and f"{prefix}{key}" not in RESUMABLE_KEYS:
             out.append(f"{prefix}{key}")
     return out
@@ -185,7 +194,12 @@ def pretrain(
         raise InputError(
             None,
             f"rank {dist.rank} has {len(shard)} families: contrastive training needs at least 2 "
-            "per rank (same-family pairs are never negatives)",
+            "per rank (same-family pairs are never negatives)"
+            + (
+                "; families of one member are left out (views.singletons: skip)"
+                if cfg.views.singletons == "skip"
+                else ""
+            ),
         )
 
     torch.manual_seed(cfg.run.seed)
