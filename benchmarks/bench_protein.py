@@ -209,9 +209,10 @@ def model_rows(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
         name, _, path = spec.partition("=")
         t0 = time.perf_counter()
         e = embed_model(path, ds.seqs, args.threads)
+        wall = time.perf_counter() - t0  # loading and embedding, as for the rows above
         rows.append({"set": ds.name, "method": name, **score(cosine(e), ds.labels),
-                     "wall_s": round(time.perf_counter() - t0, 2), "dim": e.shape[1],
-                     "n": len(ds.seqs), "model": path})  # fmt: skip
+                     "wall_s": round(wall, 2), "dim": e.shape[1], "n": len(ds.seqs),
+                     "model": path})  # fmt: skip
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
