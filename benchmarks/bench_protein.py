@@ -187,9 +187,10 @@ def rows_for(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
     def lsa() -> tuple[np.ndarray, int]:
         from sklearn.decomposition import TruncatedSVD
 
-        idf = inverse_document_frequency(spectrum_counts(ds.corpus, k, alphabet))
+        corpus = spectrum_counts(ds.corpus, k, alphabet)
+        idf = inverse_document_frequency(corpus)
         svd = TruncatedSVD(args.svd_dim, random_state=0)
-        svd.fit(log_tfidf(spectrum_counts(ds.corpus, k, alphabet), idf))
+        svd.fit(log_tfidf(corpus, idf))
         x = svd.transform(log_tfidf(spectrum_counts(ds.seqs, k, alphabet), idf))
         return cosine(x), args.svd_dim
 

@@ -79,11 +79,16 @@ def spectrum_counts(seqs: Sequence[str], k: int, alphabet: str = "murphy10") -> 
 
 #: multiplier of the k-mer hash (Knuth's multiplicative hashing, modulo 2^32)
 HASH_MULTIPLIER = 2654435761
+#: spectrum s of a list is hashed with salt HASH_SALT × s
+HASH_SALT = 7919
 
 
-def hash_kmers(ids: np.ndarray, buckets: int, salt: int) -> np.ndarray:
-    """Bucket of every k-mer id: ((id + salt) × 2654435761 mod 2^32) mod ``buckets``."""
-    return ((ids.astype(np.int64) + salt) * HASH_MULTIPLIER % (1 << 32)) % buckets
+def hash_kmers(ids: Any, buckets: int, salt: int) -> Any:
+    """Bucket of every k-mer id: ((id + salt) × 2654435761 mod 2^32) mod ``buckets``.
+    ``ids``: a NumPy array (any integer type) or an int64 torch tensor."""
+    if isinstance(ids, np.ndarray):
+        ids = ids.astype(np.int64)
+    return ((ids + salt) * HASH_MULTIPLIER % (1 << 32)) % buckets
 
 
 def parse_spectrum(spec: str) -> list[tuple[str, int]]:
@@ -102,7 +107,7 @@ def parse_spectrum(spec: str) -> list[tuple[str, int]]:
 
 def spectrum_matrix(seqs: Sequence[str], spectrum: str, buckets: int = 0) -> list[Any]:
     """Sparse counts of every spectrum of ``spectrum`` ('ALPHABET:K,...'); with ``buckets`` > 0
-    each spectrum's k-mers are hashed into that many columns (salt = 7919 × its position)."""
+    each spectrum's k-mers are hashed into that many columns (salt HASH_SALT × its position)."""
     from scipy import sparse
 
     out = []
@@ -110,7 +115,7 @@ def spectrum_matrix(seqs: Sequence[str], spectrum: str, buckets: int = 0) -> lis
         counts = spectrum_counts(seqs, k, alphabet)
         if buckets:
             coo = counts.tocoo()
-            cols = hash_kmers(coo.col, buckets, 7919 * s)
+            cols = hash_kmers(coo.col, buckets, HASH_SALT * s)
             counts = sparse.csr_matrix((coo.data, (coo.row, cols)), shape=(len(seqs), buckets))
         out.append(counts)
     return out

@@ -22,17 +22,18 @@ import torch
 from torch import nn
 
 from phyloclr.kmers import (
-    HASH_MULTIPLIER,
+    HASH_SALT,
+    hash_kmers,
     inverse_document_frequency,
     parse_spectrum,
     reduced_index,
     spectrum_matrix,
 )
-from phyloclr.models.alphabet import N_SPECIAL
+from phyloclr.models.alphabet import ALPHABETS, N_SPECIAL
 from phyloclr.models.encoders import Encoder, EncoderSpec
 
-#: the letters of each alphabet, by count (EncoderSpec records only the count)
-_LETTERS = {20: "ACDEFGHIKLMNPQRSTVWY", 4: "ACGT"}
+#: the letters of each tokeniser, by count (EncoderSpec records only the count)
+_LETTERS = {len(a.letters): a.letters for a in ALPHABETS.values()}
 
 
 class _Block(nn.Module):
@@ -99,7 +100,7 @@ class KmerSpectrum(Encoder):
     def _one(
         self, tokens: torch.Tensor, s: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """Spectrum ``s`` as unit-norm rows: (row, idf index, weight) of each non-zero."""
+        """Spectrum ``s`` as unit-norm rows: (sequence, table row, weight) of each non-zero."""
         b, length = tokens.shape
         k = self.spectra[s][1]
         if length < k:
@@ -110,16 +111,18 @@ class KmerSpectrum(Encoder):
         powers = self.sizes[s] ** torch.arange(k - 1, -1, -1, device=tokens.device)
         ids = (windows.clamp_min(0) * powers).sum(-1)
         if self.spec.buckets:
-            ids = (ids + 7919 * s) * HASH_MULTIPLIER % (1 << 32) % self.spec.buckets
+            ids = hash_kmers(ids, self.spec.buckets, HASH_SALT * s)
         width = self.spec.buckets or self.sizes[s] ** k
         rows = torch.arange(b, device=tokens.device).unsqueeze(1).expand_as(ids)
         uniq, counts = torch.unique((rows * width + ids)[valid], return_counts=True)
         row = uniq // width
-        col = uniq % width + self.offsets[s]
+        col = uniq % width  # the k-mer (or bucket) within this spectrum
         idf: torch.Tensor = self.idf  # type: ignore[assignment]
-        w = torch.log1p(counts.to(idf.dtype)) * idf[col]
+        w = torch.log1p(counts.to(idf.dtype)) * idf[col + self.offsets[s]]
         norm = torch.zeros(b, dtype=w.dtype, device=w.device).index_add_(0, row, w * w).sqrt()
-        return row, col, w / norm.clamp_min(1e-12)[row]
+        # hashed spectra share one table; exact ones sit side by side, as their idf does
+        table_row = col if self.spec.buckets else col + self.offsets[s]
+        return row, table_row, w / norm.clamp_min(1e-12)[row]
 
     def features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The sparse input rows as (table rows, bag offsets (B,), weights), rows sorted."""
@@ -131,9 +134,6 @@ class KmerSpectrum(Encoder):
         row = torch.cat([p[0] for p in parts])
         col = torch.cat([p[1] for p in parts])
         w = torch.cat([p[2] for p in parts]) / math.sqrt(len(self.spectra))
-        if self.spec.buckets:  # idf index → table row: every spectrum shares the table
-            col = col - torch.cat([torch.full_like(p[1], self.offsets[s])
-                                   for s, p in enumerate(parts)])  # fmt: skip
         order = torch.sort(row, stable=True).indices
         row, col, w = row[order], col[order], w[order]
         offsets = torch.searchsorted(row, torch.arange(tokens.shape[0], device=tokens.device))

@@ -45,6 +45,10 @@ class ModelConfig:
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
         if self.encoder == "kmer":
+            if self.kmer:
+                raise ConfigError(
+                    "model.kmer (a composition branch) does not apply to encoder kmer"
+                )
             try:
                 spectra = parse_spectrum(self.spectrum)
             except ValueError as exc:
@@ -55,8 +59,6 @@ class ModelConfig:
                     f"model.spectrum {self.spectrum!r} needs a table of {rows:,} rows; "
                     "set model.buckets (hashing) to at most 4,194,304"
                 )
-        if self.encoder == "kmer" and self.kmer:
-            raise ConfigError("model.kmer (a composition branch) does not apply to encoder kmer")
 
 
 @dataclass(frozen=True)
