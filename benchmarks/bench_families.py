@@ -15,7 +15,17 @@ process tree's memory is sampled (peak summed PSS, peak largest RSS):
     python benchmarks/bench_families.py scale --fasta corpus.fasta --sizes 20000,50000 \\
         --out families.jsonl [--workers 2]
 
-Each result is one JSON line appended to ``--out``; a size already there is skipped.
+Engines on a protein development set (benchmarks/protein_devsets.py): the de novo families of
+its corpus by each engine (the prefilter, MMseqs2), scored against the set's labels: the share
+of same-label pairs that land in one family (recall) and of same-family pairs with one label
+(precision), and the mAP of a ranking that puts a protein's own family first (ordered by
+Murphy-10 4-mer tf-idf cosine) and the rest after it, by the same cosine. That last figure is
+the ceiling of a model that learns its families exactly:
+
+    python benchmarks/bench_families.py devset --set DEVSETS/go-function --out families.jsonl
+
+``--method`` (scale) and ``--methods`` (quality, devset) choose the engines.
+Each result is one JSON line appended to ``--out``; a row already there is skipped.
 """
 
 from __future__ import annotations
@@ -35,9 +45,9 @@ import psutil
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from phyloclr.families.build import search_settings
+from phyloclr.families.build import mmseqs_settings, search_settings
 from phyloclr.families.config import FamiliesConfig
-from phyloclr.families.corpus import Assignment, de_novo, de_novo_prefilter
+from phyloclr.families.corpus import Assignment, de_novo, de_novo_mmseqs, de_novo_prefilter
 from phyloclr.io.fasta import read_aligned_fasta, read_fasta
 from phyloclr.io.sequences import SeqRecord
 
@@ -71,7 +81,19 @@ def labels_of(assignment: Assignment, n: int) -> list[int]:
     return lab
 
 
-def quality(out: Path, per_group: int, workers: int) -> None:
+def run_engine(
+    method: str, records: list[SeqRecord], cfg: FamiliesConfig, workers: int
+) -> Assignment:
+    """Families of ``records`` (proteins) by one engine, as ``phyloclr families`` builds them."""
+    if method == "prefilter":
+        return de_novo_prefilter(records, search_settings(cfg), workers=workers)
+    if method == "mmseqs":
+        return de_novo_mmseqs(records, "protein", mmseqs_settings(cfg), threads=workers)
+    return de_novo(records, "protein", evalue=cfg.denovo_evalue,
+                   min_coverage=cfg.denovo_min_coverage, threads=workers)  # fmt: skip
+
+
+def quality(out: Path, per_group: int, workers: int, methods: list[str]) -> None:
     pooled: list[tuple[str, int]] = []
     subset: list[tuple[str, int]] = []
     for g, f in enumerate(sorted(EGGNOG.glob("*.fasta"))):
@@ -80,21 +102,17 @@ def quality(out: Path, per_group: int, workers: int) -> None:
         subset += [(r.seq, g) for r in recs[:per_group]]
     cfg = FamiliesConfig()
     done = _done(out, "set")
-    for name, data, methods in (
-        ("eggnog pooled", pooled, ("prefilter",)),
-        (f"eggnog ≤{per_group} per group", subset, ("prefilter", "phmmer")),
+    for name, data, allowed in (
+        ("eggnog pooled", pooled, ("prefilter", "mmseqs")),
+        (f"eggnog ≤{per_group} per group", subset, ("prefilter", "mmseqs", "phmmer")),
     ):
         records = [SeqRecord(str(i), s) for i, (s, _) in enumerate(data)]
         truth = [g for _, g in data]
         for method in methods:
-            if (name, method) in done:
+            if (name, method) in done or method not in allowed:
                 continue
             t0 = time.perf_counter()
-            if method == "prefilter":
-                a = de_novo_prefilter(records, search_settings(cfg), workers=workers)
-            else:
-                a = de_novo(records, "protein", evalue=cfg.denovo_evalue,
-                            min_coverage=cfg.denovo_min_coverage, threads=workers)  # fmt: skip
+            a = run_engine(method, records, cfg, workers)
             wall = time.perf_counter() - t0
             row = {"kind": "quality", "set": name, "method": method, "sequences": len(records),
                    "groups": len(set(truth)), "families": len(a.groups), "wall_s": round(wall, 1),
@@ -109,7 +127,10 @@ def _done(out: Path, key: str) -> set:
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     if key == "set":
         return {(r["set"], r["method"]) for r in rows if r["kind"] == "quality"}
-    return {(r["source"], r["sequences"]) for r in rows if r["kind"] == "scale"}
+    if key == "devset":
+        return {(r["set"], r["method"]) for r in rows if r["kind"] == "devset"}
+    return {(r["source"], r["sequences"], r.get("method", "prefilter")) for r in rows
+            if r["kind"] == "scale"}  # fmt: skip
 
 
 def _append(out: Path, row: dict) -> None:
@@ -153,7 +174,7 @@ class MemoryWatch:
         self._thread.join()
 
 
-def child(fasta: str, workers: int) -> None:
+def child(fasta: str, workers: int, method: str) -> None:
     """Run in a fresh process: build families of ``fasta`` and print stage times as JSON."""
     from phyloclr.families.build import build_families
 
@@ -163,8 +184,8 @@ def child(fasta: str, workers: int) -> None:
     def progress(stage: str, done: int, total: int | None) -> None:
         marks.setdefault(stage, time.perf_counter() - t0)
 
-    fset = build_families([fasta], FamiliesConfig(workers=workers), use_cache=False,
-                          progress=progress)  # fmt: skip
+    cfg = FamiliesConfig(workers=workers, denovo_method=method)  # type: ignore[arg-type]
+    fset = build_families([fasta], cfg, use_cache=False, progress=progress)
     sizes = np.array([f.size for f in fset])
     print(json.dumps({
         "wall_s": round(time.perf_counter() - t0, 1),
@@ -174,19 +195,19 @@ def child(fasta: str, workers: int) -> None:
     }))  # fmt: skip
 
 
-def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int) -> None:
+def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, method: str) -> None:
     records = read_fasta(fasta)
     order = np.random.default_rng(seed).permutation(len(records))
     done = _done(out, "source")
     for n in sizes:
-        if (fasta.name, n) in done or n > len(records):
+        if (fasta.name, n, method) in done or n > len(records):
             continue
         sample = [records[i] for i in sorted(order[:n].tolist())]  # nested samples
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"sample{n}.fasta"
             path.write_text("".join(f">{r.id}\n{r.seq}\n" for r in sample))
-            proc = subprocess.Popen([sys.executable, __file__, "child", str(path), str(workers)],
-                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+            argv = [sys.executable, __file__, "child", str(path), str(workers), method]
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
             watch = MemoryWatch(proc.pid)
             stdout, _ = proc.communicate()
             watch.stop()
@@ -196,13 +217,51 @@ def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int) -> 
         row = {"kind": "scale", "source": fasta.name, "sequences": n,
                "residues": sum(len(r.seq) for r in sample), **result,
                "peak_pss_mib": watch.peak_pss >> 20, "peak_rss_mib": watch.peak_rss >> 20,
+               "method": method, "workers": workers, "machine": machine()}  # fmt: skip
+        _append(out, row)
+
+
+def devset(root: Path, out: Path, workers: int, methods: list[str]) -> None:
+    """Each engine's families of a development set's corpus, scored against its labels."""
+    from benchmarks.bench_protein import DevSet, score
+    from phyloclr.kmers import inverse_document_frequency, log_tfidf, spectrum_counts
+
+    ds = DevSet(root)
+    corpus = read_fasta(root / "corpus.fasta")
+    row_of = {r.id: i for i, r in enumerate(corpus)}
+    at = np.array([row_of[i] for i in ds.ids])
+    idf = inverse_document_frequency(spectrum_counts(ds.corpus, 4, "murphy10"))
+    x = log_tfidf(spectrum_counts(ds.seqs, 4, "murphy10"), idf)  # unit rows
+    cos = (x @ x.T).toarray()
+    labels = np.array(ds.labels)
+    same_label = labels[:, None] == labels[None, :]
+    np.fill_diagonal(same_label, False)
+    done = _done(out, "devset")
+    cfg = FamiliesConfig()
+    records = [SeqRecord(str(i), r.seq) for i, r in enumerate(corpus)]
+    for method in methods:
+        if (ds.name, method) in done:
+            continue
+        t0 = time.perf_counter()
+        a = run_engine(method, records, cfg, workers)
+        wall = time.perf_counter() - t0
+        fam = np.array(labels_of(a, len(records)))[at]
+        same = fam[:, None] == fam[None, :]
+        np.fill_diagonal(same, False)
+        sizes = np.array([len(m) for m in a.groups.values()])
+        row = {"kind": "devset", "set": ds.name, "method": method, "corpus": len(records),
+               "wall_s": round(wall, 1), "families_2plus": int((sizes > 1).sum()),
+               "in_families_2plus": int(sizes[sizes > 1].sum()), "largest": int(sizes.max()),
+               "pair_recall": round(float((same & same_label).sum() / same_label.sum()), 4),
+               "pair_precision": round(float((same & same_label).sum() / max(1, same.sum())), 4),
+               "family_ceiling_map": score(same * 10.0 + cos, ds.labels)["map"],
                "workers": workers, "machine": machine()}  # fmt: skip
         _append(out, row)
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "child":
-        child(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 5 and sys.argv[1] == "child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -212,15 +271,23 @@ def main() -> None:
     s.add_argument("--fasta", type=Path, required=True)
     s.add_argument("--sizes", default="20000,50000,100000,200000")
     s.add_argument("--seed", type=int, default=0)
-    for p in (q, s):
+    s.add_argument("--method", default="prefilter", choices=("prefilter", "mmseqs"))
+    d = sub.add_parser("devset")
+    d.add_argument("--set", type=Path, required=True, help="a protein_devsets.py set directory")
+    for p in (q, d):
+        p.add_argument("--methods", default="prefilter,mmseqs",
+                       help="comma-separated: prefilter, mmseqs, phmmer (quality)")  # fmt: skip
+    for p in (q, s, d):
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     if args.cmd == "quality":
-        quality(args.out, args.per_group, args.workers)
+        quality(args.out, args.per_group, args.workers, args.methods.split(","))
+    elif args.cmd == "devset":
+        devset(args.set, args.out, args.workers, args.methods.split(","))
     else:
         scale(args.fasta, [int(x) for x in args.sizes.split(",")], args.out, args.workers,
-              args.seed)  # fmt: skip
+              args.seed, args.method)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def test_label_pattern_corpus(protein: Path, tmp_path: Path) -> None:
     assert all(f.alignment_label() == "yes (famsa)" for f in fset)
 
 
-@pytest.mark.parametrize("method", ["prefilter", "phmmer"])
+@pytest.mark.parametrize("method", ["prefilter", "phmmer", "mmseqs"])
 def test_de_novo_corpus_recovers_families(protein: Path, tmp_path: Path, method: str) -> None:
     corpus, truth = _pooled_corpus(protein, tmp_path)
     cfg = FamiliesConfig(threads=1, workers=2, denovo_method=method)  # type: ignore[arg-type]
@@ -157,7 +157,9 @@ def test_de_novo_corpus_recovers_families(protein: Path, tmp_path: Path, method:
     assert adjusted_rand_score([truth[i] for i in ids], [pred[i] for i in ids]) > 0.9
     assert fset.n_sequences == len(truth)  # singletons are kept, nobody is dropped
     assert json.loads(fset.config_json)["denovo_method"] == method
-    assert (tmp_path / "cache" / "edges").is_dir() == (method == "prefilter")
+    store = tmp_path / "cache" / "edges"
+    assert store.is_dir() == (method != "phmmer")
+    assert not list(store.glob("mmseqs-*"))  # MMseqs2's work directory goes once it is done
 
 
 def test_families_aligned_in_two_processes_match_one(protein: Path, tmp_path: Path) -> None:

@@ -95,7 +95,10 @@ def _fmt_distance(value: object) -> str:
 #: options shared by `families` and `pretrain` (de novo corpus families)
 DenovoMethodOption = Annotated[
     str | None,
-    typer.Option(help="De novo corpus families: 'prefilter' (fast, proteins) or 'phmmer'."),
+    typer.Option(
+        help="De novo corpus families: 'prefilter' (fast, proteins), 'mmseqs' (MMseqs2, "
+        "more sensitive) or 'phmmer'."
+    ),
 ]
 WorkersOption = Annotated[
     int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")

