@@ -173,11 +173,12 @@ class PretrainConfig:
 
 def default_pretrain_config() -> PretrainConfig:
     """What ``phyloclr pretrain`` trains without ``--config`` (configs/cpu-small.yaml holds the
-    same values, checked by a test): the k-mer spectrum encoder, trained on the MMseqs2 de novo
-    families of two or more members for 14 minutes, so that a 20,000-protein corpus takes about
-    20 minutes on 2 CPU cores with its families (benchmarks/RESULTS.md, "Protein retrieval")."""
+    same values, checked by a test): the k-mer spectrum encoder as one linear map (its MLP is the
+    projection head, which embeddings leave out), trained on the MMseqs2 de novo families of two
+    or more members for 14 minutes, so that a 20,000-protein corpus takes about 20 minutes on 2
+    CPU cores with its families (benchmarks/RESULTS.md, "Protein retrieval")."""
     return PretrainConfig(
-        model=ModelConfig(encoder="kmer", dim=512, layers=2, hidden=1024, dropout=0.1,
+        model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
                           spectrum="murphy10:4", projection_dim=256, projection_hidden=1024),
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
