@@ -223,24 +223,26 @@ def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, met
 
 def devset(root: Path, out: Path, workers: int, methods: list[str]) -> None:
     """Each engine's families of a development set's corpus, scored against its labels."""
-    from benchmarks.bench_protein import DevSet, score
+    from phyloclr.evaluate import read_labels
     from phyloclr.kmers import inverse_document_frequency, log_tfidf, spectrum_counts
+    from phyloclr.metrics import retrieval_scores
 
-    ds = DevSet(root)
+    label_of = read_labels(root / "labels.csv")
     corpus = read_fasta(root / "corpus.fasta")
     row_of = {r.id: i for i, r in enumerate(corpus)}
-    at = np.array([row_of[i] for i in ds.ids])
-    idf = inverse_document_frequency(spectrum_counts(ds.corpus, 4, "murphy10"))
-    x = log_tfidf(spectrum_counts(ds.seqs, 4, "murphy10"), idf)  # unit rows
+    ids = [r.id for r in read_fasta(root / "sequences.fasta")]
+    at = np.array([row_of[i] for i in ids])
+    idf = inverse_document_frequency(spectrum_counts([r.seq for r in corpus], 4, "murphy10"))
+    x = log_tfidf(spectrum_counts([corpus[i].seq for i in at], 4, "murphy10"), idf)  # unit rows
     cos = (x @ x.T).toarray()
-    labels = np.array(ds.labels)
+    labels = np.array([label_of[i] for i in ids])
     same_label = labels[:, None] == labels[None, :]
     np.fill_diagonal(same_label, False)
     done = _done(out, "devset")
     cfg = FamiliesConfig()
     records = [SeqRecord(str(i), r.seq) for i, r in enumerate(corpus)]
     for method in methods:
-        if (ds.name, method) in done:
+        if (root.name, method) in done:
             continue
         t0 = time.perf_counter()
         a = run_engine(method, records, cfg, workers)
@@ -249,12 +251,12 @@ def devset(root: Path, out: Path, workers: int, methods: list[str]) -> None:
         same = fam[:, None] == fam[None, :]
         np.fill_diagonal(same, False)
         sizes = np.array([len(m) for m in a.groups.values()])
-        row = {"kind": "devset", "set": ds.name, "method": method, "corpus": len(records),
+        row = {"kind": "devset", "set": root.name, "method": method, "corpus": len(records),
                "wall_s": round(wall, 1), "families_2plus": int((sizes > 1).sum()),
                "in_families_2plus": int(sizes[sizes > 1].sum()), "largest": int(sizes.max()),
                "pair_recall": round(float((same & same_label).sum() / same_label.sum()), 4),
                "pair_precision": round(float((same & same_label).sum() / max(1, same.sum())), 4),
-               "family_ceiling_map": score(same * 10.0 + cos, ds.labels)["map"],
+               "family_ceiling_map": round(retrieval_scores(same * 10.0 + cos, list(labels))[0], 4),
                "workers": workers, "machine": machine()}  # fmt: skip
         _append(out, row)
 
