@@ -1,5 +1,5 @@
 """The default model that ships: it loads, `phyloclr embed` uses it with no other argument, and
-(slow, opt-in) the README's command reproduces it."""
+(slow, opt-in) the README's commands reproduce it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.conftest import ROOT, write
 
 def test_default_model_ships_and_loads() -> None:
     path = default_model_path()
-    assert path.is_file() and path.stat().st_size < 10 * 2**20
+    assert path.is_file() and path.stat().st_size < 20 * 2**20
     model = load_model(path)
     assert model.alphabet.name == "protein"
     assert model.config["views"]["mode"] == "phylo"
@@ -42,36 +42,35 @@ def test_embed_with_no_model_argument(tmp_path: Path) -> None:
     )
 
 
-def _heldout_map(model_path: Path, protein: Path) -> float:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_pretrain import held_out_set, split_families
+def _devset_maps(model_path: Path, devsets: Path) -> list[float]:
+    """mAP of the model on each development set (benchmarks/protein_devsets.py)."""
+    from benchmarks.bench_protein import DevSet
 
-    from phyloclr.families import build_families
-
-    fset = build_families([protein / "trimal_eggnog", ROOT / "data" / "protein" / "seeds"])
-    _, held = split_families(fset, 0.3)
-    _, seqs, labels = held_out_set(fset, held, 30)
     model = load_model(model_path)
-    emb, _ = embed_sequences(model.encoder, model.alphabet, seqs)
-    return embedding_retrieval(emb, labels)[0]
+    maps = []
+    for name in ("go-function", "orthologs"):
+        ds = DevSet(devsets / name)
+        emb, _ = embed_sequences(model.encoder, model.alphabet, ds.seqs)
+        maps.append(embedding_retrieval(emb, ds.labels)[0])
+    return maps
 
 
 @pytest.mark.slow
-def test_readme_command_reproduces_the_default_model(protein: Path, tmp_path: Path) -> None:
-    """Needs the training corpus: PHYLOCLR_TRAINING_CORPUS=training_clean.fasta, written by
-    benchmarks/make_corpus.py and benchmarks/training_corpus.py as the README says."""
-    corpus = os.environ.get("PHYLOCLR_TRAINING_CORPUS")
-    if not corpus or not Path(corpus).is_file():
-        pytest.skip("set PHYLOCLR_TRAINING_CORPUS to the README's training_clean.fasta")
+def test_readme_command_reproduces_the_default_model(tmp_path: Path) -> None:
+    """Needs the README's training corpus and development sets: PHYLOCLR_DEVSETS=DEVSETS (from
+    benchmarks/protein_devsets.py, with DEVSETS/train/clean.fasta from
+    benchmarks/training_corpus.py)."""
+    devsets = Path(os.environ.get("PHYLOCLR_DEVSETS", "/nonexistent"))
+    corpus = devsets / "train" / "clean.fasta"
+    if not corpus.is_file():
+        pytest.skip("set PHYLOCLR_DEVSETS to the README's development sets and training corpus")
     run = tmp_path / "default-model"
     cmd = [
-        sys.executable, "-m", "phyloclr.cli", "pretrain", str(protein / "trimal_eggnog"),
-        str(ROOT / "data" / "protein" / "seeds"), corpus,
-        "--config", str(ROOT / "configs" / "default-model.yaml"),
-        "--exclude-families", str(ROOT / "benchmarks" / "heldout_families.txt"), "--out", str(run),
+        sys.executable, "-m", "phyloclr.cli", "pretrain", str(corpus),
+        "--config", str(ROOT / "configs" / "default-model.yaml"), "--out", str(run),
+        "--cache-dir", str(tmp_path / "cache"),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=ROOT)
-    shipped = _heldout_map(default_model_path(), protein)
-    rebuilt = _heldout_map(run / "model.pt", protein)
-    assert abs(shipped - rebuilt) < 0.03
-    assert np.isfinite(rebuilt)
+    shipped = _devset_maps(default_model_path(), devsets)
+    rebuilt = _devset_maps(run / "model.pt", devsets)
+    assert np.allclose(shipped, rebuilt, atol=0.02), (shipped, rebuilt)
