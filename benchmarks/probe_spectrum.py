@@ -4,9 +4,9 @@
 
 Prints one JSON line per set with the mAP / 1-NN / R@1%FP of:
 - ``final``: the embedding as ``phyloclr embed`` writes it;
-- ``linear``: the linear map's output, before any residual MLP block (same as ``final`` when
-  ``model.layers`` is 1);
-- ``final+linear@W``: the cosines of the two averaged, weight W on the linear one;
+- ``linear``: the linear map's output, before the residual MLP blocks (only with
+  ``model.layers`` > 1; with 1 it is ``final``);
+- ``final+linear@W``: the cosines of the two averaged, weight W on the linear one (likewise);
 - ``final+tfidf@0.5``: the model's cosine averaged with the cosine of its own input, the
   Murphy-10 4-mer log-tf-idf with the set's corpus idf (what a frozen copy of the input would add);
 - ``wise@A``: the weights interpolated with the run's seeded initialisation (WiSE-FT),
@@ -45,17 +45,17 @@ def probe(run: Path, ds: DevSet) -> dict[str, object]:
 
     out: dict[str, object] = {"run": str(run), "set": ds.name}
     final = embed()
-    blocks = enc.blocks
-    enc.blocks = torch.nn.ModuleList()
-    linear = embed()
-    enc.blocks = blocks
-    x, _ = tfidf(ds, "murphy10", 4)
-    inp = (x @ x.T).toarray()
     out["final"] = score(final, ds.labels)
-    out["linear"] = score(linear, ds.labels)
-    for w in (0.5, 0.7):
-        out[f"final+linear@{w}"] = score((1 - w) * final + w * linear, ds.labels)
-    out["final+tfidf@0.5"] = score(0.5 * final + 0.5 * inp, ds.labels)
+    if len(enc.blocks):
+        blocks = enc.blocks
+        enc.blocks = torch.nn.ModuleList()
+        linear = embed()
+        enc.blocks = blocks
+        out["linear"] = score(linear, ds.labels)
+        for w in (0.5, 0.7):
+            out[f"final+linear@{w}"] = score((1 - w) * final + w * linear, ds.labels)
+    x, _ = tfidf(ds, "murphy10", 4)
+    out["final+tfidf@0.5"] = score(0.5 * final + 0.5 * (x @ x.T).toarray(), ds.labels)
 
     cfg = config_from_dict(PretrainConfig, json.loads((run / "config.json").read_text()))
     torch.manual_seed(cfg.run.seed)  # as train.loop does before building the model
