@@ -42,8 +42,10 @@ def scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
             "ari": float(adjusted_rand_score(y, pred))}  # fmt: skip
 
 
-def datasets(names: list[str] | None) -> list[Path]:
-    found = sorted(d for d in DATA.iterdir() if (d / "labels.csv").exists())
+def datasets(names: list[str] | None, roots: list[Path] | None = None) -> list[Path]:
+    """Labelled dataset folders under ``roots`` (default: ../shared/data/dna), small first,
+    those whose name contains one of ``names`` when given."""
+    found = sorted(d for r in roots or [DATA] for d in r.iterdir() if (d / "labels.csv").exists())
     found.sort(key=lambda d: sum(f.stat().st_size for f in d.iterdir()))  # small first
     return [d for d in found if names is None or any(n in d.name for n in names)]
 
@@ -60,6 +62,7 @@ def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
         path, y=y, cut=np.array([c.cut for c in candidates]),
         silhouette=np.array([c.silhouette for c in candidates]),
         run=np.array([c.run for c in candidates]), k=np.array([c.k for c in candidates]),
+        source=np.array([c.source for c in candidates]),
         refined=np.array([c.refined for c in candidates]),
         labels=np.stack([c.labels for c in candidates]),
     )  # fmt: skip
@@ -69,6 +72,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--datasets", default=None)
+    ap.add_argument("--data", type=Path, action="append", default=None,
+                    help="folder of labelled dataset folders (repeatable; default "
+                    "../shared/data/dna), e.g. benchmarks/dna_devsets.py's output")  # fmt: skip
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     ap.add_argument("--threads", type=int, default=1)
@@ -81,13 +87,24 @@ def main() -> None:
     ap.add_argument("--fcgr-batch", type=int, default=ClusterConfig.batch_size)
     ap.add_argument("--save", type=Path, default=None, help="folder for every candidate partition")
     ap.add_argument("--choose-k", action="store_true", help="only phyloclr with K not given")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a ClusterConfig field for the phyloclr rows (YAML value, repeatable); "
+                    "needs --tag")  # fmt: skip
+    ap.add_argument("--tag", default="", help="appended to the phyloclr rows' input name")
     args = ap.parse_args()
+    import yaml
+
+    overrides = {f: yaml.safe_load(v) for f, v in (x.split("=", 1) for x in args.set)}
+    if overrides and not args.tag:
+        ap.error("--set needs --tag (rows of other settings must not share a method name)")
+    if isinstance(overrides.get("relative_window"), list):
+        overrides["relative_window"] = tuple(overrides["relative_window"])
     done = set()
     if args.out.exists():
         done = {(r["dataset"], r["method"], r["seed"]) for r in map(json.loads, args.out.open())}
     cpu = platform.processor() or platform.machine()
     machine = f"{cpu}, {args.threads} thread(s), device {args.device}"
-    for d in datasets(args.datasets.split(",") if args.datasets else None):
+    for d in datasets(args.datasets.split(",") if args.datasets else None, args.data):
         fasta = dataset_fasta(d)
         records, _ = read_dna(fasta)
         labels = dict(csv.reader((d / "labels.csv").open()))
@@ -127,7 +144,11 @@ def main() -> None:
                 emit("kmeans-6mer", seed, pred, time.perf_counter() - t)
         inputs = ["fcgr"] if args.fcgr_only else ["kmer"] + (["fcgr"] if args.fcgr else [])
         for kind in inputs:
-            name, width, batch = kind, ClusterConfig.fcgr_channels, ClusterConfig.batch_size
+            name, width, batch = (
+                kind + args.tag,
+                ClusterConfig.fcgr_channels,
+                ClusterConfig.batch_size,
+            )
             if kind == "fcgr":
                 width, batch = args.fcgr_channels, args.fcgr_batch
                 if (width, batch) != (ClusterConfig.fcgr_channels, ClusterConfig.batch_size):
@@ -138,6 +159,7 @@ def main() -> None:
                 cfg = ClusterConfig(n_clusters=k, input=kind, seed=seed * 100,  # type: ignore[arg-type]
                                     threads=args.threads, device=args.device,
                                     fcgr_channels=width, batch_size=batch)  # fmt: skip
+                cfg = replace(cfg, **overrides)
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t

@@ -85,8 +85,9 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     records, counts = read_dna(fasta)
     assert counts["ambiguous_bases"] == 60
     cfg = ClusterConfig(
-        n_clusters=3, input="kmer", k=4, steps=40, batch_size=32, threads=1, runs=2, heads=2
-    )
+        n_clusters=3, input="kmer", k=4, steps=40, batch_size=32, threads=1, runs=2, heads=2,
+        kmeans=0,
+    )  # fmt: skip
     result = cluster_sequences(records, cfg)
     assert result.ids == [r.id for r in records]
     assert set(result.clusters.tolist()) <= {0, 1, 2}
@@ -96,8 +97,12 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert result.embeddings.shape == (60, 512)  # the run holding the best partition
     assert len(result.candidates) == 8  # 2 runs × 2 heads, each also refined by k-means
     assert sum(c.refined for c in result.candidates) == 4
-    keys = [c.rank_key("cut") for c in result.candidates]
-    assert keys == sorted(keys)  # best first: lowest cut, then highest silhouette
+    keys = [c.rank_key(cfg.select) for c in result.candidates]
+    assert keys == sorted(keys)  # best first: the worse of the two ranks, then their sum
+    assert {c.rank_cut for c in result.candidates} and result.candidates[0].rank_cut >= 1
+    by_cut = cluster_sequences(records, replace(cfg, select="cut"))
+    cuts = [c.cut for c in by_cut.candidates]
+    assert cuts == sorted(cuts)
     assert [c["cut"] for c in result.summary["candidates"]] == [  # type: ignore[union-attr]
         round(c.cut, 4) for c in result.candidates
     ]
@@ -112,6 +117,94 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     reseeded = cluster_sequences(records, replace(cfg, seed=7, steps=5))
     assert result.space is not None and reseeded.space is not None
     assert np.array_equal(result.space, reseeded.space)  # seeds differ in training only
+
+
+def test_kmeans_partitions_join_the_pool(tmp_path: Path) -> None:
+    fasta, labels = _synthetic(tmp_path / "s.fa")
+    records, _ = read_dna(fasta)
+    cfg = ClusterConfig(n_clusters=3, k=4, steps=1, batch_size=32, threads=1, runs=1, heads=2,
+                        kmeans=3, vote=1)  # fmt: skip
+    result = cluster_sequences(records, cfg)
+    sources = [c.source for c in result.candidates]
+    assert sources.count("kmeans") == 3 and sources.count("kmeans-raw") == 3
+    assert sources.count("tcl") == 4  # 2 heads, each also refined
+    keys = [c.rank_key(cfg.select) for c in result.candidates]
+    assert keys == sorted(keys)  # k-means partitions are ranked with the heads
+    km = next(c for c in result.candidates if c.source == "kmeans-raw")
+    assert score(result.ids, km.labels, labels)["acc"] == 1.0  # three separated families
+    # one step of training leaves the heads near chance: the ranking picks a k-means partition
+    assert result.candidates[0].source.startswith("kmeans")
+    assert score(result.ids, result.clusters, labels)["acc"] == 1.0
+    assert result.embeddings.shape == (60, 512)  # from the best head, not a k-means partition
+    summary = result.summary["candidates"]
+    assert [c["source"] for c in summary] == sources  # type: ignore[index]
+    assert result.summary["voted_sources"] == [result.candidates[0].source]
+    # K chosen: no k-means partitions (there is no K to give them)
+    auto = cluster_sequences(records, replace(cfg, n_clusters=0, runs=2, max_clusters=3))
+    assert {c.source for c in auto.candidates} == {"tcl"}
+
+
+def test_both_scores_must_agree() -> None:
+    from phyloclr.cluster import Candidate, with_ranks
+
+    labels = np.zeros(4, dtype=np.int64)
+    pool = [
+        Candidate(0, 0, cut=0.01, silhouette=0.1, labels=labels, k=2),  # best cut, worst sil.
+        Candidate(0, 1, cut=0.02, silhouette=0.5, labels=labels, k=2),  # second by both
+        Candidate(0, 2, cut=0.05, silhouette=0.6, labels=labels, k=2),  # best sil., worst cut
+        Candidate(0, 3, cut=0.03, silhouette=0.2, labels=labels, k=3),  # another K: own ranks
+    ]
+    ranked = with_ranks(pool)
+    assert [(c.rank_cut, c.rank_silhouette) for c in ranked] == [
+        (1.0, 3.0), (2.0, 2.0), (3.0, 1.0), (1.0, 1.0)
+    ]  # fmt: skip
+    best = min(ranked[:3], key=lambda c: c.rank_key("both"))
+    assert best.head == 1
+    assert min(ranked[:3], key=lambda c: c.rank_key("cut")).head == 0
+    assert min(ranked[:3], key=lambda c: c.rank_key("silhouette")).head == 2
+
+
+def test_steps_grow_with_the_data() -> None:
+    from phyloclr.cluster import auto_steps
+
+    assert auto_steps(113, 113) == 60  # the floor
+    assert auto_steps(1000, 256) == 79  # 20 epochs
+    assert auto_steps(5000, 256) == 300 and auto_steps(100_000, 256) == 300  # the ceiling
+    with pytest.raises(ConfigError, match="steps ≥ 0"):
+        ClusterConfig(steps=-1)
+
+
+def test_cluster_config_file(tmp_path: Path) -> None:
+    from phyloclr.cluster import load_cluster_config
+
+    path = write(tmp_path / "c.yaml", "n_clusters: 4\nkmeans: 2\nstrong:\n  indel_rate: 0.0\n")
+    cfg = load_cluster_config(path, {"kmeans": 5})
+    assert (cfg.n_clusters, cfg.kmeans) == (4, 5)  # the override wins
+    assert cfg.strong.indel_rate == 0.0
+    assert cfg.strong.transition_rate == ClusterConfig().strong.transition_rate  # merged
+    bad = write(tmp_path / "bad.yaml", "n_cluster: 4\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'n_cluster'"):
+        load_cluster_config(bad)
+    wrong = write(tmp_path / "wrong.yaml", "strong:\n  indel_rate: lots\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: strong.indel_rate: expected a number"):
+        load_cluster_config(wrong)
+
+
+def test_cli_config_file(tmp_path: Path) -> None:
+    fasta, _ = _synthetic(tmp_path / "s.fa")
+    text = ("n_clusters: 3\nk: 4\nsteps: 5\nruns: 1\nheads: 1\nvote: 1\nkmeans: 1\n"
+            "batch_size: 32\nthreads: 1\nweak:\n  crop_min: 0.9\n")  # fmt: skip
+    conf = write(tmp_path / "c.yaml", text)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["cluster", str(fasta), "--config", str(conf), "--steps", "3", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert config["steps"] == 3 and config["k"] == 4 and config["weak"]["crop_min"] == 0.9
+    bad = write(tmp_path / "bad.yaml", "n_clusters: 3\nhead: 2\n")
+    result = runner.invoke(app, ["cluster", str(fasta), "--config", str(bad), "--out", str(out)])
+    assert result.exit_code == 2 and "bad.yaml" in result.output and "'head'" in result.output
 
 
 def test_refined_heads_are_ranked_beside_the_raw_ones() -> None:

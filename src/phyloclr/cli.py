@@ -498,71 +498,108 @@ def cluster(
         Path, typer.Option("--out", help="Directory for clusters.tsv, summary.json.")
     ],
     n_clusters: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="K; 0 chooses K in 2..--max-clusters: the smallest K whose partition the runs "
             "reproduce (summary.json k_scores)."
         ),
-    ] = 0,
+    ] = None,
     max_clusters: Annotated[
-        int, typer.Option(help="Largest K tried when K is chosen (one head per K per run).")
-    ] = 20,
+        int | None,
+        typer.Option(help="Largest K tried when K is chosen (one head per K per run). [20]"),
+    ] = None,
     labels: Annotated[
         Path | None, typer.Option(help="CSV id,label: report ACC (Hungarian), NMI and ARI.")
     ] = None,
     input_kind: Annotated[
-        str, typer.Option("--input", help="kmer, fcgr or phylo (relatives from --tree/--msa).")
-    ] = "kmer",
+        str | None,
+        typer.Option("--input", help="kmer, fcgr or phylo (relatives from --tree/--msa). [kmer]"),
+    ] = None,
     tree: Annotated[
         Path | None, typer.Option(help="--input phylo: Newick tree whose leaves are the ids.")
     ] = None,
     msa: Annotated[
         Path | None, typer.Option(help="--input phylo: aligned FASTA of the same ids.")
     ] = None,
-    k: Annotated[int, typer.Option(help="k-mer size (FCGR image 2^k × 2^k).")] = 6,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML file of ClusterConfig fields (every setting, the mutation rates of the "
+            "weak/strong views included); options given on the command line override it."
+        ),
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="k-mer size (FCGR image 2^k × 2^k). [6]")] = None,
     fcgr_channels: Annotated[
-        int,
-        typer.Option(help="--input fcgr: the CNN's width (CGRclust: 128); narrower is faster."),
-    ] = 128,
-    runs: Annotated[int, typer.Option(help="Independent training runs.")] = 3,
+        int | None,
+        typer.Option(
+            help="--input fcgr: the CNN's width (CGRclust: 128); narrower is faster. [128]"
+        ),
+    ] = None,
+    runs: Annotated[int | None, typer.Option(help="Independent training runs. [3]")] = None,
     heads: Annotated[
-        int, typer.Option(help="Cluster heads per run when K is given (candidate partitions).")
-    ] = 6,
+        int | None,
+        typer.Option(help="Cluster heads per run when K is given (candidate partitions). [6]"),
+    ] = None,
+    kmeans: Annotated[
+        int | None,
+        typer.Option(
+            help="K given: k-mer k-means partitions added to the ranked pool, per k-mer space. [10]"
+        ),
+    ] = None,
     vote: Annotated[
-        int, typer.Option(help="Best partitions (see --select) combined by majority vote.")
-    ] = 3,
+        int | None,
+        typer.Option(help="Best partitions (see --select) combined by majority vote. [3]"),
+    ] = None,
     select: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Rank partitions by their cut of the k-mer neighbour graph (cut) or silhouette."
+            help="Rank partitions by the worse of their ranks by neighbour-graph cut and by "
+            "silhouette (both), or by one of them (cut, silhouette). [both]"
         ),
-    ] = "cut",
+    ] = None,
     neighbours: Annotated[
-        int, typer.Option(help="Strong view drawn from one of this many nearest relatives.")
-    ] = 5,
-    steps: Annotated[int, typer.Option(help="Optimiser steps per run.")] = 300,
-    refine: Annotated[
-        bool,
+        int | None,
+        typer.Option(help="Strong view drawn from one of this many nearest relatives. [5]"),
+    ] = None,
+    relatives: Annotated[
+        str | None,
         typer.Option(
-            help="Refine the voted partition by k-means in the PCA space (from its centroids)."
+            help="Relatives for the strong view: nearest in the k-mer space (kmer) or within "
+            "relative_window substitutions/site by Mash distance (mash; window in --config). "
+            "[kmer]"
         ),
-    ] = True,
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Optimiser steps per run; 0 grows them with the data (20 epochs, 60..300). [0]"
+        ),
+    ] = None,
+    refine: Annotated[
+        bool | None,
+        typer.Option(
+            help="Refine the voted partition by k-means in the PCA space (from its centroids). [on]"
+        ),
+    ] = None,
     rank_refined: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             help="Rank each head's partition refined by k-means beside the raw ones (--refine)."
+            " [on]"
         ),
-    ] = True,
+    ] = None,
     orient: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Reverse-complement sequences that their relatives show on the other strand."
+            help="Reverse-complement sequences that their relatives show on the other strand. [on]"
         ),
-    ] = True,
-    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 256,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of the first run.")] = 0,
-    threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per step. [256]")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda. [auto]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first run. [0]")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (0 = torch's default). [0]")
+    ] = None,
     embeddings: Annotated[
         bool,
         typer.Option("--embeddings", help="Also write DIR/embeddings.h5 (the best run's)."),
@@ -573,20 +610,24 @@ def cluster(
     Mean accuracy over three seeds above 6-mer k-means on 7 of the 9 shared datasets and level
     on 2 (Influenza-A by one sequence), with seed-to-seed variance; the FCGR input, measured
     only with a 16-channel CNN on CPU, is weaker (benchmarks/RESULTS.md)."""
-    from phyloclr.cluster import ClusterConfig, cluster_sequences, read_dna, score, write_outputs
-    from phyloclr.config import config_from_dict
+    from phyloclr.cluster import (
+        cluster_sequences,
+        load_cluster_config,
+        read_dna,
+        score,
+        write_outputs,
+    )
 
     with _errors():
-        cfg = config_from_dict(
-            ClusterConfig,
-            {"n_clusters": n_clusters, "max_clusters": max_clusters, "input": input_kind, "k": k,
-             "fcgr_channels": fcgr_channels, "runs": runs, "heads": heads, "vote": vote,
-             "neighbours": neighbours, "steps": steps,
-             "tree": None if tree is None else str(tree), "msa": None if msa is None else str(msa),
-             "batch_size": batch_size, "device": device, "seed": seed, "threads": threads,
-             "refine": refine, "rank_refined": rank_refined, "orient": orient,
-             "select": select},
-        )  # fmt: skip
+        given = {"n_clusters": n_clusters, "max_clusters": max_clusters, "input": input_kind,
+                 "k": k, "fcgr_channels": fcgr_channels, "runs": runs, "heads": heads,
+                 "kmeans": kmeans, "vote": vote, "neighbours": neighbours, "steps": steps,
+                 "relatives": relatives,
+                 "tree": None if tree is None else str(tree),
+                 "msa": None if msa is None else str(msa), "batch_size": batch_size,
+                 "device": device, "seed": seed, "threads": threads, "refine": refine,
+                 "rank_refined": rank_refined, "orient": orient, "select": select}  # fmt: skip
+        cfg = load_cluster_config(config, {k: v for k, v in given.items() if v is not None})
         records, counts = read_dna(fasta)
         lab = None
         if labels is not None:

@@ -1,17 +1,23 @@
 """Unsupervised clustering of DNA sequences with Twin Contrastive Learning (TCL).
 
 A backbone (k-mer frequency vector + MLP, as DeLUCS, or FCGR image + CNN, as CGRclust) feeds an
-instance head, trained with NT-Xent over the 2N views (τ_I), and ``heads`` cluster heads (softmax
-over C clusters), each trained with the cluster-level loss of :mod:`phyloclr.objectives.tcl`
-(τ_C, entropy term). The two views of a sequence are a weak mutation of it and a strong
-mutation of one of its ``neighbours`` nearest relatives (evolution as the augmentation; with
-``neighbours = 0`` both are mutations of the sequence itself, as CGRclust). Relatives are the
-nearest sequences by cosine distance of standardised k-mer frequencies (PCA to
-``neighbour_dims``, the same space for every seed: the seed changes training only), or, with
-``--input phylo``, the nearest leaves of a given tree (patristic
-distance) or rows of a given MSA (p-distance). Views are redrawn at every step. Before any of
-this, with ``orient`` (the default), sequences that their strand-free relatives show to be on
-the other strand are reverse-complemented (:mod:`phyloclr.strand`; counted in the summary).
+instance head, trained with NT-Xent over the 2N views (τ_I), and ``heads`` cluster heads
+(softmax over C clusters), each trained with the cluster-level loss of
+:mod:`phyloclr.objectives.tcl` (τ_C, entropy term). The two views of a sequence are a weak
+mutation of it and a strong mutation of one of its ``neighbours`` nearest relatives (evolution
+as the augmentation; with ``neighbours = 0`` both are mutations of the sequence itself, as
+CGRclust). Relatives are the nearest sequences by cosine distance of standardised k-mer
+frequencies (PCA to ``neighbour_dims``, the same space for every seed: the seed changes training
+only), or, with ``--input phylo``, the nearest leaves of a given tree (patristic distance) or
+rows of a given MSA (p-distance), or, with ``relatives = "mash"``, the nearest of the
+``relative_pool`` k-mer neighbours whose Mash distance (k-mer Jaccard converted to substitutions
+per site, :mod:`phyloclr.evolution.mash`) lies in ``relative_window``: the evolutionary distance
+between the two views is then a setting, as for the protein views (a sequence with no relative
+in the window gets mutation-only views). Each run takes ``steps`` optimiser steps, by default
+(0) 20 passes over the data, at least 60 and at most 300 (:func:`auto_steps`), so the cost grows
+with the input. Views are redrawn at every step. Before any of this, with ``orient`` (the
+default), sequences that their strand-free relatives show to be on the other strand are reverse-
+complemented (:mod:`phyloclr.strand`; counted in the summary).
 
 Every head of every run proposes a partition of the unmutated sequences; each is scored without
 labels by its cut of the k-mer neighbour graph (each sequence linked to its
@@ -21,16 +27,24 @@ unions of relatives, the prior the views train on) and by its silhouette (cosine
 space, on at most ``silhouette_sample`` sequences). With ``refine`` and ``rank_refined`` (the
 defaults) each head's partition is also refined by Lloyd's k-means in the PCA space, started
 from its centroids, and scored the same way: a head that found the right basin but blurred its
-borders is then ranked by what k-means makes of it (on the 9 shared datasets, 3 seeds: mean
-ACC 0.962 against 0.952 for the raw heads alone, better in 6 of the 27 runs, worse in 1;
-benchmarks/RESULTS.md). Partitions, raw and refined together, are
-ranked by ``select`` (the cut by default, the other score breaking ties); the ``vote`` best are
-combined by majority vote after matching their labels to the best one (Hungarian on the
-contingency table); ``vote = 1`` keeps the best.
-With ``refine`` the voted partition is then refined by k-means in the same way: the heads find
-the basin, k-means settles the borders. The probability reported is the voters' mean (matched)
-probability of the final cluster (a head's softmax, or a refined partition's k-means
-responsibility), so a sequence that k-means moved away from the voters' choice shows a low one.
+borders is then ranked by what k-means makes of it. With K given, ``kmeans`` k-means partitions
+(each the least-inertia of 10 starts, seeds ``seed`` + j) in each of two k-mer spaces, the PCA
+spaces of the standardised and of the raw frequencies (the latter is plain k-mer k-means), join
+the pool and are scored the same way (:func:`kmeans_candidates`): when no head beats k-means by
+the label-free score, k-means is what is returned. Partitions, raw and refined heads and k-means
+together, are ranked by ``select``: by default ``both``, the worse of a partition's two ranks
+(by cut and by silhouette among the pool, :func:`with_ranks`), then their sum; ``cut`` or
+``silhouette`` rank by one score, the other breaking ties. Each score alone fails on some
+development sets (benchmarks/RESULTS.md, issue 20: the cut picks partitions that split one group
+along a sparse seam, the silhouette follows k-mer geometry where it disagrees with the taxa);
+over the 9 shared and 3 rRNA development sets, one seed, ``both`` gave mean ACC 0.938 against
+0.907 (cut) and 0.887 (silhouette) on the same partitions. The ``vote`` best are combined by
+majority vote after matching their labels to the best one (Hungarian on the contingency table);
+``vote = 1`` keeps the best. With ``refine`` the voted partition is then refined by k-means in
+the same way: the heads find the basin, k-means settles the borders. The probability reported is
+the voters' mean (matched) probability of the final cluster (a head's softmax, or a refined
+partition's k-means responsibility), so a sequence that k-means moved away from the voters'
+choice shows a low one.
 
 When K is not given, every run trains one cluster head for each K in 2..``max_clusters`` on a
 shared backbone, and K is chosen by reproducibility (:func:`choose_k`): the stability of K is
@@ -39,9 +53,8 @@ above when ``refine`` is on, so that runs are compared on the basins they found,
 borders), and K is the smallest K whose stability is at least ``k_stability`` and a local
 maximum (not below K − 1's, above K + 1's), or the most stable K when none is. The runs' K-head
 partitions (and their refinements) are then ranked, voted and refined as above; every K's
-stability and cut is reported. On
-nested taxa this finds the first level every run reproduces, often coarser than the rank a
-user has in mind (benchmarks/RESULTS.md).
+stability and cut is reported. On nested taxa this finds the first level every run reproduces,
+often coarser than the rank a user has in mind (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -88,7 +101,8 @@ class ClusterConfig:
     runs: int = 3
     heads: int = 6
     vote: int = 3
-    steps: int = 300
+    steps: int = 0  # per run; 0: grow with the data (auto_steps)
+    kmeans: int = 3  # K given: k-means partitions (best of 10 starts) per k-mer space in the pool
     batch_size: int = 256
     lr: float = 1e-3
     tau_instance: float = 0.1
@@ -97,7 +111,11 @@ class ClusterConfig:
     weight_cluster: float = 0.3
     neighbours: int = 5
     neighbour_dims: int = 64
-    select: Literal["cut", "silhouette"] = "cut"  # how the partitions to vote are ranked
+    relatives: Literal["kmer", "mash"] = "kmer"  # how the strong view's relatives are chosen
+    relative_window: tuple[float, float] = (0.0, 0.15)  # mash: substitutions/site allowed
+    relative_pool: int = 30  # mash: nearest sequences in the k-mer space measured
+    mash_k: int = 12  # mash: k-mer size of the Jaccard index
+    select: Literal["both", "cut", "silhouette"] = "both"  # how partitions are ranked
     select_neighbours: int = 10  # the k-mer neighbour graph whose cut ranks partitions
     silhouette_sample: int = 5000
     refine: bool = True
@@ -122,8 +140,13 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         if self.n_clusters == 1 or self.n_clusters < 0:
             raise ConfigError("n_clusters must be ≥ 2 (or 0 to choose K)")
-        if self.runs < 1 or self.heads < 1 or self.steps < 1 or self.batch_size < 4:
-            raise ConfigError("runs ≥ 1, heads ≥ 1, steps ≥ 1 and batch_size ≥ 4 are required")
+        if self.runs < 1 or self.heads < 1 or self.steps < 0 or self.batch_size < 4:
+            raise ConfigError(
+                "runs ≥ 1, heads ≥ 1, steps ≥ 0 (0: grow with the data) and batch_size ≥ 4 are "
+                "required"
+            )
+        if self.kmeans < 0:
+            raise ConfigError("kmeans (partitions per k-mer space) must be ≥ 0")
         if not 1 <= self.vote <= self.runs * self.heads:
             raise ConfigError("vote must lie in 1..runs × heads")
         if self.n_clusters == 0 and (self.runs < 2 or self.max_clusters < 3):
@@ -145,8 +168,45 @@ class ClusterConfig:
             raise ConfigError("neighbours must be ≥ 0 and neighbour_dims ≥ 2")
         if self.input == "phylo" and (self.tree is None) == (self.msa is None):
             raise ConfigError("--input phylo needs exactly one of --tree or --msa")
+        lo, hi = self.relative_window
+        if not 0.0 <= lo < hi:
+            raise ConfigError("relative_window must be (low, high) with 0 ≤ low < high")
+        if self.relative_pool < 1 or not 4 <= self.mash_k <= 31:
+            raise ConfigError("relative_pool must be ≥ 1 and mash_k in 4..31")
         if self.input == "phylo" and self.neighbours == 0:
             raise ConfigError("--input phylo draws views from relatives: neighbours must be ≥ 1")
+
+
+def load_cluster_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> ClusterConfig:
+    """ClusterConfig from a YAML file of its fields (nested ``weak``/``strong`` mappings merge
+    with the defaults' mutation rates), then ``overrides`` (field → value) on top; unknown
+    keys and wrong types are a ConfigError naming the file."""
+    import yaml
+
+    from phyloclr.config import config_from_dict
+
+    data = config_to_dict(ClusterConfig())
+    origin = "command line"
+    if path is not None:
+        origin = str(path)
+        try:
+            given = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+        if not isinstance(given, dict):
+            raise ConfigError(f"{path}: a config must be a mapping")
+        for key, value in given.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+    data.update(overrides or {})
+    try:
+        return config_from_dict(ClusterConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from exc
 
 
 class TCLModel(nn.Module):
@@ -206,11 +266,18 @@ class Candidate:
     labels: np.ndarray  # (N,) in the head's own labels
     k: int  # the head's number of outputs
     refined: bool = False  # the head's partition refined by k-means (see ``rank_refined``)
+    source: str = "tcl"  # "tcl" (a head), "kmeans" or "kmeans-raw" (see ``kmeans_candidates``)
+    rank_cut: float = 0.0  # its rank by cut among the pool's partitions of its K (1: best)
+    rank_silhouette: float = 0.0  # its rank by silhouette among them (ties share the mean rank)
 
-    def rank_key(self, select: str) -> tuple[float, float]:
-        """Sort key, best first: by ``select``, the other score breaking ties."""
+    def rank_key(self, select: str) -> tuple[float, ...]:
+        """Sort key, best first: by ``select``, the other score breaking ties; ``both``: by
+        the worse of its two ranks (good by both scores), then their sum, then the cut."""
         if select == "cut":
             return (self.cut, -self.silhouette)
+        if select == "both":
+            worse = max(self.rank_cut, self.rank_silhouette)
+            return (worse, self.rank_cut + self.rank_silhouette, self.cut)
         return (-self.silhouette, self.cut)
 
 
@@ -309,6 +376,36 @@ def phylo_neighbours(ids: list[str], cfg: ClusterConfig) -> np.ndarray:
     return _drop_self(np.argsort(sub, axis=1, kind="stable")[:, : n + 1], n)
 
 
+def mash_relatives(
+    codes: Sequence[np.ndarray], pool: np.ndarray, cfg: ClusterConfig
+) -> tuple[np.ndarray, dict[str, float]]:
+    """(N, ``neighbours``) relatives of each sequence whose Mash distance
+    (:mod:`phyloclr.evolution.mash`, k = ``mash_k``) lies in ``relative_window``, nearest
+    first, taken from its ``pool`` (N, P) nearest sequences in the k-mer space; a sequence with
+    fewer fills the remaining slots with itself (a mutation-only view). Also what was found:
+    the fraction of sequences with a relative in the window and the median distance drawn."""
+    from phyloclr.evolution.mash import kmer_set, pair_distances
+
+    n, m = len(codes), cfg.neighbours
+    sets = [kmer_set(c, cfg.mash_k) for c in codes]
+    pairs = np.stack([np.repeat(np.arange(n), pool.shape[1]), pool.ravel()], 1)
+    dist = pair_distances(sets, pairs, cfg.mash_k).reshape(pool.shape)
+    lo, hi = cfg.relative_window
+    out = np.repeat(np.arange(n)[:, None], m, axis=1)
+    drawn: list[float] = []
+    found = 0
+    for i in range(n):
+        ok = np.flatnonzero((dist[i] >= lo) & (dist[i] <= hi))
+        ok = ok[np.argsort(dist[i, ok], kind="stable")][:m]
+        if len(ok):
+            found += 1
+            out[i, : len(ok)] = pool[i, ok]
+            drawn += dist[i, ok].tolist()
+    stats = {"with_relative": round(found / n, 4),
+             "median_distance": round(float(np.median(drawn)), 4) if drawn else None}  # fmt: skip
+    return out, stats  # type: ignore[return-value]
+
+
 def _train_run(
     codes: list[np.ndarray], feats: Featuriser, relatives: np.ndarray | None, cfg: ClusterConfig,
     sizes: Sequence[int], seed: int, device: torch.device, progress: Progress | None, run: int,
@@ -323,7 +420,8 @@ def _train_run(
     n = len(codes)
     batch = min(cfg.batch_size, n)
     model.train()
-    for step in range(cfg.steps):
+    steps = cfg.steps or auto_steps(n, batch)
+    for step in range(steps):
         idx = rng.choice(n, batch, replace=False)
         partner = idx
         if relatives is not None:
@@ -338,7 +436,7 @@ def _train_run(
         loss.backward()
         opt.step()
         if progress is not None:
-            progress(f"run {run + 1}/{cfg.runs}", step + 1, cfg.steps)
+            progress(f"run {run + 1}/{cfg.runs}", step + 1, steps)
     model.eval()
     embs: list[np.ndarray] = []
     probs: list[list[np.ndarray]] = [[] for _ in sizes]
@@ -349,6 +447,59 @@ def _train_run(
             for head, p in zip(probs, ps, strict=True):
                 head.append(p.cpu().numpy())
     return [np.concatenate(p) for p in probs], np.concatenate(embs)
+
+
+def auto_steps(n: int, batch: int, epochs: float = 20.0, least: int = 60, most: int = 300) -> int:
+    """Optimiser steps per run when ``steps`` is 0: ``epochs`` passes over the ``n``
+    sequences in batches of ``batch``, at least ``least`` and at most ``most`` steps, so that
+    the cost grows with the data (the fixed 300 steps before cost as much for 113 sequences as
+    for 5,000)."""
+    return int(min(most, max(least, np.ceil(epochs * n / max(1, batch)))))
+
+
+def kmeans_candidates(
+    spaces: dict[str, np.ndarray], graph: np.ndarray, k: int, cfg: ClusterConfig
+) -> list[tuple[Candidate, np.ndarray]]:
+    """``cfg.kmeans`` k-means partitions (scikit-learn, each the least-inertia of 10 starts, as
+    plain k-means is run; seeds ``cfg.seed`` + j) in each of ``spaces`` (name → (N, D); the
+    standardised one is ``"kmeans"``), scored like heads on ``graph`` (N, m) and in the
+    standardised space, with their (N, k) responsibilities in their own space: the pool then
+    holds the partitions plain k-mer k-means would give, and the label-free ranking chooses.
+    (Single starts were tried first: their poor local optima, two groups merged and one split,
+    can score well by the cut.)"""
+    from sklearn.cluster import KMeans
+
+    out = []
+    for name, x in spaces.items():
+        for j in range(cfg.kmeans):
+            labels = KMeans(k, n_init=10, random_state=cfg.seed + j).fit_predict(x)
+            resp = refine(x, labels, k, max_iter=0)
+            sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
+            cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, k, source=name)
+            out.append((cand, resp))
+    return out
+
+
+def with_ranks(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """``candidates`` with ``rank_cut`` and ``rank_silhouette`` set: each one's rank (1 =
+    best, ties averaged) by each score among the partitions of the same K, for ``select =
+    "both"``. Each score alone has a failure mode on the development sets: the cut favours
+    partitions that split one group along a sparse seam (and merge two others), the silhouette
+    favours the k-mer space's own geometry where it disagrees with the taxa (6-mer k-means on
+    cgrclust Cypriniformes); a partition good by both is rarely either."""
+    from dataclasses import replace
+
+    from scipy.stats import rankdata
+
+    out = list(candidates)
+    for k in {c.k for c in candidates}:
+        idx = [i for i, c in enumerate(candidates) if c.k == k]
+        by_cut = rankdata([candidates[i].cut for i in idx])
+        by_sil = rankdata([-candidates[i].silhouette for i in idx])
+        for j, i in enumerate(idx):
+            out[i] = replace(candidates[i], rank_cut=float(by_cut[j]),
+                             rank_silhouette=float(by_sil[j]))  # fmt: skip
+    return out
 
 
 def neighbour_cut(graph: np.ndarray, labels: np.ndarray) -> float:
@@ -424,7 +575,8 @@ def prepare(
 ) -> tuple[list[np.ndarray], np.ndarray, Featuriser, np.ndarray]:
     """What training and scoring start from, independent of ``cfg.seed``: (coded sequences,
     oriented with ``cfg.orient``; (N,) bool, which were reverse-complemented; their
-    featuriser; (N, ``neighbour_dims``) PCA space of standardised k-mer frequencies)."""
+    featuriser; (N, ``neighbour_dims``) PCA space of standardised k-mer frequencies). The PCA
+    space of the raw frequencies is :func:`raw_space`."""
     codes = [dna.encode(r.seq) for r in records]
     flipped = np.zeros(len(codes), dtype=bool)
     if cfg.orient:
@@ -435,6 +587,12 @@ def prepare(
             codes[i] = reverse_complement(codes[i])
     feats = Featuriser(codes, cfg)
     return codes, flipped, feats, reduce(codes, feats.standardised, cfg.neighbour_dims)
+
+
+def raw_space(codes: Sequence[np.ndarray], cfg: ClusterConfig) -> np.ndarray:
+    """(N, ``neighbour_dims``) PCA of the raw (not standardised) k-mer frequencies: the space
+    of plain k-mer k-means, where common k-mers weigh most."""
+    return reduce(codes, lambda c: dna.kmer_frequencies(c, cfg.k), cfg.neighbour_dims)
 
 
 def cluster_sequences(
@@ -454,10 +612,15 @@ def cluster_sequences(
     t0 = time.perf_counter()
     ids = [r.id for r in records]
     codes, flipped, feats, space = prepare(records, cfg)
-    graph = kmer_neighbours(space, max(cfg.select_neighbours, cfg.neighbours))  # (N, m) sorted
+    mash = cfg.relatives == "mash" and cfg.input != "phylo" and cfg.neighbours > 0
+    width = max(cfg.select_neighbours, cfg.neighbours, cfg.relative_pool if mash else 0)
+    graph = kmer_neighbours(space, width)  # (N, m) nearest first
     relatives: np.ndarray | None = None
+    relative_stats: dict[str, float] = {}
     if cfg.input == "phylo":
         relatives = phylo_neighbours(ids, cfg)
+    elif mash:
+        relatives, relative_stats = mash_relatives(codes, graph[:, : cfg.relative_pool], cfg)
     elif cfg.neighbours > 0:
         relatives = graph[:, : cfg.neighbours]
     graph = graph[:, : cfg.select_neighbours]
@@ -480,6 +643,9 @@ def cluster_sequences(
         if cfg.n_clusters:
             best = ranked(candidates, cfg.n_clusters, cfg)[0][0]
             embeddings = {best.run: embeddings[best.run]}
+    if cfg.n_clusters and cfg.kmeans:
+        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
+        candidates += kmeans_candidates(spaces, graph, cfg.n_clusters, cfg)
     k_scores: list[dict[str, float]] = []
     k_used = cfg.n_clusters
     stability_of_k = None
@@ -490,10 +656,13 @@ def cluster_sequences(
         if cfg.refine and cfg.rank_refined:  # the chosen K's heads, refined
             candidates += [refined_candidate(c, space, graph, cfg)
                            for c, _ in candidates if c.k == k_used]  # fmt: skip
+    scored = with_ranks([c for c, _ in candidates])
+    candidates = [(c, p) for c, (_, p) in zip(scored, candidates, strict=True)]
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     done = assign(candidates, space, k_used, cfg)
     final, voted, chosen = done.final, done.voted, done.chosen
-    embedding = embeddings[chosen[0][0].run]
+    first_head = next(c for c, _ in candidates if c.run in embeddings)  # best head of a run kept
+    embedding = embeddings[first_head.run]
     moved = int((final != voted).sum())
     probability = done.probability
     used = np.unique(final)
@@ -507,10 +676,12 @@ def cluster_sequences(
         "k_scores": k_scores,  # choosing K: every K's stability across runs and mean cut
         "stability_of_k": stability_of_k,  # the chosen K's (before empty clusters are dropped)
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
+        "relatives": relative_stats,  # relatives by Mash distance: how many had one in the window
         "reverse_complemented": int(flipped.sum()),
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
         "candidates": [_scores(c) for c, _ in candidates],  # best first
         "voted": len(chosen),
+        "voted_sources": [c.source for c, _ in chosen],  # tcl, kmeans or kmeans-raw
         "voters_unanimous": round(float(np.mean(done.agree == len(chosen))), 4),
         "moved_by_refine": moved,
         "seconds": time.perf_counter() - t0,
@@ -537,8 +708,11 @@ def ranked(
     candidates: Sequence[tuple[Candidate, np.ndarray]], k: int, cfg: ClusterConfig
 ) -> list[tuple[Candidate, np.ndarray]]:
     """The candidates with ``k`` outputs that may be voted (refined ones only with
-    ``cfg.rank_refined``), best first by ``cfg.select`` (stable: ties keep their order)."""
+    ``cfg.rank_refined``), best first by ``cfg.select`` (stable: ties keep their order), with
+    their ranks among these set (:func:`with_ranks`)."""
     pool = [c for c in candidates if c[0].k == k and (cfg.rank_refined or not c[0].refined)]
+    scored = with_ranks([c for c, _ in pool])
+    pool = [(c, p) for c, (_, p) in zip(scored, pool, strict=True)]
     return sorted(pool, key=lambda c: c[0].rank_key(cfg.select))
 
 
@@ -568,12 +742,15 @@ def assign(
 
 def _scores(c: Candidate) -> dict[str, object]:
     return {
+        "source": c.source,
         "run": c.run,
         "head": c.head,
         "k": c.k,
         "refined": c.refined,
         "cut": round(c.cut, 4),
         "silhouette": round(c.silhouette, 4),
+        "rank_cut": c.rank_cut,
+        "rank_silhouette": c.rank_silhouette,
     }
 
 

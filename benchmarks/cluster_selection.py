@@ -1,0 +1,185 @@
+"""How well does each label-free score predict a candidate partition's ACC (issue 20)?
+
+Reads the partitions ``bench_cluster.py --save`` kept (every TCL head, its k-means refinement,
+and the k-means partitions of the pool, with their cut and silhouette) and, per dataset, gives
+the Spearman rank correlation between each score and ACC over all candidates of all seeds;
+per saved call, the ACC of what each selection rule returns through the real pipeline
+(:func:`phyloclr.cluster.assign`: rank, vote, refine) and whether its best-ranked candidate is
+the best candidate there was. Writes one JSON line per dataset and rule to ``--out`` and the
+score-vs-ACC scatter plot to ``--plot``.
+
+    python -m benchmarks.cluster_selection SAVED/*.npz --data ../shared/data/dna \\
+        --data DEVSETS --out selection.jsonl --plot benchmarks/cluster_selection.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from benchmarks.bench_cluster import dataset_fasta, datasets, scores
+from phyloclr.cluster import (
+    Candidate,
+    ClusterConfig,
+    assign,
+    kmeans_candidates,
+    kmer_neighbours,
+    prepare,
+    raw_space,
+    read_dna,
+)
+from phyloclr.evaluate import hungarian_accuracy
+
+RULES = {  # name → ClusterConfig changes
+    "cut": {"select": "cut"},
+    "silhouette": {"select": "silhouette"},
+    "both": {"select": "both"},
+    "both-norefine": {"select": "both", "refine": False},
+}
+
+
+def with_agreement(candidates: list[Candidate]) -> list[float]:
+    """Each candidate's mean adjusted Rand index with the others of its K (a score that was
+    tried: a partition that runs and k-means starts keep finding would score high)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    n = len(candidates)
+    ari = np.eye(n)
+    for a in range(n):
+        for b in range(a + 1, n):
+            ari[a, b] = ari[b, a] = adjusted_rand_score(candidates[a].labels, candidates[b].labels)
+    return ((ari.sum(1) - 1) / max(1, n - 1)).tolist()
+
+
+def load(path: Path) -> tuple[np.ndarray, list[Candidate]]:
+    """(labels (N,), candidates in saved order) of one saved call."""
+    z = np.load(path)
+    source = z["source"] if "source" in z else np.array(["tcl"] * len(z["cut"]))
+    cands = [
+        Candidate(int(z["run"][i]), i, float(z["cut"][i]), float(z["silhouette"][i]),
+                  z["labels"][i], int(z["k"][i]), bool(z["refined"][i]), str(source[i]))
+        for i in range(len(z["cut"]))
+    ]  # fmt: skip
+    return z["y"], cands
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("saved", nargs="+", type=Path, help="<dataset>-kmer-<seed>.npz")
+    ap.add_argument("--data", type=Path, action="append", default=None)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--rows", type=Path, default=None,
+                    help="also one bench_cluster-style row per call and rule (method "
+                    "phyloclr-kmer-<tag>select-<rule>-vote<v>) for summarise.py")  # fmt: skip
+    ap.add_argument("--tag", default="", help="in the --rows method names, e.g. 'mash-'")
+    ap.add_argument("--kmeans", type=int, default=None,
+                    help="replace the saved k-means partitions by this many per space from "
+                    "the current code (0: none), seeded as bench_cluster seeds runs")  # fmt: skip
+    args = ap.parse_args()
+    bench_rows: list[dict[str, object]] = []
+    folders = {d.name: d for d in datasets(None, args.data)}
+    by_set: dict[str, list[Path]] = defaultdict(list)
+    for p in args.saved:
+        by_set[p.stem.rsplit("-kmer-", 1)[0]].append(p)
+    points: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
+    rows = []
+    for name, paths in sorted(by_set.items()):
+        records, _ = read_dna(dataset_fasta(folders[name]))
+        cfg = ClusterConfig(n_clusters=2)
+        codes, _, _, space = prepare(records, cfg)
+        graph = kmer_neighbours(space, cfg.select_neighbours)
+        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
+        cuts, sils, agrees, accs = [], [], [], []
+        per_rule: dict[str, list[tuple[float, bool, float]]] = defaultdict(list)
+        for path in sorted(paths):
+            y, cands = load(path)
+            if args.kmeans is not None:
+                seed = int(path.stem.rsplit("-", 1)[1]) * 100  # bench_cluster's run seed
+                kc = replace(cfg, n_clusters=cands[0].k, kmeans=args.kmeans, seed=seed)
+                cands = [c for c in cands if c.source == "tcl"]
+                more = kmeans_candidates(spaces, graph, kc.n_clusters, kc) if args.kmeans else []
+                cands += [c for c, _ in more]
+                cands = [replace(c, head=i) for i, c in enumerate(cands)]  # head: its index
+            acc = np.array([hungarian_accuracy(y, c.labels) for c in cands])
+            cuts += [c.cut for c in cands]
+            sils += [c.silhouette for c in cands]
+            agrees += with_agreement(cands)
+            accs += acc.tolist()
+            k = cands[0].k
+            eye = np.eye(k)
+            pool = [(c, eye[c.labels]) for c in cands]
+            for rule, change in RULES.items():
+                for vote in (1, 3):
+                    rc = replace(cfg, n_clusters=k, vote=vote, **change)  # type: ignore[arg-type]
+                    done = assign(pool, space, k, rc)
+                    top = done.chosen[0][0]
+                    seed = int(path.stem.rsplit("-", 1)[1])
+                    method = f"phyloclr-kmer-{args.tag}select-{rule}-vote{vote}"
+                    bench_rows.append({"dataset": name, "n": len(y), "k": k, "seed": seed,
+                                       "method": method, **scores(y, done.final),
+                                       "seconds": 0.0, "top_source": top.source})  # fmt: skip
+                    best = acc.max()
+                    per_rule[f"{rule}-vote{vote}"].append(
+                        (hungarian_accuracy(y, done.final), bool(acc[top.head] >= best - 1e-12),
+                         float(best))
+                    )  # fmt: skip
+        points[name] = (cuts, sils, agrees, accs)
+        rho_cut = float(spearmanr(-np.array(cuts), accs)[0])
+        rho_sil = float(spearmanr(sils, accs)[0])
+        rho_agree = float(spearmanr(agrees, accs)[0])
+        for rule, got in per_rule.items():
+            row = {"dataset": name, "rule": rule, "calls": len(got),
+                   "acc": round(float(np.mean([g[0] for g in got])), 4),
+                   "acc_sd": round(float(np.std([g[0] for g in got])), 4),
+                   "top_is_best": sum(g[1] for g in got),
+                   "best_candidate_acc": round(float(np.mean([g[2] for g in got])), 4),
+                   "spearman_cut": round(rho_cut, 3), "spearman_silhouette": round(rho_sil, 3),
+                   "spearman_agreement": round(rho_agree, 3),
+                   "candidates": len(accs)}  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    with args.out.open("w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    if args.rows is not None:
+        with args.rows.open("w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in bench_rows)
+    if args.plot is not None:
+        _plot(points, args.plot)
+
+
+def _plot(
+    points: dict[str, tuple[list[float], list[float], list[float], list[float]]], path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
+    cmap = plt.get_cmap("tab20")
+    for i, (name, (cuts, sils, agrees, accs)) in enumerate(sorted(points.items())):
+        for ax, x, sign in ((axes[0], cuts, -1), (axes[1], sils, 1), (axes[2], agrees, 1)):
+            rho = spearmanr(sign * np.array(x), accs)[0]
+            ax.scatter(x, accs, s=6, color=cmap(i), label=f"{name} (ρ={rho:.2f})")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("neighbour-graph cut (lower is better)")
+    axes[1].set_xlabel("cosine silhouette (higher is better)")
+    axes[2].set_xlabel("agreement: mean ARI with the other candidates (higher is better)")
+    for ax in axes:
+        ax.set_ylabel("ACC (Hungarian)")
+        ax.legend(fontsize=6, markerscale=2)
+    fig.suptitle("Every candidate partition (TCL heads, their k-means refinements, k-mer k-means) "
+                 "of every seed: label-free score vs ACC", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
