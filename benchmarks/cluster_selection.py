@@ -33,6 +33,7 @@ from phyloclr.cluster import (
     prepare,
     raw_space,
     read_dna,
+    with_ranks,
 )
 from phyloclr.evaluate import hungarian_accuracy
 
@@ -88,7 +89,7 @@ def main() -> None:
     by_set: dict[str, list[Path]] = defaultdict(list)
     for p in args.saved:
         by_set[p.stem.rsplit("-kmer-", 1)[0]].append(p)
-    points: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
+    points: dict[str, tuple[list[float], ...]] = {}
     rows = []
     for name, paths in sorted(by_set.items()):
         records, _ = read_dna(dataset_fasta(folders[name]))
@@ -96,7 +97,7 @@ def main() -> None:
         codes, _, _, space = prepare(records, cfg)
         graph = kmer_neighbours(space, cfg.select_neighbours)
         spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
-        cuts, sils, agrees, accs = [], [], [], []
+        cuts, sils, agrees, worse, accs = [], [], [], [], []
         per_rule: dict[str, list[tuple[float, bool, float]]] = defaultdict(list)
         for path in sorted(paths):
             y, cands = load(path)
@@ -111,6 +112,7 @@ def main() -> None:
             cuts += [c.cut for c in cands]
             sils += [c.silhouette for c in cands]
             agrees += with_agreement(cands)
+            worse += [max(c.rank_cut, c.rank_silhouette) / len(cands) for c in with_ranks(cands)]
             accs += acc.tolist()
             k = cands[0].k
             eye = np.eye(k)
@@ -130,10 +132,11 @@ def main() -> None:
                         (hungarian_accuracy(y, done.final), bool(acc[top.head] >= best - 1e-12),
                          float(best))
                     )  # fmt: skip
-        points[name] = (cuts, sils, agrees, accs)
+        points[name] = (cuts, sils, agrees, worse, accs)
         rho_cut = float(spearmanr(-np.array(cuts), accs)[0])
         rho_sil = float(spearmanr(sils, accs)[0])
         rho_agree = float(spearmanr(agrees, accs)[0])
+        rho_both = float(spearmanr(-np.array(worse), accs)[0])
         for rule, got in per_rule.items():
             row = {"dataset": name, "rule": rule, "calls": len(got),
                    "acc": round(float(np.mean([g[0] for g in got])), 4),
@@ -142,6 +145,7 @@ def main() -> None:
                    "best_candidate_acc": round(float(np.mean([g[2] for g in got])), 4),
                    "spearman_cut": round(rho_cut, 3), "spearman_silhouette": round(rho_sil, 3),
                    "spearman_agreement": round(rho_agree, 3),
+                   "spearman_both": round(rho_both, 3),
                    "candidates": len(accs)}  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -154,31 +158,32 @@ def main() -> None:
         _plot(points, args.plot)
 
 
-def _plot(
-    points: dict[str, tuple[list[float], list[float], list[float], list[float]]], path: Path
-) -> None:
+def _plot(points: dict[str, tuple[list[float], ...]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.5))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.5))
     cmap = plt.get_cmap("tab20")
-    for i, (name, (cuts, sils, agrees, accs)) in enumerate(sorted(points.items())):
-        for ax, x, sign in ((axes[0], cuts, -1), (axes[1], sils, 1), (axes[2], agrees, 1)):
+    for i, (name, (cuts, sils, agrees, worse, accs)) in enumerate(sorted(points.items())):
+        panels = ((axes[0], cuts, -1), (axes[1], sils, 1), (axes[2], agrees, 1),
+                  (axes[3], worse, -1))  # fmt: skip
+        for ax, x, sign in panels:
             rho = spearmanr(sign * np.array(x), accs)[0]
             ax.scatter(x, accs, s=6, color=cmap(i), label=f"{name} (ρ={rho:.2f})")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("neighbour-graph cut (lower is better)")
     axes[1].set_xlabel("cosine silhouette (higher is better)")
     axes[2].set_xlabel("agreement: mean ARI with the other candidates (higher is better)")
+    axes[3].set_xlabel("default (select both): worse of its cut and silhouette ranks / pool size")
     for ax in axes:
         ax.set_ylabel("ACC (Hungarian)")
         ax.legend(fontsize=6, markerscale=2)
     fig.suptitle("Every candidate partition (TCL heads, their k-means refinements, k-mer k-means) "
                  "of every seed: label-free score vs ACC", fontsize=9)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ CLUSTER_COLUMNS = [
     ("phyloclr-kmer-rawrank", "phyloclr raw heads ranked (earlier default)"),
     ("phyloclr-kmer-vote", "phyloclr vote"),
     ("phyloclr-kmer-default", "**phyloclr default** (vote + k-means)"),
+    ("phyloclr-kmer-olddefault", "phyloclr earlier default (300 steps, cut, heads only)"),
+    ("phyloclr-kmer-select-cut-vote3", "ranked by cut"),
+    ("phyloclr-kmer-select-silhouette-vote3", "ranked by silhouette"),
+    ("phyloclr-kmer-nokm-select-both-vote3", "both ranks, heads only (no k-means in the pool)"),
+    ("phyloclr-kmer-select-both-vote3", "**phyloclr default** (both ranks, k-means in the pool)"),
     ("phyloclr-fcgr-single", "phyloclr FCGR single"),
     ("phyloclr-fcgr-default", "phyloclr FCGR default"),
     ("idelucs", "iDeLUCS (run here)"),
@@ -86,6 +91,8 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
             width, batch = re.findall(r"\d+", method.split("-")[2])
             columns.append((method, f"phyloclr FCGR {width} ch., batch {batch}, {stage}"))
     timed = next((m for m, _ in columns if m.endswith("-default")), None)  # k-mer first
+    if any(m == "phyloclr-kmer-select-both-vote3" for m, _ in columns):  # issue 20's default
+        timed = "phyloclr-kmer-select-both-vote3"
     head = ["dataset", "n", "K"] + [t for _, t in columns]
     head += ["default time (s)", "published CGRclust / iDeLUCS / phylonium+Ward"]
     print("| " + " | ".join(head) + " |")

@@ -677,6 +677,7 @@ def cluster_sequences(
         "stability_of_k": stability_of_k,  # the chosen K's (before empty clusters are dropped)
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
         "relatives": relative_stats,  # relatives by Mash distance: how many had one in the window
+        "steps_per_run": cfg.steps or auto_steps(len(codes), min(cfg.batch_size, len(codes))),
         "reverse_complemented": int(flipped.sum()),
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
         "candidates": [_scores(c) for c, _ in candidates],  # best first
