@@ -37,8 +37,8 @@ together, are ranked by ``select``: by default ``both``, the worse of a partitio
 ``silhouette`` rank by one score, the other breaking ties. Each score alone fails on some
 development sets (benchmarks/RESULTS.md, issue 20: the cut picks partitions that split one group
 along a sparse seam, the silhouette follows k-mer geometry where it disagrees with the taxa);
-over the 9 shared and 3 rRNA development sets, one seed, ``both`` gave mean ACC 0.938 against
-0.907 (cut) and 0.887 (silhouette) on the same partitions. The ``vote`` best are combined by
+over the 9 shared and 3 rRNA development sets, three seeds, ``both`` gave mean ACC 0.928 against
+0.922 (cut) and 0.902 (silhouette) on the same partitions. The ``vote`` best are combined by
 majority vote after matching their labels to the best one (Hungarian on the contingency table);
 ``vote = 1`` keeps the best. With ``refine`` the voted partition is then refined by k-means in
 the same way: the heads find the basin, k-means settles the borders. The probability reported is
@@ -287,7 +287,7 @@ class ClusterResult:
     clusters: np.ndarray  # (N,) int, 0..K-1
     probability: np.ndarray  # (N,) float
     k: int
-    embeddings: np.ndarray  # (N, 512) backbone output of the run holding the best partition
+    embeddings: np.ndarray  # (N, 512) backbone output (float16-rounded) of the best head's run
     summary: dict[str, object]
     candidates: list[Candidate] = field(default_factory=list)  # heads' and refined, best first
     voted: np.ndarray | None = None  # (N,) the vote before refinement, in head labels
@@ -628,11 +628,14 @@ def cluster_sequences(
     if not cfg.n_clusters:  # one head per K to try, none with more clusters than sequences - 1
         sizes = list(range(2, min(cfg.max_clusters, len(records) - 1) + 1))
     candidates: list[tuple[Candidate, np.ndarray]] = []  # with the head's (N, C) probabilities
-    embeddings: dict[int, np.ndarray] = {}  # run → (N, 512); with K given, the best run's only
+    # run → (N, 512) float16: which run holds the best partition is known only once the whole
+    # pool (every run, the k-means partitions) is ranked, since ranks are relative to the pool
+    embeddings: dict[int, np.ndarray] = {}
     for run in range(cfg.runs):
-        probs, embeddings[run] = _train_run(
+        probs, emb = _train_run(
             codes, feats, relatives, cfg, sizes, cfg.seed + run, device, progress, run
         )
+        embeddings[run] = emb.astype(np.float16)
         for h, p in enumerate(probs):
             labels = p.argmax(1)
             sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
@@ -640,9 +643,6 @@ def cluster_sequences(
             candidates.append((cand, p))
             if cfg.n_clusters and cfg.refine and cfg.rank_refined:
                 candidates.append(refined_candidate(cand, space, graph, cfg))
-        if cfg.n_clusters:
-            best = ranked(candidates, cfg.n_clusters, cfg)[0][0]
-            embeddings = {best.run: embeddings[best.run]}
     if cfg.n_clusters and cfg.kmeans:
         spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
         candidates += kmeans_candidates(spaces, graph, cfg.n_clusters, cfg)
@@ -661,8 +661,9 @@ def cluster_sequences(
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     done = assign(candidates, space, k_used, cfg)
     final, voted, chosen = done.final, done.voted, done.chosen
-    first_head = next(c for c, _ in candidates if c.run in embeddings)  # best head of a run kept
-    embedding = embeddings[first_head.run]
+    first_head = next(c for c, _ in candidates if c.source == "tcl")  # the best-ranked head
+    embedding = embeddings[first_head.run].astype(np.float32)
+    del embeddings
     moved = int((final != voted).sum())
     probability = done.probability
     used = np.unique(final)
