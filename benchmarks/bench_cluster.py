@@ -1,12 +1,13 @@
-"""Clustering benchmark on every labelled dataset in ../shared/data/dna.
+"""Clustering benchmark on every labelled dataset in ../shared/data/dna (and ``--data`` folders).
 
 Rows per dataset: 6-mer frequencies + k-means (3 seeds, scikit-learn, n_init=10); phyloclr
 cluster with its defaults (k-mer input, 3 runs × 6 heads, each head's partition also refined by
-k-means, vote of the 3 best of these 36 by neighbour-graph cut, refined by k-means: method
-``default``) for 3 seeds, and from the same runs the vote before refinement (``vote``), the
-same pipeline ranking the raw heads only (``rawrank``, the default until session 16), the vote
-of the 3 best raw heads by silhouette (``silvote``, the rule before that) and the single-run
-result (best raw head of run 1, ``single``);
+k-means, k-mer k-means partitions in the pool, the 3 best ranked by ``select``, voted and refined
+by k-means: method ``default``) for 3 seeds, and from the same runs the vote before refinement
+(``vote``), the same pipeline ranking the raw heads only (``rawrank``), the vote of the 3 best
+raw heads by silhouette (``silvote``) and the single-run result (best raw head of run 1,
+``single``); ``--set FIELD=VALUE --tag=-name`` runs other settings under other method names.
+``--save`` keeps every candidate partition for ``cluster_selection.py``;
 optionally the FCGR input (``--fcgr``); with ``--choose-k`` only phyloclr with K not given
 (``autok``; the K it chose and every K's stability are recorded). Each result is appended as
 one JSON line to ``--out`` (an interrupted benchmark resumes where it stopped); ``summarise.py
