@@ -139,6 +139,8 @@ def test_kmeans_partitions_join_the_pool(tmp_path: Path) -> None:
     summary = result.summary["candidates"]
     assert [c["source"] for c in summary] == sources  # type: ignore[index]
     assert result.summary["voted_sources"] == [result.candidates[0].source]
+    few = cluster_sequences(records[:4], replace(cfg, n_clusters=5, batch_size=4))
+    assert {c.source for c in few.candidates} == {"tcl"}  # more clusters than sequences
     # K chosen: no k-means partitions (there is no K to give them)
     auto = cluster_sequences(records, replace(cfg, n_clusters=0, runs=2, max_clusters=3))
     assert {c.source for c in auto.candidates} == {"tcl"}

@@ -643,7 +643,7 @@ def cluster_sequences(
             candidates.append((cand, p))
             if cfg.n_clusters and cfg.refine and cfg.rank_refined:
                 candidates.append(refined_candidate(cand, space, graph, cfg))
-    if cfg.n_clusters and cfg.kmeans:
+    if cfg.n_clusters and cfg.kmeans and cfg.n_clusters < len(codes):  # k-means needs K < N
         spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
         candidates += kmeans_candidates(spaces, graph, cfg.n_clusters, cfg)
     k_scores: list[dict[str, float]] = []
