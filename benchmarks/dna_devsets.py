@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.make_corpus import debian
+from benchmarks.make_corpus import blastdb_index, debian, visible_string
 
 PACKAGE = "ncbi-rrna-data"
 ROOT = "usr/share/ncbi/data"
@@ -98,31 +98,11 @@ TIMING = DevSet("rrna_18s_5000", "SSURef_93.fasta", r"\b18S\b", r"mitochondri|ch
                 80, 1400)  # fmt: skip
 
 
-def _visible(asn: bytes) -> str:
-    """The first VisibleString (BER tag 0x1a) of a BLAST header: ``db|accession| title``."""
-    at = asn.find(b"\x1a")
-    if at < 0:
-        return ""
-    n, at = asn[at + 1], at + 2
-    if n & 0x80:  # long form: the low bits say how many length bytes follow
-        width = n & 0x7F
-        n, at = int.from_bytes(asn[at : at + width], "big"), at + width
-    return asn[at : at + n].decode("ascii", "replace")
-
-
 def nucleotide_blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
     """(title, sequence) of every record of a BLAST v4 nucleotide database (.nin/.nsq/.nhr):
     2-bit packed bases (the last byte's low bits count the bases it holds), ambiguity runs
     after them (written as N)."""
-    nin = Path(f"{prefix}.nin").read_bytes()
-    pos = 8  # version, type
-    for _ in range(2):  # title, timestamp
-        pos += 4 + int.from_bytes(nin[pos : pos + 4], "big")
-    count = int.from_bytes(nin[pos : pos + 4], "big")
-    pos += 4 + 8 + 4  # bases (LE int64), longest
-    hdr = np.frombuffer(nin, ">u4", count + 1, pos)
-    seq = np.frombuffer(nin, ">u4", count + 1, pos + 4 * (count + 1))
-    amb = np.frombuffer(nin, ">u4", count + 1, pos + 8 * (count + 1))
+    count, (hdr, seq, amb) = blastdb_index(Path(f"{prefix}.nin").read_bytes(), 3)
     nsq = np.frombuffer(Path(f"{prefix}.nsq").read_bytes(), np.uint8)
     nhr = Path(f"{prefix}.nhr").read_bytes()
     letters = np.frombuffer(b"ACGT", np.uint8)
@@ -140,7 +120,7 @@ def nucleotide_blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
                     w = int(words[1 + j])
                     run, at = ((w >> 24) & 0xF) + 1, w & 0xFFFFFF
                 out[at : at + run] = ord("N")
-        yield _visible(nhr[hdr[i] : hdr[i + 1]]), out.tobytes().decode()
+        yield visible_string(nhr[hdr[i] : hdr[i + 1]]) or "", out.tobytes().decode()
 
 
 def genus(title: str) -> tuple[str, str, str] | None:

@@ -28,7 +28,7 @@ import tarfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from Bio import SeqIO
 
@@ -92,29 +92,22 @@ def predicted(path: Path) -> Iterator[tuple[str, str]]:
                 yield f"{rec.id}_{k}", gene.translate().rstrip("*")
 
 
-def blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
-    """Proteins of a BLAST v4 protein database (.pin/.psq/.phr); id = first accession."""
+def blastdb_index(index: bytes, arrays: int) -> tuple[int, list[Any]]:
+    """(record count, ``arrays`` offset arrays of count + 1 big-endian uint32 each) of a BLAST
+    v4 index file (.pin: header and sequence offsets; .nin: also ambiguity offsets)."""
     import numpy as np
 
-    pin = prefix.with_suffix(prefix.suffix + ".pin").read_bytes()
-    pos = 8
+    pos = 8  # version, type
     for _ in range(2):  # title, timestamp
-        n = int.from_bytes(pin[pos : pos + 4], "big")
-        pos += 4 + n
-    count = int.from_bytes(pin[pos : pos + 4], "big")
+        pos += 4 + int.from_bytes(index[pos : pos + 4], "big")
+    count = int.from_bytes(index[pos : pos + 4], "big")
     pos += 4 + 8 + 4  # residues (LE int64), longest
-    hdr = np.frombuffer(pin, ">u4", count + 1, pos)
-    seq = np.frombuffer(pin, ">u4", count + 1, pos + 4 * (count + 1))
-    psq = prefix.with_suffix(prefix.suffix + ".psq").read_bytes()
-    phr = prefix.with_suffix(prefix.suffix + ".phr").read_bytes()
-    table = bytes.maketrans(bytes(range(len(NCBISTDAA))), NCBISTDAA.encode())
-    for i in range(count):
-        text = psq[seq[i] : seq[i + 1] - 1].translate(table).decode()
-        yield _title(phr[hdr[i] : hdr[i + 1]]) or f"oid{i}", text
+    step = 4 * (count + 1)
+    return count, [np.frombuffer(index, ">u4", count + 1, pos + a * step) for a in range(arrays)]
 
 
-def _title(asn: bytes) -> str | None:
-    """The first word (before '|') of the first VisibleString (BER tag 0x1a) of a header."""
+def visible_string(asn: bytes) -> str | None:
+    """The first VisibleString (BER tag 0x1a) of a BLAST header (``db|accession| title``)."""
     at = asn.find(b"\x1a")
     if at < 0:
         return None
@@ -122,7 +115,19 @@ def _title(asn: bytes) -> str | None:
     if n & 0x80:  # long form: the low bits say how many length bytes follow
         width = n & 0x7F
         n, at = int.from_bytes(asn[at : at + width], "big"), at + width
-    return asn[at : at + n].decode("ascii", "replace").split("|")[0].split()[0]
+    return asn[at : at + n].decode("ascii", "replace")
+
+
+def blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
+    """Proteins of a BLAST v4 protein database (.pin/.psq/.phr); id = first accession."""
+    count, (hdr, seq) = blastdb_index(Path(f"{prefix}.pin").read_bytes(), 2)
+    psq = Path(f"{prefix}.psq").read_bytes()
+    phr = Path(f"{prefix}.phr").read_bytes()
+    table = bytes.maketrans(bytes(range(len(NCBISTDAA))), NCBISTDAA.encode())
+    for i in range(count):
+        text = psq[seq[i] : seq[i + 1] - 1].translate(table).decode()
+        title = visible_string(phr[hdr[i] : hdr[i + 1]])
+        yield title.split("|")[0].split()[0] if title else f"oid{i}", text
 
 
 class Writer:
