@@ -183,21 +183,13 @@ def load_cluster_config(
     """ClusterConfig from a YAML file of its fields (nested ``weak``/``strong`` mappings merge
     with the defaults' mutation rates), then ``overrides`` (field → value) on top; unknown
     keys and wrong types are a ConfigError naming the file."""
-    import yaml
-
-    from phyloclr.config import config_from_dict
+    from phyloclr.config import config_from_dict, read_config_mapping
 
     data = config_to_dict(ClusterConfig())
     origin = "command line"
     if path is not None:
         origin = str(path)
-        try:
-            given = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-        if not isinstance(given, dict):
-            raise ConfigError(f"{path}: a config must be a mapping")
-        for key, value in given.items():
+        for key, value in read_config_mapping(path).items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 data[key] = {**data[key], **value}
             else:

@@ -108,17 +108,24 @@ def config_from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from exc
 
 
-def load_config(cls: type[C], path: str | Path, section: str | None = None) -> C:
-    """Load a YAML file (optionally one top-level section of it) into a config dataclass."""
+def read_config_mapping(path: str | Path, section: str | None = None) -> dict[str, Any]:
+    """The mapping a YAML config file holds (optionally one top-level section of it); a file
+    that cannot be read or is not a mapping is a ConfigError naming it."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-    if section is not None:
+    if section is not None and isinstance(data, dict):
         data = data.get(section, {}) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping")
+    return data
+
+
+def load_config(cls: type[C], path: str | Path, section: str | None = None) -> C:
+    """Load a YAML file (optionally one top-level section of it) into a config dataclass."""
+    data = read_config_mapping(path, section)
     try:
         return config_from_dict(cls, data)
     except ConfigError as exc:
