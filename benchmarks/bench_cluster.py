@@ -33,6 +33,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from phyloclr.cluster import Candidate, ClusterConfig, assign, cluster_sequences, read_dna
 from phyloclr.evaluate import hungarian_accuracy
+from phyloclr.io.sequences import SeqRecord
 from phyloclr.metrics import kmer_composition
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "dna"
@@ -54,6 +55,12 @@ def datasets(names: list[str] | None, roots: list[Path] | None = None) -> list[P
 def dataset_fasta(folder: Path) -> Path:
     """The sequences of a labelled dataset folder (its .fas or .fasta file)."""
     return next(p for p in folder.iterdir() if p.suffix in (".fas", ".fasta"))
+
+
+def kmeans_6mer(records: list[SeqRecord], k: int, seed: int) -> np.ndarray:
+    """The baseline: 6-mer frequencies + scikit-learn k-means (n_init = 10) → (N,) labels."""
+    x = kmer_composition([r.seq.upper() for r in records], 6, "ACGT")
+    return KMeans(k, n_init=10, random_state=seed).fit_predict(x)
 
 
 def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
@@ -140,8 +147,7 @@ def main() -> None:
                 if (d.name, "kmeans-6mer", seed) in done:
                     continue
                 t = time.perf_counter()
-                x = kmer_composition([r.seq.upper() for r in records], 6, "ACGT")
-                pred = KMeans(k, n_init=10, random_state=seed).fit_predict(x)
+                pred = kmeans_6mer(records, k, seed)
                 emit("kmeans-6mer", seed, pred, time.perf_counter() - t)
         inputs = ["fcgr"] if args.fcgr_only else ["kmer"] + (["fcgr"] if args.fcgr else [])
         for kind in inputs:

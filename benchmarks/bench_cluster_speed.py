@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.cluster import KMeans
 
-from benchmarks.bench_cluster import dataset_fasta
+from benchmarks.bench_cluster import dataset_fasta, kmeans_6mer
 from benchmarks.bench_families import MemoryWatch, machine
 from phyloclr.cluster import read_dna
 from phyloclr.evaluate import hungarian_accuracy
-from phyloclr.metrics import kmer_composition
 
 
 def main() -> None:
@@ -43,8 +41,7 @@ def main() -> None:
         y = np.array([labels[r.id] for r in records])
         k = len(set(y))
         t = time.perf_counter()
-        x = kmer_composition([r.seq.upper() for r in records], 6, "ACGT")
-        pred = KMeans(k, n_init=10, random_state=0).fit_predict(x)
+        pred = kmeans_6mer(records, k, 0)
         kmeans_s = time.perf_counter() - t
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "phyloclr.cli", "cluster", str(fasta), "--n-clusters",

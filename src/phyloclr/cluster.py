@@ -494,6 +494,14 @@ def with_ranks(candidates: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
+def _with_ranks(
+    pairs: Sequence[tuple[Candidate, np.ndarray]],
+) -> list[tuple[Candidate, np.ndarray]]:
+    """:func:`with_ranks` on (candidate, probabilities) pairs."""
+    scored = with_ranks([c for c, _ in pairs])
+    return [(c, p) for c, (_, p) in zip(scored, pairs, strict=True)]
+
+
 def neighbour_cut(graph: np.ndarray, labels: np.ndarray) -> float:
     """Mean over the clusters ``labels`` (N,) uses of the fraction of their members' links in
     ``graph`` (N, m) (each row: a sequence's m neighbours) that end in another cluster; 1 when
@@ -648,8 +656,7 @@ def cluster_sequences(
         if cfg.refine and cfg.rank_refined:  # the chosen K's heads, refined
             candidates += [refined_candidate(c, space, graph, cfg)
                            for c, _ in candidates if c.k == k_used]  # fmt: skip
-    scored = with_ranks([c for c, _ in candidates])
-    candidates = [(c, p) for c, (_, p) in zip(scored, candidates, strict=True)]
+    candidates = _with_ranks(candidates)  # for the summary's order; ranked() ranks its pool
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     done = assign(candidates, space, k_used, cfg)
     final, voted, chosen = done.final, done.voted, done.chosen
@@ -705,8 +712,7 @@ def ranked(
     ``cfg.rank_refined``), best first by ``cfg.select`` (stable: ties keep their order), with
     their ranks among these set (:func:`with_ranks`)."""
     pool = [c for c in candidates if c[0].k == k and (cfg.rank_refined or not c[0].refined)]
-    scored = with_ranks([c for c, _ in pool])
-    pool = [(c, p) for c, (_, p) in zip(scored, pool, strict=True)]
+    pool = _with_ranks(pool)
     return sorted(pool, key=lambda c: c[0].rank_key(cfg.select))
 
 
