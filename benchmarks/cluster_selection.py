@@ -101,9 +101,9 @@ def main() -> None:
         per_rule: dict[str, list[tuple[float, bool, float]]] = defaultdict(list)
         for path in sorted(paths):
             y, cands = load(path)
+            seed = int(path.stem.rsplit("-", 1)[1])  # the benchmark's seed; its runs' is × 100
             if args.kmeans is not None:
-                seed = int(path.stem.rsplit("-", 1)[1]) * 100  # bench_cluster's run seed
-                kc = replace(cfg, n_clusters=cands[0].k, kmeans=args.kmeans, seed=seed)
+                kc = replace(cfg, n_clusters=cands[0].k, kmeans=args.kmeans, seed=seed * 100)
                 cands = [c for c in cands if c.source == "tcl"]
                 more = kmeans_candidates(spaces, graph, kc.n_clusters, kc) if args.kmeans else []
                 cands += [c for c, _ in more]
@@ -122,16 +122,15 @@ def main() -> None:
                     rc = replace(cfg, n_clusters=k, vote=vote, **change)  # type: ignore[arg-type]
                     done = assign(pool, space, k, rc)
                     top = done.chosen[0][0]
-                    seed = int(path.stem.rsplit("-", 1)[1])
+                    got = scores(y, done.final)
                     method = f"phyloclr-kmer-{args.tag}select-{rule}-vote{vote}"
                     bench_rows.append({"dataset": name, "n": len(y), "k": k, "seed": seed,
-                                       "method": method, **scores(y, done.final),
-                                       "seconds": 0.0, "top_source": top.source})  # fmt: skip
+                                       "method": method, **got, "seconds": 0.0,
+                                       "top_source": top.source})  # fmt: skip
                     best = acc.max()
                     per_rule[f"{rule}-vote{vote}"].append(
-                        (hungarian_accuracy(y, done.final), bool(acc[top.head] >= best - 1e-12),
-                         float(best))
-                    )  # fmt: skip
+                        (got["acc"], bool(acc[top.head] >= best - 1e-12), float(best))
+                    )
         points[name] = (cuts, sils, agrees, worse, accs)
         rho_cut = float(spearmanr(-np.array(cuts), accs)[0])
         rho_sil = float(spearmanr(sils, accs)[0])
