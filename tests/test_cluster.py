@@ -209,6 +209,29 @@ def test_cli_config_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "bad.yaml" in result.output and "'head'" in result.output
 
 
+def test_cli_help_states_the_config_defaults() -> None:
+    """Each ``[default]`` written in a cluster option's help is ClusterConfig's default."""
+    import re
+
+    import typer
+
+    command = typer.main.get_command(app).commands["cluster"]  # type: ignore[attr-defined]
+    names = {"input_kind": "input"}
+    flags = {True: "on", False: "off"}
+    checked = 0
+    for param in command.params:
+        said = re.search(r"\[([^\]]+)\]$", getattr(param, "help", None) or "")
+        field = names.get(param.name, param.name)
+        if said is None or field not in ClusterConfig.__dataclass_fields__:
+            continue
+        default = getattr(ClusterConfig(), field)
+        assert said.group(1) == (flags[default] if isinstance(default, bool) else str(default)), (
+            field
+        )
+        checked += 1
+    assert checked >= 15
+
+
 def test_refined_heads_are_ranked_beside_the_raw_ones() -> None:
     from phyloclr.cluster import Candidate, assign, kmer_neighbours, refined_candidate
 

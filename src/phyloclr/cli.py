@@ -543,7 +543,8 @@ def cluster(
     kmeans: Annotated[
         int | None,
         typer.Option(
-            help="K given: k-mer k-means partitions added to the ranked pool, per k-mer space. [10]"
+            help="K given: k-mer k-means partitions (each the best of 10 starts) added to the "
+            "ranked pool, per k-mer space (standardised, raw). [3]"
         ),
     ] = None,
     vote: Annotated[
