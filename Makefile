@@ -10,7 +10,7 @@ DEMO_OUT ?= demo_out
 DEVSETS ?= $(HOME)/.cache/phyloclr/devsets
 BENCH_OUT ?= bench_out
 
-.PHONY: setup test lint demo clean bench-protein
+.PHONY: setup test lint demo clean bench-protein faults
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ demo: setup
 		--plot $(DEMO_OUT)/seeds_map.png --json $(DEMO_OUT)/seeds_scores.json
 	$(BIN)/phyloclr cluster data/dna/Influenza-A.fas --n-clusters 5 \
 		--labels data/dna/Influenza-A_labels.csv --steps 150 --runs 1 --out $(DEMO_OUT)/flu
+
+# The fault harness in full (benchmarks/RESULTS.md, "Faults"): 20 SIGKILLs at random moments
+# per command, 3,000 fuzzed inputs per reader, full disks (tmpfs mounts: needs root) and two
+# runs sharing a cache. `make test` runs its fast case (1 kill per command, 150 inputs).
+faults: setup
+	mkdir -p $(BENCH_OUT)
+	rm -f $(BENCH_OUT)/faults.jsonl
+	PHYLOCLR_KILLS=20 PHYLOCLR_FUZZ_EXAMPLES=3000 \
+		PHYLOCLR_FAULT_REPORT=$(abspath $(BENCH_OUT))/faults.jsonl \
+		$(BIN)/python -m pytest -q tests/test_kills.py tests/test_faults.py tests/test_fuzz.py
+	cat $(BENCH_OUT)/faults.jsonl
 
 # The protein retrieval harness (benchmarks/RESULTS.md, "Protein retrieval"): build the
 # development sets, pretrain the default config on the transductive corpus (20 min), score

@@ -61,6 +61,15 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
+    except (OSError, RuntimeError) as exc:
+        from phyloclr.fsutil import write_failure
+
+        # a write that failed outside the library's atomic writers (full disk, quota, ...)
+        failure = write_failure(exc, getattr(exc, "filename", None) or "(output)")
+        if failure is None:
+            raise
+        err.print(f"[bold red]error:[/] {failure}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
 
 
 @contextmanager
@@ -383,6 +392,9 @@ def embed(
         str | None,
         typer.Option(help="Embed only shard i/n (rows i, i+n, ...); join with phyloclr merge."),
     ] = None,
+    part_size: Annotated[
+        int, typer.Option(help="Sequences per committed part (what an interruption can lose).")
+    ] = 4096,
 ) -> None:
     """Write embeddings of every sequence in FASTA to one HDF5 file, in input order.
 
@@ -396,7 +408,7 @@ def embed(
             EmbedConfig,
             {"batch_tokens": batch_tokens, "device": device, "dtype": dtype,
              "per_residue": per_residue, "dedupe": dedupe, "threads": threads,
-             "shard_index": index, "shard_count": count},
+             "shard_index": index, "shard_count": count, "part_size": part_size},
         )  # fmt: skip
         with _progress() as progress:
             result = embed_fasta_torchrun(

@@ -19,6 +19,7 @@ import torch
 from phyloclr.config import config_to_dict
 from phyloclr.devices import resolve_device
 from phyloclr.errors import ConfigError, InputError
+from phyloclr.fsutil import remove_stale_temporaries
 from phyloclr.io import hdf5
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.sequences import record_alphabet
@@ -212,9 +213,15 @@ def embed_fasta(
             f"{model_path}: --per-residue needs a residue-level encoder (cnn, transformer); "
             f"this model is a {loaded.encoder.spec.name!r} encoder"
         )
-    if out_path.exists():
-        raise InputError(out_path, "already exists; remove it or choose another --out")
     parts = hdf5.parts_dir(out_path)
+    if out_path.exists():
+        if resume and parts.is_dir():
+            # killed between the final rename and removing the parts: the output is whole
+            done = hdf5.read_embeddings(out_path)
+            if json.loads(str(done.attrs["model"]))["weights_sha256"] == loaded.weights_sha256:
+                hdf5.remove_parts(parts)
+                return EmbedResult(out_path, len(done.ids), 0, 0, len(done.ids), 0.0)
+        raise InputError(out_path, "already exists; remove it or choose another --out")
     manifest = {
         "fasta": str(fasta_path.resolve()),
         "fasta_bytes": fasta_path.stat().st_size if fasta_path.exists() else None,
@@ -233,6 +240,8 @@ def embed_fasta(
                 parts, "--resume with a different input, model or settings than the interrupted run"
             )
     hdf5.write_manifest(parts, manifest)
+    remove_stale_temporaries(parts)
+    remove_stale_temporaries(out_path.parent, out_path.name)
     done_rows = sum(hdf5.part_rows(p) for p in committed)
     out_path.parent.mkdir(parents=True, exist_ok=True)
 

@@ -33,3 +33,18 @@ class InputError(PhyloclrError, ValueError):
 
 class ConfigError(PhyloclrError, ValueError):
     """An invalid configuration value."""
+
+
+class OutputError(PhyloclrError, OSError):
+    """A file could not be written (full disk, quota, read-only, permissions): names the file.
+
+    ``str(err)`` is one line: ``FILE: cannot write: reason``.
+    """
+
+    def __init__(self, path: str | PathLike[str], reason: str):
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return f"{self.path}: cannot write: {self.reason}"

@@ -39,9 +39,16 @@ def read_labels(path: str | os.PathLike[str]) -> dict[str, str]:
     """``id,label`` CSV (a header row is allowed); duplicate ids are an error."""
     p = Path(path)
     try:
-        rows = list(csv.reader(p.open(newline="")))
+        with p.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
     except OSError as exc:
         raise InputError(p, f"cannot open: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            p, f"not UTF-8 text (byte {exc.start}): expected an 'id,label' CSV"
+        ) from exc
+    except csv.Error as exc:
+        raise InputError(p, f"not a readable CSV: {exc}") from exc
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["id", "label"]:
         rows = rows[1:]
     labels: dict[str, str] = {}

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from phyloclr.errors import OutputError, PhyloclrError
+
+#: below this many free bytes a write failure without an errno is put down to a full disk
+LOW_SPACE = 1 << 20
 
 
 def umask_mode(path: str | os.PathLike[str]) -> None:
@@ -30,6 +37,83 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         umask_mode(tmp)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        failure = write_failure(exc, final)
+        if failure is not None:
+            raise failure from exc
         raise
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str], name: str = "") -> int:
+    """Remove the hidden temporaries :func:`atomic_path` left in ``directory`` (for the file
+    ``name`` only, when given) when its process was killed; returns how many. Call it only on
+    a directory this process owns (an output being resumed)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return 0
+    gone = 0
+    for tmp in d.glob(f".{name or ''}*.tmp"):
+        if name and not tmp.name.startswith(f".{name}."):
+            continue
+        tmp.unlink(missing_ok=True)
+        gone += 1
+    return gone
+
+
+def require_space(path: str | os.PathLike[str], nbytes: int) -> None:
+    """Raise OutputError naming ``path`` unless its file system has room for ``nbytes`` more
+    (with a 10 % + 1 MiB margin). Writers whose libraries cannot recover from a full disk
+    mid-write (HDF5 keeps a file it failed to flush open) check first."""
+    p = Path(path)
+    try:
+        free = shutil.disk_usage(p.parent if p.parent.exists() else Path.cwd()).free
+    except OSError:
+        return
+    need = int(nbytes * 1.1) + LOW_SPACE
+    if free < need:
+        raise OutputError(
+            p, f"{os.strerror(errno.ENOSPC)} (needs about {need >> 20} MiB, {free >> 20} MiB free)"
+        )
+
+
+def write_failure(exc: BaseException, path: str | os.PathLike[str]) -> OutputError | None:
+    """An OutputError naming ``path`` when ``exc`` is a failed write (full disk, quota, file
+    size limit, read-only or forbidden target), else None. Writers that report a full disk
+    without an errno (torch's zip writer, HDF5) are recognised by the free space left."""
+    if isinstance(exc, PhyloclrError) or not isinstance(exc, (OSError, RuntimeError)):
+        return None
+    code = getattr(exc, "errno", None)
+    if code is not None and code in WRITE_ERRNOS:
+        return OutputError(path, os.strerror(code))
+    if code is None and "write" in str(exc).lower():
+        try:
+            free = shutil.disk_usage(Path(path).parent).free
+        except OSError:
+            free = None
+        if free is not None and free < LOW_SPACE:
+            return OutputError(path, os.strerror(errno.ENOSPC))
+        return OutputError(path, (str(exc).splitlines() or [type(exc).__name__])[0][:200])
+    return None
+
+
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``path`` (created if missing) for the
+    block; another process asking for it waits. The kernel drops the lock when its holder
+    dies, so a killed run never leaves a stale lock."""
+    import fcntl
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

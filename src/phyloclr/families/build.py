@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from os import PathLike
@@ -29,6 +30,7 @@ from phyloclr.families.load import InputFile, expand_inputs, read_alignments, sn
 from phyloclr.families.mmseqs import MmseqsSettings
 from phyloclr.families.model import Family, FamilySet
 from phyloclr.families.trees import assign_trees, attach_tree
+from phyloclr.fsutil import file_lock
 from phyloclr.io.fasta import read_fasta
 from phyloclr.io.newick import read_newick_file, read_trees
 from phyloclr.io.sequences import detect_alphabet
@@ -73,11 +75,33 @@ def build_families(
     config_json = config_to_json(cfg)
     cdir = Path(cache_dir) if cache_dir is not None else family_cache.default_cache_dir()
     key = family_cache.cache_key(_key_files(items, cfg, tree_path), config_json)
-    if use_cache:
+    if not use_cache:
+        return _build(items, warnings, cfg, tree_path, config_json, key, None, progress)
+    # one builder per cache entry: a concurrent run with the same inputs and config waits here,
+    # then reads the entry the first one wrote
+    with file_lock(cdir / "locks" / f"{key}.lock"):
         cached = family_cache.load(cdir, key)
         if cached is not None:
             return cached
+        fset = _build(items, warnings, cfg, tree_path, config_json, key, cdir, progress)
+        try:
+            family_cache.save(fset, cdir, key)
+        except OSError as exc:  # the families are built: a cache that cannot grow costs a rerun
+            why = os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0]
+            fset.warnings.append(f"{cdir}: the families were not cached ({why})")
+        return fset
 
+
+def _build(
+    items: list[InputFile],
+    warnings: list[str],
+    cfg: FamiliesConfig,
+    tree_path: Path | None,
+    config_json: str,
+    key: str,
+    cdir: Path | None,
+    progress: Progress | None,
+) -> FamilySet:
     families: list[Family] = []
     hmms: dict[str, plan7.HMM] = {}
     unassigned: list[str] = []
@@ -97,7 +121,7 @@ def build_families(
             cfg.unaligned == "corpus" or (cfg.unaligned == "auto" and not item.in_directory)
         )
         if as_corpus:
-            store = cdir / "edges" if use_cache else None
+            store = cdir / "edges" if cdir is not None else None
             assignment = _split_corpus(item.path, cfg, store, progress)
             unassigned.extend(assignment.unassigned)
             if assignment.unassigned:
@@ -159,16 +183,13 @@ def build_families(
             + (" …" if len(saturated) > 5 else "")
         )
 
-    fset = FamilySet(
+    return FamilySet(
         families=families,
         warnings=warnings,
         unassigned=unassigned,
         config_json=config_json,
         cache_key=key,
     )
-    if use_cache:
-        family_cache.save(fset, cdir, key)
-    return fset
 
 
 def _all_distances(

@@ -31,7 +31,7 @@ import numpy as np
 
 from phyloclr import __version__
 from phyloclr.errors import InputError
-from phyloclr.fsutil import atomic_path
+from phyloclr.fsutil import atomic_path, require_space
 
 FORMAT = "phyloclr-embeddings"
 FORMAT_VERSION = 1
@@ -51,6 +51,10 @@ def write_part(
 ) -> Path:
     """Write one committed block of rows (temporary file, then rename)."""
     final = directory / f"part-{index:06d}.h5"
+    size = embeddings.nbytes + sum(len(i) + 16 for i in ids)
+    if residues is not None:
+        size += sum(r.size for r in residues) * embeddings.itemsize
+    require_space(final, size)
     with atomic_path(final) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("embeddings", data=embeddings)
         f.create_dataset("ids", data=np.array(list(ids), dtype=object), dtype=STR)
@@ -96,6 +100,7 @@ def merge_parts(
 ) -> int:
     """Stream parts into ``out`` (chunked, resizable datasets), then mark it complete."""
     n = 0
+    require_space(out, sum(p.stat().st_size for p in parts))
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         for key, value in attrs.items():
             f.attrs[key] = value
@@ -157,10 +162,29 @@ def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingFile:
                 raise InputError(p, "not a phyloclr embedding file (no format attribute)")
             if not attrs.get("complete"):
                 raise InputError(p, "embedding file is incomplete (the run did not finish)")
-            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][:]]
-            emb = np.asarray(f["embeddings"][:], dtype=np.float32)
+            for name in ("ids", "embeddings"):
+                if not isinstance(f.get(name), h5py.Dataset):
+                    raise InputError(p, f"no '{name}' dataset: not a phyloclr embedding file")
+            raw_emb, raw_ids = f["embeddings"], f["ids"]
+            if raw_emb.ndim != 2 or raw_emb.dtype.kind not in "fiu":
+                raise InputError(
+                    p, f"'embeddings' is {raw_emb.dtype} of shape {raw_emb.shape}, "
+                    "expected a 2-D float array (sequences × dimensions)",
+                )  # fmt: skip
+            if raw_ids.ndim != 1 or raw_ids.shape[0] != raw_emb.shape[0]:
+                raise InputError(
+                    p, f"'ids' has shape {raw_ids.shape} but 'embeddings' has "
+                    f"{raw_emb.shape[0]} rows",
+                )  # fmt: skip
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw_ids[:]]
+            emb = np.asarray(raw_emb[:], dtype=np.float32)
     except OSError as exc:
         raise InputError(p, f"cannot read HDF5: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(p, "'ids' are not UTF-8 strings") from exc
+    n = attrs.get("n_sequences")
+    if n is not None and int(n) != len(ids):
+        raise InputError(p, f"holds {len(ids)} sequences, its n_sequences attribute says {n}")
     return EmbeddingFile(ids, emb, attrs)
 
 

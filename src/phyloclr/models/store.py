@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,30 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, fh)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def safe_torch_load(path: Path, what: str) -> Any:
+    """``torch.load`` of a file that may come from someone else: tensors and plain data only
+    (``weights_only=True``), so a pickle that would run code is refused, never executed.
+
+    Raises InputError naming ``path``: refused (it holds other objects) or unreadable
+    (truncated, corrupt, not a torch file).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        why = f" ({lines[0].strip().rstrip('.')})" if lines else ""
+        raise InputError(
+            path,
+            f"refused to load this {what}: it holds objects other than tensors and plain data, "
+            f"which could run code{why}",
+        ) from exc
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(
+            path, f"not a readable {what} (truncated or corrupt?): {type(exc).__name__}: {first}"
+        ) from exc
 
 
 def weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
@@ -83,10 +108,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         p = p / "model.pt"
     if not p.is_file():
         raise InputError(p, "no such model file (expected RUN_DIR/model.pt)")
-    try:
-        blob = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(p, f"not a readable phyloclr model: {exc}") from exc
+    blob = safe_torch_load(p, "phyloclr model")
     if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
         raise InputError(p, "not a phyloclr model file")
     if int(blob["format_version"]) > MODEL_FORMAT_VERSION:

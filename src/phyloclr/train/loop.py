@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import time
@@ -24,12 +25,13 @@ from phyloclr.config import config_to_json
 from phyloclr.devices import resolve_device
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.families.model import FamilySet
+from phyloclr.fsutil import atomic_path, remove_stale_temporaries
 from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.spectrum import KmerSpectrum
-from phyloclr.models.store import atomic_torch_save, save_model
+from phyloclr.models.store import atomic_torch_save, safe_torch_load, save_model
 from phyloclr.objectives.contrastive import alignment, build_objective, uniformity
 from phyloclr.train import distributed
 from phyloclr.train.config import PretrainConfig
@@ -152,10 +154,22 @@ def _changed_keys(
 
 
 def _read_metrics(path: Path, upto: int) -> list[dict[str, str]]:
+    """The rows of steps ≤ ``upto`` (the checkpoint's); a last line cut short by a kill is
+    dropped, as is any row of a step already seen."""
     if not path.exists():
         return []
-    with open(path, newline="") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["step"]) <= upto]
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows, seen = [], set()
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        if None in row.values() or not row["step"].isdigit():
+            continue
+        step = int(row["step"])
+        if step <= upto and step not in seen:
+            seen.add(step)
+            rows.append(row)
+    return rows
 
 
 def pretrain(
@@ -228,7 +242,9 @@ def pretrain(
     if resume:
         if not ckpt_path.exists():
             raise InputError(run, "--resume: no checkpoint.pt in the run directory")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = safe_torch_load(ckpt_path, "phyloclr checkpoint")
+        if not isinstance(state, dict) or state.get("format") != "phyloclr-checkpoint":
+            raise InputError(ckpt_path, "not a phyloclr checkpoint")
         changed = _changed_keys(json.loads(state["config"]), json.loads(config_json))
         if changed:
             raise ConfigError(
@@ -261,10 +277,12 @@ def pretrain(
 
     if dist.is_main:
         run.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT, MODEL, METRICS):  # left by a run killed while writing them
+            remove_stale_temporaries(run, name)
         (run / "config.json").write_text(json.dumps(json.loads(config_json), indent=2) + "\n")
         rows = _read_metrics(run / METRICS, step)
-        with open(run / METRICS, "w", newline="") as fh:  # keep rows up to the checkpoint
-            header = csv.DictWriter(fh, METRIC_COLUMNS)
+        with atomic_path(run / METRICS) as tmp, tmp.open("w", newline="") as fh:
+            header = csv.DictWriter(fh, METRIC_COLUMNS)  # rows up to the checkpoint
             header.writeheader()
             header.writerows(rows)
 
