@@ -50,6 +50,11 @@ demo: setup
 	$(BIN)/phyloclr embed $(DEMO_OUT)/seeds.fa --out $(DEMO_OUT)/seeds.h5
 	$(BIN)/phyloclr evaluate $(DEMO_OUT)/seeds.h5 --labels $(DEMO_OUT)/seeds_labels.csv \
 		--plot $(DEMO_OUT)/seeds_map.png --json $(DEMO_OUT)/seeds_scores.json
+	$(BIN)/phyloclr search $(DEMO_OUT)/seeds.fa --db $(DEMO_OUT)/seeds.h5 --top 10 --realign \
+		--db-fasta $(DEMO_OUT)/seeds.fa --out $(DEMO_OUT)/seeds_hits.tsv
+	$(BIN)/phyloclr search data/protein/proteome/938293.PRJEB85.HG003687.faa \
+		--db $(DEMO_OUT)/seeds.h5 --labels $(DEMO_OUT)/seeds_labels.csv \
+		--out $(DEMO_OUT)/proteome_transfer.tsv
 	$(BIN)/phyloclr cluster data/dna/Influenza-A.fas --n-clusters 5 \
 		--labels data/dna/Influenza-A_labels.csv --steps 150 --runs 1 --out $(DEMO_OUT)/flu
 

@@ -1,0 +1,363 @@
+"""Search a database of embeddings: nearest proteins of each query, label transfer, realignment.
+
+- Hits: the ``top`` database rows nearest each query by cosine similarity
+  (:mod:`phyloclr.neighbours`: exact blocked search, or faiss HNSW for large databases), at or
+  above ``min_score``. Queries are a FASTA file (embedded with the database's model; another
+  model is an error naming both) or an embedding HDF5 made with that model.
+- Label transfer (as EAT/ProtTucker): each query gets the label of its nearest labelled hit,
+  the number of its hits that share that label (support), and a reliability: the share of
+  correct transfers at that cosine, fitted (isotonic regression) on the database itself by
+  leave-one-out.
+- Realignment: the hits are aligned to the query by Smith-Waterman (pyopal, BLOSUM62, gaps
+  11/1) and get bit scores and BLAST-style E-values over the whole database's residues; the
+  hits are then ranked by bit score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from phyloclr import __version__
+from phyloclr.config import config_to_json
+from phyloclr.errors import ConfigError, InputError
+from phyloclr.fsutil import atomic_path
+from phyloclr.io.hdf5 import read_embeddings
+from phyloclr.models.store import LoadedModel
+from phyloclr.neighbours import NeighbourConfig, knn
+
+Progress = Callable[[str, int, int | None], None]
+PathArg = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """top: hits per query; min_score: lowest cosine reported; calibration: labelled database
+    rows used to fit the reliability of label transfer (a random sample above that)."""
+
+    top: int = 50
+    min_score: float = -1.0
+    realign: bool = False
+    batch_tokens: int = 32768
+    threads: int = 0
+    calibration: int = 20_000
+    seed: int = 0
+    neighbours: NeighbourConfig = field(default_factory=NeighbourConfig)
+
+    def __post_init__(self) -> None:
+        if self.top < 1:
+            raise ConfigError("--top must be ≥ 1")
+        if not -1.0 <= self.min_score <= 1.0:
+            raise ConfigError("--min-score is a cosine: between -1 and 1")
+
+
+@dataclass
+class SearchResult:
+    """Hits of every query, best first: ``index`` (Q, k) database rows (-1: no hit),
+    ``scores`` (Q, k) cosines; with realignment ``bits`` and ``evalues`` (Q, k) too."""
+
+    query_ids: list[str]
+    db_ids: list[str]
+    index: np.ndarray
+    scores: np.ndarray
+    model: dict[str, str]
+    method: str
+    bits: np.ndarray | None = None
+    evalues: np.ndarray | None = None
+    db_embeddings: np.ndarray | None = field(default=None, repr=False)
+
+    def rows(self) -> list[tuple[str, str, float, int]]:
+        """(query, target, score, rank) of every hit, queries in input order."""
+        out = []
+        for qi, qid in enumerate(self.query_ids):
+            rank = 0
+            for j in range(self.index.shape[1]):
+                t = int(self.index[qi, j])
+                if t >= 0:
+                    rank += 1
+                    out.append((qid, self.db_ids[t], float(self.scores[qi, j]), rank))
+        return out
+
+
+@dataclass(frozen=True)
+class Transfer:
+    query: str
+    label: str | None  # None: no labelled hit
+    score: float  # cosine of the nearest labelled hit
+    support: int  # hits (of the query's top) that carry the label
+    reliability: float  # estimated chance that the label is right (NaN: no labelled hit)
+
+
+# ---- the model -------------------------------------------------------------------------------
+
+
+def _db_model(attrs: dict[str, object], path: Path) -> dict[str, str]:
+    try:
+        model = json.loads(str(attrs["model"]))
+        return {"name": str(model["name"]), "weights_sha256": str(model["weights_sha256"]),
+                "path": str(model.get("path", ""))}  # fmt: skip
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(path, "the embedding file does not record its model") from exc
+
+
+def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None) -> LoadedModel:
+    """The model that embedded the database: ``model`` if given (it must be the same weights),
+    else the path the database recorded, else the shipped default model if it matches."""
+    from phyloclr.embed import default_model_path
+    from phyloclr.models.store import load_model
+
+    want = db_model["weights_sha256"]
+    if model is not None:
+        loaded = load_model(model)
+        if loaded.weights_sha256 != want:
+            raise InputError(
+                model,
+                f"model {loaded.name!r} (weights {loaded.weights_sha256}) is not the model of "
+                f"the database {db_path}: {db_model['name']!r} (weights {want})",
+            )
+        return loaded
+    for candidate in (Path(db_model["path"]) if db_model["path"] else None, default_model_path()):
+        if candidate is not None and candidate.exists():
+            loaded = load_model(candidate)
+            if loaded.weights_sha256 == want:
+                return loaded
+    raise InputError(
+        db_path,
+        f"embedded with model {db_model['name']!r} (weights {want}), which is not at its "
+        f"recorded path {db_model['path'] or '(none)'}: pass --model",
+    )
+
+
+# ---- search ----------------------------------------------------------------------------------
+
+
+def _queries(
+    queries: PathArg, db_model: dict[str, str], db_path: Path, model: PathArg | None,
+    cfg: SearchConfig, progress: Progress | None,
+) -> tuple[list[str], np.ndarray, list[str] | None]:  # fmt: skip
+    """Query ids, embeddings (Q, D) and, for a FASTA, sequences."""
+    import h5py
+
+    path = Path(queries)
+    if h5py.is_hdf5(path):
+        store = read_embeddings(path)
+        qmodel = _db_model(store.attrs, path)
+        if qmodel["weights_sha256"] != db_model["weights_sha256"]:
+            raise InputError(
+                path,
+                f"queries embedded with model {qmodel['name']!r} (weights "
+                f"{qmodel['weights_sha256']}), the database {db_path} with "
+                f"{db_model['name']!r} (weights {db_model['weights_sha256']})",
+            )
+        return store.ids, store.embeddings, None
+    import torch
+
+    from phyloclr.embed import embed_sequences
+    from phyloclr.io.fasta import read_fasta
+
+    records = read_fasta(path)
+    loaded = resolve_model(db_model, db_path, model)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    seqs = [r.seq for r in records]
+    emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs,
+                             batch_tokens=cfg.batch_tokens, progress=progress)  # fmt: skip
+    return [r.id for r in records], emb, seqs
+
+
+def search(
+    queries: PathArg,
+    db: PathArg,
+    *,
+    model: PathArg | None = None,
+    config: SearchConfig | None = None,
+    db_fasta: PathArg | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """The ``config.top`` nearest database proteins of every query (see the module doc)."""
+    cfg = config or SearchConfig()
+    db_path = Path(db)
+    store = read_embeddings(db_path)
+    db_model = _db_model(store.attrs, db_path)
+    if cfg.realign and db_fasta is None:
+        raise ConfigError("--realign needs --db-fasta (the database's sequences)")
+    qids, qemb, qseqs = _queries(queries, db_model, db_path, model, cfg, progress)
+    if cfg.realign and qseqs is None:
+        raise ConfigError("--realign needs the queries as FASTA (their sequences)")
+    scores, index = knn(qemb, store.embeddings, cfg.top, cfg.neighbours, progress=progress)
+    index = np.where(scores >= cfg.min_score, index, -1)
+    from phyloclr.neighbours import chosen_method
+
+    result = SearchResult(qids, store.ids, index, scores, db_model,
+                          chosen_method(len(store.ids), cfg.neighbours),
+                          db_embeddings=store.embeddings)  # fmt: skip
+    if cfg.realign:
+        assert qseqs is not None and db_fasta is not None
+        realign(result, qseqs, Path(db_fasta), cfg.threads, progress)
+    return result
+
+
+def realign(
+    result: SearchResult, query_seqs: Sequence[str], db_fasta: Path, threads: int = 0,
+    progress: Progress | None = None,
+) -> None:  # fmt: skip
+    """Give every hit a Smith-Waterman bit score and E-value, and rank each query's hits by
+    bit score (in place)."""
+    import pyopal
+
+    from phyloclr.families.homology import GAP_EXTEND, GAP_OPEN, K_STAT, LAMBDA, evalue
+    from phyloclr.io.fasta import iter_fasta
+
+    wanted = {result.db_ids[t] for t in np.unique(result.index) if t >= 0}
+    seqs: dict[str, str] = {}
+    residues = 0
+    n_db = 0
+    for rec in iter_fasta(db_fasta):
+        n_db += 1
+        residues += len(rec.seq)
+        if rec.id in wanted:
+            seqs[rec.id] = rec.seq
+    missing = wanted - seqs.keys()
+    if missing:
+        raise InputError(db_fasta, "has no sequence for a database hit", sorted(missing)[0])
+    if n_db != len(result.db_ids):
+        raise InputError(
+            db_fasta, f"holds {n_db} sequences, the embedding database {len(result.db_ids)}"
+        )
+    aligner = pyopal.Aligner("BLOSUM62", gap_open=GAP_OPEN, gap_extend=GAP_EXTEND)
+    bits = np.full(result.index.shape, np.nan, np.float32)
+    evals = np.full(result.index.shape, np.nan, np.float64)
+    for qi, q in enumerate(query_seqs):
+        cols = np.flatnonzero(result.index[qi] >= 0)
+        if len(cols) == 0:
+            continue
+        targets = [seqs[result.db_ids[int(result.index[qi, c])]] for c in cols]
+        raw = np.array([r.score for r in aligner.align(q, pyopal.Database(targets))], float)
+        bits[qi, cols] = (LAMBDA * raw - math.log(K_STAT)) / math.log(2)
+        evals[qi, cols] = evalue(raw, len(q), residues)
+        order = np.argsort(-np.where(result.index[qi] >= 0, bits[qi], -np.inf), kind="stable")
+        for arr in (result.index, result.scores, bits, evals):
+            arr[qi] = arr[qi][order]
+        if progress is not None:
+            progress("realigning", qi + 1, len(query_seqs))
+    _ = threads
+    result.bits, result.evalues = bits, evals
+
+
+# ---- label transfer --------------------------------------------------------------------------
+
+
+def transfer_labels(
+    result: SearchResult, labels: dict[str, str], cfg: SearchConfig
+) -> list[Transfer]:
+    """Each query's label from its nearest labelled hit, with a reliability fitted on the
+    database by leave-one-out (see the module doc)."""
+    assert result.db_embeddings is not None
+    db_embeddings = result.db_embeddings
+    lab = np.array([labels.get(i, "") for i in result.db_ids], dtype=object)
+    if not (lab != "").any():
+        raise ConfigError("no database id has a label: check the labels file's ids")
+    fit = _calibrate(db_embeddings, lab, cfg)
+    out = []
+    for qi, qid in enumerate(result.query_ids):
+        label, score, support = _vote(result.index[qi], result.scores[qi], lab)
+        rel = float(fit(score)) if label is not None else float("nan")
+        out.append(Transfer(qid, label, score, support, rel))
+    return out
+
+
+def _vote(index: np.ndarray, scores: np.ndarray, lab: np.ndarray) -> tuple[str | None, float, int]:
+    for j, t in enumerate(index):
+        if t >= 0 and lab[t] != "":
+            label = str(lab[t])
+            support = int(sum(1 for u in index if u >= 0 and lab[u] == label))
+            return label, float(scores[j]), support
+    return None, float("nan"), 0
+
+
+def _calibrate(db: np.ndarray, lab: np.ndarray, cfg: SearchConfig) -> Callable[[float], float]:
+    """score → share of correct leave-one-out transfers among labelled database rows."""
+    from sklearn.isotonic import IsotonicRegression
+
+    rows = np.flatnonzero(lab != "")
+    rng = np.random.default_rng(cfg.seed)
+    if len(rows) > cfg.calibration:
+        rows = np.sort(rng.choice(rows, cfg.calibration, replace=False))
+    scores, index = knn(db[rows], db, cfg.top, cfg.neighbours, exclude=rows)
+    xs, ys = [], []
+    for r, idx, sc in zip(rows, index, scores, strict=True):
+        label, score, _ = _vote(idx, sc, lab)
+        if label is not None:
+            xs.append(score)
+            ys.append(float(label == lab[r]))
+    if len(set(ys)) < 2:
+        const = float(np.mean(ys)) if ys else float("nan")
+        return lambda s: const
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(xs, ys)
+    return lambda s: float(iso.predict([s])[0])
+
+
+# ---- output ----------------------------------------------------------------------------------
+
+
+def _header(kind: str, cfg: SearchConfig, result: SearchResult, db: PathArg) -> str:
+    settings = json.loads(config_to_json(cfg))
+    settings.update({"db": str(db), "model": result.model, "method": result.method})
+    return f"# phyloclr {__version__} {kind} config={json.dumps(settings, sort_keys=True)}\n"
+
+
+def write_hits(path: PathArg, result: SearchResult, cfg: SearchConfig, db: PathArg) -> int:
+    """``query target score rank`` (+ ``bits evalue``) TSV, written atomically; returns rows."""
+    n = 0
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
+        fh.write(_header("search", cfg, result, db))
+        realigned = result.bits is not None and result.evalues is not None
+        fh.write("query\ttarget\tscore\trank" + ("\tbits\tevalue" if realigned else "") + "\n")
+        for qi, qid in enumerate(result.query_ids):
+            rank = 0
+            for j in range(result.index.shape[1]):
+                t = int(result.index[qi, j])
+                if t < 0:
+                    continue
+                rank += 1
+                line = f"{qid}\t{result.db_ids[t]}\t{result.scores[qi, j]:.6f}\t{rank}"
+                if realigned:
+                    assert result.bits is not None and result.evalues is not None
+                    line += f"\t{result.bits[qi, j]:.1f}\t{result.evalues[qi, j]:.3g}"
+                fh.write(line + "\n")
+                n += 1
+    return n
+
+
+def write_transfers(
+    path: PathArg, transfers: Sequence[Transfer], cfg: SearchConfig, result: SearchResult,
+    db: PathArg,
+) -> None:  # fmt: skip
+    """``query predicted_label score support reliability`` TSV, written atomically."""
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
+        fh.write(_header("transfer", cfg, result, db))
+        fh.write("query\tpredicted_label\tscore\tsupport\treliability\n")
+        for t in transfers:
+            if t.label is None:
+                fh.write(f"{t.query}\tNA\tNA\t0\tNA\n")
+            else:
+                fh.write(f"{t.query}\t{t.label}\t{t.score:.6f}\t{t.support}\t"
+                         f"{t.reliability:.3f}\n")  # fmt: skip
+
+
+__all__ = [
+    "SearchConfig",
+    "SearchResult",
+    "Transfer",
+    "realign",
+    "search",
+    "transfer_labels",
+    "write_hits",
+    "write_transfers",
+]

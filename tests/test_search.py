@@ -1,0 +1,212 @@
+"""phyloclr search: hits in order, empty results, model mismatches, bad inputs, atomic output,
+label transfer and realignment; the nearest-neighbour module against brute force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from phyloclr.cli import EXIT_INPUT, app
+from phyloclr.embed import EmbedConfig, embed_fasta
+from phyloclr.errors import ConfigError, InputError
+from phyloclr.models.alphabet import PROTEIN
+from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.store import save_model
+from phyloclr.neighbours import NeighbourConfig, have_faiss, knn, recall
+from phyloclr.search import SearchConfig, search, transfer_labels
+from tests.conftest import DATA, write
+
+runner = CliRunner()
+PROTEOME = next((DATA / "protein" / "proteome").glob("*.faa"))
+
+
+def _model(path: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    spec = EncoderSpec(name="kmer", dim=32, layers=1, spectrum="murphy10:3", dropout=0.0)
+    save_model(path, build_encoder(spec, PROTEIN.size), PROTEIN, "{}", 0, f"tiny{seed}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("search")
+    records = PROTEOME.read_text().split(">")[1:301]
+    fasta = write(root / "db.faa", "".join(">" + r for r in records))
+    queries = write(root / "q.faa", "".join(">" + r for r in records[:7]))
+    model = _model(root / "model.pt", 0)
+    h5 = root / "db.h5"
+    embed_fasta(fasta, h5, model, EmbedConfig(threads=1))
+    return {"fasta": fasta, "queries": queries, "model": model, "h5": h5, "root": root}
+
+
+def _hits(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", comment="#")
+
+
+def test_every_query_finds_itself_first_and_hits_are_ordered(db, tmp_path: Path) -> None:
+    out = tmp_path / "hits.tsv"
+    result = runner.invoke(
+        app, ["search", str(db["queries"]), "--db", str(db["h5"]), "--out", str(out), "--top", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# phyloclr ")
+    hits = _hits(out)
+    assert list(hits.columns) == ["query", "target", "score", "rank"]
+    ids = [line[1:].split()[0] for line in db["queries"].read_text().splitlines()
+           if line.startswith(">")]  # fmt: skip
+    assert list(dict.fromkeys(hits["query"])) == ids  # queries in input order
+    for qid, group in hits.groupby("query", sort=False):
+        assert list(group["rank"]) == [1, 2, 3, 4, 5]
+        assert group["target"].iloc[0] == qid and group["score"].iloc[0] == pytest.approx(1.0)
+        assert (np.diff(group["score"].to_numpy()) <= 1e-9).all()
+
+
+def test_hdf5_queries_give_the_same_hits_as_fasta(db, tmp_path: Path) -> None:
+    qh5 = tmp_path / "q.h5"
+    embed_fasta(db["queries"], qh5, db["model"], EmbedConfig(threads=1))
+    a = search(db["queries"], db["h5"], config=SearchConfig(top=4))
+    b = search(qh5, db["h5"], config=SearchConfig(top=4))
+    ra, rb = a.rows(), b.rows()
+    assert [(q, t, r) for q, t, _, r in ra] == [(q, t, r) for q, t, _, r in rb]
+    assert [x[2] for x in ra] == pytest.approx([x[2] for x in rb], abs=1e-6)
+
+
+def test_min_score_above_every_hit_gives_an_empty_table(db, tmp_path: Path) -> None:
+    out = tmp_path / "none.tsv"
+    result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["h5"]),
+                                 "--out", str(out), "--min-score", "1.0001"])  # fmt: skip
+    assert result.exit_code == EXIT_INPUT  # outside [-1, 1]
+    result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["h5"]),
+                                 "--out", str(out), "--min-score", "1.0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hits = _hits(out)
+    assert set(hits["rank"]) <= {1}  # only exact copies (the queries themselves) reach 1.0
+    empty = search(db["queries"], db["h5"], config=SearchConfig(top=3, min_score=1.0))
+    empty.index[:] = -1
+    from phyloclr.search import write_hits
+
+    assert write_hits(tmp_path / "e.tsv", empty, SearchConfig(), db["h5"]) == 0
+    assert _hits(tmp_path / "e.tsv").empty
+
+
+def test_a_different_model_is_an_error_naming_both(db, tmp_path: Path) -> None:
+    other = _model(tmp_path / "other.pt", 1)
+    with pytest.raises(InputError, match=r"tiny1.*tiny0") as info:
+        search(db["queries"], db["h5"], model=other)
+    assert str(db["h5"]) in str(info.value)
+    qh5 = tmp_path / "q.h5"
+    embed_fasta(db["queries"], qh5, other, EmbedConfig(threads=1))
+    with pytest.raises(InputError, match=r"queries embedded with model 'tiny1'.*'tiny0'"):
+        search(qh5, db["h5"])
+    moved = tmp_path / "moved.h5"
+    moved.write_bytes(db["h5"].read_bytes())
+    db["model"].rename(tmp_path / "hidden.pt")
+    try:
+        with pytest.raises(InputError, match="pass --model"):
+            search(db["queries"], moved)
+        assert search(db["queries"], moved, model=tmp_path / "hidden.pt").rows()
+    finally:
+        (tmp_path / "hidden.pt").rename(db["model"])
+
+
+@pytest.mark.parametrize(
+    ("queries", "message"),
+    [(">a\nMKV*QQ\n", "internal"), ("", "empty file"), (">a\nMKV\n>a\nMKV\n", "duplicate")],
+)
+def test_bad_queries_are_one_line_errors_and_write_nothing(
+    db, tmp_path: Path, queries: str, message: str
+) -> None:
+    q = write(tmp_path / "bad.faa", queries)
+    out = tmp_path / "hits.tsv"
+    result = runner.invoke(app, ["search", str(q), "--db", str(db["h5"]), "--out", str(out)])
+    assert result.exit_code == EXIT_INPUT and message in result.output.lower()
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_database_that_is_not_an_embedding_file_is_refused(db, tmp_path: Path) -> None:
+    out = tmp_path / "hits.tsv"
+    result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["fasta"]),
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == EXIT_INPUT and str(db["fasta"]) in result.output
+    assert not out.exists()
+
+
+def test_output_is_replaced_atomically(db, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "hits.tsv"
+    out.write_text("previous\n")
+    import phyloclr.search as mod
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    result = search(db["queries"], db["h5"], config=SearchConfig(top=3))
+    monkeypatch.setattr(mod, "_header", boom)
+    with pytest.raises(KeyboardInterrupt):
+        mod.write_hits(out, result, SearchConfig(top=3), db["h5"])
+    assert out.read_text() == "previous\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["hits.tsv"]
+
+
+def test_label_transfer_and_its_reliability(db, tmp_path: Path) -> None:
+    ids = [line[1:].split()[0] for line in db["fasta"].read_text().splitlines()
+           if line.startswith(">")]  # fmt: skip
+    rows = "".join(f"{i},g{n % 3}\n" for n, i in enumerate(ids))
+    labels = write(tmp_path / "labels.csv", "id,label\n" + rows)
+    out = tmp_path / "transfer.tsv"
+    result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["h5"]),
+                                 "--out", str(out), "--labels", str(labels)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = _hits(out)
+    assert list(table.columns) == ["query", "predicted_label", "score", "support", "reliability"]
+    assert len(table) == 7
+    # each query is in the database: its nearest labelled hit is itself
+    assert list(table["predicted_label"]) == [f"g{n % 3}" for n in range(7)]
+    assert table["reliability"].between(0, 1).all() and (table["support"] >= 1).all()
+    res = search(db["queries"], db["h5"], config=SearchConfig(top=5))
+    with pytest.raises(ConfigError, match="no database id has a label"):
+        transfer_labels(res, {"nobody": "x"}, SearchConfig())
+
+
+def test_realign_ranks_by_bit_score(db, tmp_path: Path) -> None:
+    out = tmp_path / "hits.tsv"
+    args = ["search", str(db["queries"]), "--db", str(db["h5"]), "--out", str(out), "--top", "8"]
+    result = runner.invoke(app, [*args, "--realign"])
+    assert result.exit_code == EXIT_INPUT and "--db-fasta" in result.output
+    result = runner.invoke(app, [*args, "--realign", "--db-fasta", str(db["fasta"])])
+    assert result.exit_code == 0, result.output
+    hits = _hits(out)
+    assert list(hits.columns) == ["query", "target", "score", "rank", "bits", "evalue"]
+    for qid, group in hits.groupby("query", sort=False):
+        assert group["target"].iloc[0] == qid  # itself: the highest bit score
+        assert (np.diff(group["bits"].to_numpy()) <= 0).all()
+        assert (np.diff(group["evalue"].to_numpy()) >= 0).all()
+    assert hits["evalue"].iloc[0] < 1e-20
+
+
+def test_exact_neighbours_match_brute_force_in_any_block_size() -> None:
+    rng = np.random.default_rng(0)
+    db, q = rng.normal(size=(500, 16)), rng.normal(size=(37, 16))
+    dn = db / np.linalg.norm(db, axis=1, keepdims=True)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    truth = np.argsort(-(qn @ dn.T), axis=1, kind="stable")[:, :10]
+    for block in (1, 7, 1024):
+        scores, index = knn(q, db, 10, NeighbourConfig(method="exact", block=block))
+        assert np.array_equal(index, truth)
+        assert (np.diff(scores, axis=1) <= 0).all()
+    _, i = knn(db[:20], db, 3, NeighbourConfig(method="exact"), exclude=np.arange(20))
+    assert i.shape == (20, 3) and not (i == np.arange(20)[:, None]).any()
+    assert knn(q, db[:2], 10)[1].shape == (37, 2)
+
+
+@pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
+def test_faiss_neighbours_recall_exact() -> None:
+    rng = np.random.default_rng(1)
+    db, q = rng.normal(size=(3000, 32)), rng.normal(size=(100, 32))
+    _, exact = knn(q, db, 10, NeighbourConfig(method="exact"))
+    _, approx = knn(q, db, 10, NeighbourConfig(method="faiss"))
+    assert recall(approx, exact) > 0.9
