@@ -13,7 +13,7 @@ dropped), then realigned (``--realign``: Smith-Waterman bit scores). Per set and
   protein ranks last (as the MMseqs2 row ranks pairs without a hit);
 - with ``--mmseqs``: MMseqs2 ``easy-search -s 7.5`` all-vs-all mAP and the share of its
   same-group hit pairs that the embedding's top hits keep (the prefilter's sensitivity);
-- wall times of embedding, search and realignment.
+- wall times of embedding, search and realignment (and of MMseqs2, same threads).
 """
 
 from __future__ import annotations
@@ -104,9 +104,14 @@ def main() -> None:
         if args.only and root.name not in args.only:
             continue
         ds = DevSet(root)
+        t0 = time.perf_counter()
         mm = mmseqs_all_vs_all(ds, args.threads) if args.mmseqs else None
+        mm_s = time.perf_counter() - t0
         for name, path in models:
             row = evaluate_set(ds, name, Path(path), args.top, args.threads, mm)
+            if mm is not None:
+                row["mmseqs_s"] = round(mm_s, 1)
+            row["threads"] = args.threads
             row["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
             print(json.dumps(row), flush=True)
             if args.out:

@@ -242,3 +242,21 @@ def test_embed_under_torchrun_two_ranks(model: Path, tmp_path: Path) -> None:
     a, b = read_embeddings(out), read_embeddings(single)
     assert a.ids == ids and np.allclose(a.embeddings, b.embeddings, atol=1e-6)
     assert not list(tmp_path.glob("ddp.h5.shard-*"))
+
+
+def test_resume_of_a_finished_run_is_a_no_op(model: Path, tmp_path: Path) -> None:
+    """A run killed after its final rename (parts removed or not) resumes to its output."""
+    fasta, _, _ = _fasta(tmp_path / "in.fa", 23)
+    out = tmp_path / "out.h5"
+    cfg = EmbedConfig(part_size=10, batch_tokens=300)
+    embed_fasta(fasta, out, model, cfg)
+    before = out.read_bytes()
+    hdf5.parts_dir(out).mkdir()  # as if killed before the parts were removed
+    again = embed_fasta(fasta, out, model, cfg, resume=True)
+    assert again.n_sequences == 23 and out.read_bytes() == before
+    assert not hdf5.parts_dir(out).exists()
+    assert embed_fasta(fasta, out, model, cfg, resume=True).n_sequences == 23
+    with pytest.raises(InputError, match="already exists"):
+        embed_fasta(fasta, out, model, EmbedConfig(part_size=5, batch_tokens=300), resume=True)
+    with pytest.raises(InputError, match="already exists"):
+        embed_fasta(fasta, out, model, cfg)

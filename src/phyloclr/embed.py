@@ -183,6 +183,25 @@ class _SeenIds:
         return False
 
 
+def _finished(out: Path, weights: str, cfg: EmbedConfig) -> int | None:
+    """The rows of ``out`` when it is a complete embedding file of this model and these
+    settings (read from its attributes only), else None."""
+    import h5py
+
+    try:
+        with h5py.File(out, "r") as f:
+            attrs = dict(f.attrs)
+    except OSError:
+        return None
+    if attrs.get("format") != hdf5.FORMAT or not attrs.get("complete"):
+        return None
+    model = json.loads(str(attrs.get("model", "{}")))
+    config = json.loads(str(attrs.get("config", "{}")))
+    if model.get("weights_sha256") != weights or config.get("embed") != config_to_dict(cfg):
+        return None
+    return int(attrs["n_sequences"])
+
+
 def embed_fasta(
     fasta: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -215,12 +234,11 @@ def embed_fasta(
         )
     parts = hdf5.parts_dir(out_path)
     if out_path.exists():
-        if resume and parts.is_dir():
-            # killed between the final rename and removing the parts: the output is whole
-            done = hdf5.read_embeddings(out_path)
-            if json.loads(str(done.attrs["model"]))["weights_sha256"] == loaded.weights_sha256:
-                hdf5.remove_parts(parts)
-                return EmbedResult(out_path, len(done.ids), 0, 0, len(done.ids), 0.0)
+        n_done = _finished(out_path, loaded.weights_sha256, cfg) if resume else None
+        if n_done is not None:
+            # the run was killed after writing its output (before or after removing the parts)
+            hdf5.remove_parts(parts)
+            return EmbedResult(out_path, n_done, 0, 0, n_done, time.perf_counter() - t0)
         raise InputError(out_path, "already exists; remove it or choose another --out")
     manifest = {
         "fasta": str(fasta_path.resolve()),
