@@ -1,8 +1,9 @@
-"""SIGKILL at random moments: `pretrain`, `embed`, `families` (de novo, two workers) and
-`cluster` run as subprocesses, are killed at seeded random moments, then resumed (``--resume``;
-`families` and `cluster` are simply run again, reusing what the killed run committed). After
-every kill no output that reads as complete may be partial; when a run completes, its outputs
-must equal an uninterrupted run's, and no temporary file may be left beside them.
+"""SIGKILL at random moments: `pretrain`, `embed`, `families` (de novo: the prefilter with two
+workers, and MMseqs2) and `cluster` run as subprocesses, are killed at seeded random moments,
+then resumed (``--resume``; `families` and `cluster` are simply run again, reusing what the
+killed run committed). After every kill no output that reads as complete may be partial; when a
+run completes, its outputs must equal an uninterrupted run's, and no temporary file may be left
+beside them.
 
 ``PHYLOCLR_KILLS`` sets the kills per command: CI runs 1 per command (the fast case); the full
 harness is ``make faults`` (20 per command). ``PHYLOCLR_FAULT_REPORT=FILE`` appends one JSON
@@ -212,9 +213,9 @@ def _embed(tmp: Path) -> Command:
 # ---- families ---------------------------------------------------------------------------------
 
 
-def _families(tmp: Path) -> Command:
+def _families(tmp: Path, engine: str = "prefilter") -> Command:
     def argv(work: Path) -> list[str]:
-        return _cli("families", PROTEOME, "--denovo-method", "prefilter", "--workers", 2,
+        return _cli("families", PROTEOME, "--denovo-method", engine, "--workers", 2,
                     "--threads", 1, "--out", work / "families.tsv", "--max-rows", 1)  # fmt: skip
 
     def result(work: Path) -> Any:
@@ -232,7 +233,7 @@ def _families(tmp: Path) -> Command:
         return [work, cache / "families", *sorted((cache / "edges").glob("*"))]
 
     return Command(
-        f"families (de novo prefilter, 2 workers, {PROTEOME.name})",
+        f"families (de novo {engine}, 2 workers, {PROTEOME.name})",
         argv,
         lambda w: None,
         after_kill,
@@ -272,7 +273,22 @@ def _cluster(tmp: Path) -> Command:
     )
 
 
-COMMANDS = {"pretrain": _pretrain, "embed": _embed, "families": _families, "cluster": _cluster}
+def _families_mmseqs(tmp: Path) -> Command:
+    """MMseqs2 runs as child processes that outlive a killed parent."""
+    from phyloclr.families.mmseqs import mmseqs_binary
+
+    if mmseqs_binary() is None:
+        pytest.skip("no mmseqs binary")
+    return _families(tmp, "mmseqs")
+
+
+COMMANDS = {
+    "pretrain": _pretrain,
+    "embed": _embed,
+    "families": _families,
+    "families-mmseqs": _families_mmseqs,
+    "cluster": _cluster,
+}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -15,6 +15,7 @@ the steps whose outputs exist, so an interrupted search resumes there.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -85,8 +86,11 @@ class MmseqsSettings:
         return h.hexdigest()[:16]
 
 
-def _run(binary: str, args: list[str], step: str) -> None:
-    proc = subprocess.run([binary, *args], capture_output=True, text=True)
+def _run(binary: str, args: list[str], step: str, hold: int | None = None) -> None:
+    """Run one MMseqs2 step; ``hold`` is a locked file descriptor its processes inherit."""
+    proc = subprocess.run(
+        [binary, *args], capture_output=True, text=True, pass_fds=() if hold is None else (hold,)
+    )
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         last = lines[-1].strip() if lines else f"exit status {proc.returncode}"
@@ -108,6 +112,27 @@ def search_edges(
     """
     binary = require_binary()
     work_dir.mkdir(parents=True, exist_ok=True)
+    # MMseqs2 outlives a killed parent (its workflows run further processes): every step
+    # inherits this lock, so a rerun waits until the orphans are done, then resumes after them
+    with open(work_dir / ".lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            _search(binary, seqs, alphabet, settings, work_dir, threads, progress, lock.fileno())
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    return parse_hits(work_dir / "hits.tsv", settings)
+
+
+def _search(
+    binary: str,
+    seqs: Sequence[str],
+    alphabet: str,
+    settings: MmseqsSettings,
+    work_dir: Path,
+    threads: int,
+    progress: Progress | None,
+    hold: int,
+) -> None:
     fasta = work_dir / "corpus.fasta"
     if not fasta.exists():
         tmp = fasta.with_suffix(".part")
@@ -121,7 +146,8 @@ def search_edges(
     if progress is not None:
         progress("mmseqs search", 0, steps)
     if not Path(f"{db}.dbtype").exists():
-        _run(binary, ["createdb", str(fasta), str(db), "--dbtype", dbtype, "-v", "1"], "createdb")
+        args = ["createdb", str(fasta), str(db), "--dbtype", dbtype, "-v", "1"]
+        _run(binary, args, "createdb", hold)
     if progress is not None:
         progress("mmseqs search", 1, steps)
     if not Path(f"{aln}.dbtype").exists():
@@ -133,18 +159,17 @@ def search_edges(
         ]  # fmt: skip
         if alphabet == "dna":
             args += ["--search-type", "3"]
-        _run(binary, args, "search")
+        _run(binary, args, "search", hold)
     if progress is not None:
         progress("mmseqs search", 2, steps)
     if not hits.exists():
         part = hits.with_suffix(".part")
         _run(binary, ["convertalis", str(db), str(db), str(aln), str(part), "--format-output",
                       "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen", "-v", "1"],
-             "convertalis")  # fmt: skip
+             "convertalis", hold)  # fmt: skip
         part.replace(hits)
     if progress is not None:
         progress("mmseqs search", 3, steps)
-    return parse_hits(hits, settings)
 
 
 def parse_hits(path: Path, settings: MmseqsSettings) -> tuple[np.ndarray, np.ndarray]:
