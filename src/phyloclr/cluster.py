@@ -80,10 +80,9 @@ from phyloclr.models.fcgr import FCGRNet, cell_index, normalise
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.objectives.contrastive import InfoNCE
 from phyloclr.objectives.tcl import ClusterLoss
+from phyloclr.progress import Progress
 from phyloclr.views import dna
 from phyloclr.views.mutation import MutationConfig
-
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,10 @@ streams a FASTA file into one HDF5 file (``embed_fasta``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,12 +21,12 @@ from phyloclr.errors import ConfigError, InputError
 from phyloclr.fsutil import remove_stale_temporaries
 from phyloclr.io import hdf5
 from phyloclr.io.fasta import iter_fasta
+from phyloclr.io.ids import SeenIds
 from phyloclr.io.sequences import record_alphabet
 from phyloclr.models.alphabet import Alphabet
 from phyloclr.models.encoders import Encoder
 from phyloclr.models.store import load_model
-
-Progress = Callable[[str, int, int | None], None]
+from phyloclr.progress import Progress
 
 
 def _windows(length: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -156,33 +155,6 @@ def default_model_path() -> Path:
     return Path(str(resources.files("phyloclr") / "data" / "default_model.pt"))
 
 
-class _SeenIds:
-    """Duplicate-id detector holding 8 bytes per id: a sorted numpy array plus a small set."""
-
-    def __init__(self, flush_at: int = 100_000):
-        self.old = np.zeros(0, dtype=np.uint64)
-        self.recent: set[int] = set()
-        self.flush_at = flush_at
-
-    @staticmethod
-    def _hash(text: str) -> int:
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-    def add(self, text: str) -> bool:
-        """Record ``text``; True if it was seen before."""
-        h = self._hash(text)
-        if h in self.recent:
-            return True
-        pos = np.searchsorted(self.old, np.uint64(h))
-        if pos < len(self.old) and self.old[pos] == np.uint64(h):
-            return True
-        self.recent.add(h)
-        if len(self.recent) >= self.flush_at:
-            self.old = np.union1d(self.old, np.fromiter(self.recent, dtype=np.uint64))
-            self.recent.clear()
-        return False
-
-
 def _finished(out: Path, weights: str, cfg: EmbedConfig) -> int | None:
     """The rows of ``out`` when it is a complete embedding file of this model and these
     settings (read from its attributes only), else None."""
@@ -263,7 +235,7 @@ def embed_fasta(
     done_rows = sum(hdf5.part_rows(p) for p in committed)
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    seen = _SeenIds()
+    seen = SeenIds()
     block_ids: list[str] = []
     block_seqs: list[str] = []
     n_rows = n_windowed = dups = 0

@@ -9,14 +9,12 @@ exact search on a sample of queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from phyloclr.errors import ConfigError
-
-Progress = Callable[[str, int, int | None], None]
+from phyloclr.progress import Progress
 
 
 @dataclass(frozen=True)

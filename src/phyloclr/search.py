@@ -31,8 +31,8 @@ from phyloclr.fsutil import atomic_path
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.store import LoadedModel
 from phyloclr.neighbours import NeighbourConfig, knn
+from phyloclr.progress import Progress
 
-Progress = Callable[[str, int, int | None], None]
 PathArg = str | os.PathLike[str]
 
 

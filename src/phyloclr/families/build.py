@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -34,8 +34,8 @@ from phyloclr.fsutil import file_lock
 from phyloclr.io.fasta import read_fasta
 from phyloclr.io.newick import read_newick_file, read_trees
 from phyloclr.io.sequences import detect_alphabet
+from phyloclr.progress import Progress
 
-Progress = Callable[[str, int, int | None], None]
 PathArg = str | PathLike[str]
 
 

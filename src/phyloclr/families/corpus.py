@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +21,7 @@ from phyloclr.families.align import available_threads
 from phyloclr.families.homology import SearchSettings, homology_components
 from phyloclr.families.mmseqs import MmseqsSettings, search_edges
 from phyloclr.io.sequences import Alphabet, SeqRecord
-
-Progress = Callable[[str, int, int | None], None]
+from phyloclr.progress import Progress
 
 
 @dataclass

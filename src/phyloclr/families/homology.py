@@ -36,7 +36,7 @@ import math
 import multiprocessing
 import os
 import queue
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,8 +44,7 @@ import numpy as np
 
 from phyloclr.fsutil import atomic_path
 from phyloclr.kmers import kmer_keys, letter_index
-
-Progress = Callable[[str, int, int | None], None]
+from phyloclr.progress import Progress
 
 MURPHY10 = ("LVIM", "C", "A", "G", "ST", "P", "FYW", "EDNQ", "KR", "H")
 LAMBDA, K_STAT = 0.267, 0.041  # BLOSUM62, gap open 11, extend 1 (NCBI BLAST gapped values)

@@ -21,16 +21,16 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from phyloclr.errors import ConfigError, PhyloclrError
+from phyloclr.progress import Progress
 
 BINARY_ENV = "PHYLOCLR_MMSEQS"
-Progress = Callable[[str, int, int | None], None]
 
 
 class MmseqsError(PhyloclrError, RuntimeError):

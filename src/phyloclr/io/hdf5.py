@@ -32,6 +32,7 @@ import numpy as np
 from phyloclr import __version__
 from phyloclr.errors import InputError
 from phyloclr.fsutil import atomic_path, require_space
+from phyloclr.io.ids import SeenIds
 
 FORMAT = "phyloclr-embeddings"
 FORMAT_VERSION = 1
@@ -236,9 +237,7 @@ def merge_round_robin(shards: Sequence[Path], out: Path, block: int = 8192) -> i
         }
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
-            from phyloclr.embed import _SeenIds
-
-            seen = _SeenIds()
+            seen = SeenIds()
             step = block - block % n_shards or n_shards
             part = 0
             for start in range(0, total, step):

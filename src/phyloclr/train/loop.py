@@ -33,12 +33,12 @@ from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import atomic_torch_save, safe_torch_load, save_model
 from phyloclr.objectives.contrastive import alignment, build_objective, uniformity
+from phyloclr.progress import Progress
 from phyloclr.train import distributed
 from phyloclr.train.config import PretrainConfig
 from phyloclr.train.views import ViewMaker
 from phyloclr.views.batching import FamilyBatchSampler, TrainingFamily
 
-Progress = Callable[[str, int, int | None], None]
 StepCallback = Callable[[dict[str, float]], None]
 
 CHECKPOINT = "checkpoint.pt"
