@@ -282,20 +282,31 @@ def _vote(index: np.ndarray, scores: np.ndarray, lab: np.ndarray) -> tuple[str |
 
 
 def _calibrate(db: np.ndarray, lab: np.ndarray, cfg: SearchConfig) -> Callable[[float], float]:
-    """score → share of correct leave-one-out transfers among labelled database rows."""
+    """score → share of correct transfers, fitted on labelled database rows queried twice:
+    with their own group present (leave-one-out: right or wrong) and with it absent (the
+    nearest hit of another group: always wrong). So a query unlike every group, as most of a
+    new proteome is, gets the low reliability its score has between unrelated groups."""
     from sklearn.isotonic import IsotonicRegression
 
     rows = np.flatnonzero(lab != "")
     rng = np.random.default_rng(cfg.seed)
     if len(rows) > cfg.calibration:
         rows = np.sort(rng.choice(rows, cfg.calibration, replace=False))
-    scores, index = knn(db[rows], db, cfg.top, cfg.neighbours, exclude=rows)
+    scores, index = knn(db[rows], db, 4 * cfg.top, cfg.neighbours, exclude=rows)
     xs, ys = [], []
     for r, idx, sc in zip(rows, index, scores, strict=True):
-        label, score, _ = _vote(idx, sc, lab)
+        label, score, _ = _vote(idx[: cfg.top], sc[: cfg.top], lab)
         if label is not None:
             xs.append(score)
             ys.append(float(label == lab[r]))
+        other = [j for j, t in enumerate(idx) if t >= 0 and lab[t] not in ("", lab[r])]
+        if other:
+            xs.append(float(sc[other[0]]))
+        elif len(sc):  # every hit shares its group: the other groups lie below the last one
+            xs.append(float(sc[-1]))
+        else:
+            continue
+        ys.append(0.0)
     if len(set(ys)) < 2:
         const = float(np.mean(ys)) if ys else float("nan")
         return lambda s: const
