@@ -40,3 +40,28 @@ def test_shipped_config_loads() -> None:
 
     cfg = load_config(FamiliesConfig, ROOT / "configs" / "families.yaml", "families")
     assert cfg == FamiliesConfig()
+
+
+@pytest.mark.parametrize(
+    ("build", "kwargs"),
+    [
+        ("phyloclr.cluster:ClusterConfig", {"input": "fgcr"}),
+        ("phyloclr.families:FamiliesConfig", {"denovo_method": "mmseq"}),
+        ("phyloclr.embed:EmbedConfig", {"dtype": "float64"}),
+        ("phyloclr.train.config:ViewsConfig", {"mode": "phylogeny"}),
+        ("phyloclr.train.config:RunConfig", {"device": "gpu"}),
+    ],
+)
+def test_literal_settings_are_checked_when_built_in_python(
+    build: str, kwargs: dict[str, object]
+) -> None:
+    """A misspelt choice is an error at construction, not a silent fallback."""
+    import importlib
+
+    from phyloclr.errors import ConfigError
+
+    module, name = build.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    ((field, value),) = kwargs.items()
+    with pytest.raises(ConfigError, match=rf"{name}\.{field}: {value!r} is not one of"):
+        cls(**kwargs)

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from phyloclr.config import config_to_dict
+from phyloclr.config import check_literals, config_to_dict
 from phyloclr.devices import resolve_device
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.io.fasta import iter_fasta
@@ -137,6 +137,7 @@ class ClusterConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.n_clusters == 1 or self.n_clusters < 0:
             raise ConfigError("n_clusters must be ≥ 2 (or 0 to choose K)")
         if self.runs < 1 or self.heads < 1 or self.steps < 0 or self.batch_size < 4:

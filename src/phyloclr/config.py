@@ -88,6 +88,32 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     return value
 
 
+_LITERALS: dict[type, tuple[tuple[str, tuple[Any, ...]], ...]] = {}
+
+
+def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if cls in _LITERALS:
+        return _LITERALS[cls]
+    out = []
+    for name, tp in typing.get_type_hints(cls).items():
+        args = [tp] if get_origin(tp) is typing.Literal else list(get_args(tp))
+        allowed = [v for a in args if get_origin(a) is typing.Literal for v in get_args(a)]
+        if allowed:
+            out.append((name, tuple(allowed) + ((None,) if type(None) in args else ())))
+    _LITERALS[cls] = tuple(out)
+    return _LITERALS[cls]
+
+
+def check_literals(cfg: Any) -> None:
+    """Raise ConfigError if a ``Literal`` field of the dataclass ``cfg`` holds another value
+    (YAML is checked on reading; this checks configs built in Python, at construction)."""
+    for name, allowed in _literal_fields(type(cfg)):
+        value = getattr(cfg, name)
+        if value not in allowed:
+            shown = [a for a in allowed if a is not None]
+            raise ConfigError(f"{type(cfg).__name__}.{name}: {value!r} is not one of {shown}")
+
+
 def config_from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     """Build a config dataclass from a dict, rejecting unknown keys (named in full, e.g.
     ``model.dimm``) and values of the wrong type."""

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from phyloclr.config import config_to_dict
+from phyloclr.config import check_literals, config_to_dict
 from phyloclr.devices import resolve_device
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.fsutil import remove_stale_temporaries
@@ -134,6 +134,7 @@ class EmbedConfig:
     shard_count: int = 1
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.batch_tokens < 16 or self.part_size < 1 or self.overlap < 0:
             raise ConfigError("batch_tokens ≥ 16, part_size ≥ 1 and overlap ≥ 0 are required")
         if not 0 <= self.shard_index < self.shard_count:

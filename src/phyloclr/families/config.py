@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from phyloclr.config import check_literals
 from phyloclr.errors import ConfigError
 from phyloclr.evolution.distances import DISTANCE_MODELS
 
@@ -58,6 +59,7 @@ class FamiliesConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.distance_model not in DISTANCE_MODELS:
             raise ConfigError(f"distance_model must be one of {DISTANCE_MODELS}")
         if self.label_pattern is not None:

@@ -9,7 +9,7 @@ from typing import Literal
 
 import yaml
 
-from phyloclr.config import config_from_dict
+from phyloclr.config import check_literals, config_from_dict
 from phyloclr.errors import ConfigError
 from phyloclr.families.config import FamiliesConfig
 from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum
@@ -38,6 +38,7 @@ class ModelConfig:
     projection_hidden: int = 256
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.encoder not in ENCODERS:
             raise ConfigError(f"model.encoder {self.encoder!r} is not one of {sorted(ENCODERS)}")
         if self.dim < 1 or self.layers < 1 or self.max_len < 8:
@@ -87,6 +88,7 @@ class ViewsConfig:
     mutation: MutationConfig = field(default_factory=MutationConfig)
 
     def __post_init__(self) -> None:
+        check_literals(self)
         for name in ("window_start", "window_end"):
             w = getattr(self, name)
             if len(w) != 2 or w[0] > w[1] or w[0] < 0:
@@ -109,6 +111,7 @@ class ObjectiveConfig:
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.critic not in CRITICS:
             raise ConfigError(f"objective.critic {self.critic!r} is not one of {list(CRITICS)}")
         if not self.temperature > 0:
@@ -126,6 +129,7 @@ class OptimConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("optim: lr must be > 0, weight_decay and warmup_steps ≥ 0")
 
@@ -149,6 +153,7 @@ class RunConfig:
     alphabet: Literal["auto", "protein", "dna"] = "auto"
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.max_steps is None and self.time_budget_s is None:
             raise ConfigError("run: set max_steps or time_budget_s")
         if self.max_steps is not None and self.max_steps < 1:

@@ -8,6 +8,8 @@ from typing import Literal
 
 import numpy as np
 
+from phyloclr.config import check_literals
+
 
 @dataclass(frozen=True)
 class WindowSchedule:
@@ -25,6 +27,7 @@ class WindowSchedule:
     kind: Literal["constant", "linear", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
+        check_literals(self)
         for lo, hi in (self.start, self.end):
             if lo > hi or lo < 0:
                 raise ValueError(f"a window needs 0 ≤ lo ≤ hi, got [{lo}, {hi}]")
