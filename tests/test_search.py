@@ -116,7 +116,12 @@ def test_a_different_model_is_an_error_naming_both(db, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("queries", "message"),
-    [(">a\nMKV*QQ\n", "internal"), ("", "empty file"), (">a\nMKV\n>a\nMKV\n", "duplicate")],
+    [
+        (">a\nMKV*QQ\n", "internal"),
+        ("", "empty file"),
+        (">a\nMKV\n>a\nMKV\n", "duplicate"),
+        (">dna\n" + "ACGT" * 30 + "\n", "not protein"),
+    ],
 )
 def test_bad_queries_are_one_line_errors_and_write_nothing(
     db, tmp_path: Path, queries: str, message: str

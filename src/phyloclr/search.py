@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,9 +162,15 @@ def _queries(
 
     from phyloclr.embed import embed_sequences
     from phyloclr.io.fasta import read_fasta
+    from phyloclr.io.sequences import record_alphabet
 
     records = read_fasta(path)
     loaded = resolve_model(db_model, db_path, model)
+    for rec in records:
+        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != loaded.alphabet.name:
+            raise InputError(
+                path, f"not {loaded.alphabet.name}, the alphabet of the database's model", rec.id
+            )
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     seqs = [r.seq for r in records]
@@ -208,9 +216,10 @@ def realign(
     progress: Progress | None = None,
 ) -> None:  # fmt: skip
     """Give every hit a Smith-Waterman bit score and E-value, and rank each query's hits by
-    bit score (in place)."""
+    bit score (in place); queries are aligned on ``threads`` threads (0: every core)."""
     import pyopal
 
+    from phyloclr.families.align import available_threads
     from phyloclr.families.homology import GAP_EXTEND, GAP_OPEN, K_STAT, LAMBDA, evalue
     from phyloclr.io.fasta import iter_fasta
 
@@ -230,23 +239,30 @@ def realign(
         raise InputError(
             db_fasta, f"holds {n_db} sequences, the embedding database {len(result.db_ids)}"
         )
-    aligner = pyopal.Aligner("BLOSUM62", gap_open=GAP_OPEN, gap_extend=GAP_EXTEND)
-    bits = np.full(result.index.shape, np.nan, np.float32)
-    evals = np.full(result.index.shape, np.nan, np.float64)
-    for qi, q in enumerate(query_seqs):
+    local = threading.local()
+
+    def raw_scores(qi: int) -> tuple[int, np.ndarray, np.ndarray]:
+        if not hasattr(local, "aligner"):  # one aligner per thread
+            local.aligner = pyopal.Aligner("BLOSUM62", gap_open=GAP_OPEN, gap_extend=GAP_EXTEND)
         cols = np.flatnonzero(result.index[qi] >= 0)
         if len(cols) == 0:
-            continue
+            return qi, cols, np.zeros(0)
         targets = [seqs[result.db_ids[int(result.index[qi, c])]] for c in cols]
-        raw = np.array([r.score for r in aligner.align(q, pyopal.Database(targets))], float)
-        bits[qi, cols] = (LAMBDA * raw - math.log(K_STAT)) / math.log(2)
-        evals[qi, cols] = evalue(raw, len(q), residues)
-        order = np.argsort(-np.where(result.index[qi] >= 0, bits[qi], -np.inf), kind="stable")
-        for arr in (result.index, result.scores, bits, evals):
-            arr[qi] = arr[qi][order]
-        if progress is not None:
-            progress("realigning", qi + 1, len(query_seqs))
-    _ = threads
+        found = local.aligner.align(query_seqs[qi], pyopal.Database(targets))
+        return qi, cols, np.array([r.score for r in found], float)
+
+    bits = np.full(result.index.shape, np.nan, np.float32)
+    evals = np.full(result.index.shape, np.nan, np.float64)
+    with ThreadPoolExecutor(available_threads(threads)) as pool:
+        for done, (qi, cols, raw) in enumerate(pool.map(raw_scores, range(len(query_seqs))), 1):
+            bits[qi, cols] = (LAMBDA * raw - math.log(K_STAT)) / math.log(2)
+            evals[qi, cols] = evalue(raw, len(query_seqs[qi]), residues)
+            key = np.where(result.index[qi] >= 0, bits[qi], -np.inf)
+            order = np.argsort(-key, kind="stable")
+            for arr in (result.index, result.scores, bits, evals):
+                arr[qi] = arr[qi][order]
+            if progress is not None:
+                progress("realigning", done, len(query_seqs))
     result.bits, result.evalues = bits, evals
 
 
