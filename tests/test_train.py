@@ -228,3 +228,17 @@ def test_resume_accepts_a_config_saved_before_new_keys() -> None:
     assert _changed_keys(old, new) == []
     new["views"]["singletons"] = "skip"
     assert _changed_keys(old, new) == ["views.singletons"]
+
+
+def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
+    from phyloclr.train.job import pretrain_files
+
+    seen: list[int] = []
+    job = pretrain_files(
+        [SEEDS], tmp_path / "run", tiny(3), exclude_families=["fn3", "nothing"],
+        on_families=lambda fset, missing: seen.append(len(fset)),
+    )  # fmt: skip
+    assert job.result.steps == 3 and job.unmatched_exclusions == ["nothing"]
+    assert "fn3" not in {f.id for f in job.families.families} and seen == [len(job.families)]
+    again = pretrain_files([SEEDS], tmp_path / "run", None, resume=True)  # the saved config
+    assert again.result.resumed_from == 3 and again.result.steps == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -278,20 +279,14 @@ def pretrain(
 ) -> None:
     """Train an encoder with phylogenetic contrastive learning (evolution as augmentation)."""
     from phyloclr.config import config_from_dict, config_to_dict
-    from phyloclr.families import build_families
+    from phyloclr.families.model import FamilySet
     from phyloclr.train import PretrainConfig, load_pretrain_config
-    from phyloclr.train import pretrain as run_pretrain
-    from phyloclr.train.config import default_pretrain_config
+    from phyloclr.train.job import pretrain_files, run_config
 
     with _errors():
-        saved = out_dir / "config.json"
-        if config is not None:
-            cfg = load_pretrain_config(config)
-        elif resume and saved.exists():
-            cfg = load_pretrain_config(saved)
-        else:
-            cfg = default_pretrain_config()
-        data = config_to_dict(cfg)
+        data = config_to_dict(
+            run_config(out_dir, None if config is None else load_pretrain_config(config), resume)
+        )
         fam = data["families"]
         if hmm_db is not None:
             fam["hmm_db"] = str(hmm_db)
@@ -316,27 +311,25 @@ def pretrain(
         if views is not None:
             data["views"]["mode"] = views
         cfg = config_from_dict(PretrainConfig, data)
-        with _progress() as progress:
-            fset = build_families(
-                inputs, cfg.families, trees=trees, cache_dir=cache_dir, progress=progress
-            )
-        if exclude_families is not None:
-            from phyloclr.families.model import exclude
+        excluded = [] if exclude_families is None else _read_ids(exclude_families)
 
-            fset, missing = exclude(fset, _read_ids(exclude_families))
+        def on_families(fset: FamilySet, missing: list[str]) -> None:
+            bar_stack.close()  # the families' progress bars end here
             if missing:
                 err.print(
                     f"[yellow]warning:[/] {len(missing)} ids in {exclude_families} match no "
                     f"family: {', '.join(missing[:10])}",
                     highlight=False,
                 )
-        for warning in fset.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-        err.print(
-            f"{len(fset)} families, {fset.n_sequences} sequences → training "
-            f"{cfg.model.encoder} (dim {cfg.model.dim}, {cfg.model.layers} layers), "
-            f"{cfg.views.mode} views"
-        )
+            for warning in fset.warnings:
+                err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err.print(
+                f"{len(fset)} families, {fset.n_sequences} sequences → training "
+                f"{cfg.model.encoder} (dim {cfg.model.dim}, {cfg.model.layers} layers), "
+                f"{cfg.views.mode} views"
+            )
+            bar_stack.enter_context(bars)
+
         bars = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -349,21 +342,22 @@ def pretrain(
             console=err,
             disable=not err.is_terminal,
         )
-        with bars:
-            task = bars.add_task(
-                "training", total=cfg.run.max_steps, loss=float("nan"), mi=float("nan"), sps=0.0
-            )
+        task = bars.add_task(
+            "training", total=cfg.run.max_steps, loss=float("nan"), mi=float("nan"), sps=0.0
+        )
 
-            def on_step(row: dict[str, float]) -> None:
-                bars.update(
-                    task,
-                    completed=row["step"],
-                    loss=row["loss"],
-                    mi=row["mi_bound"],
-                    sps=row["seqs_per_s"],
-                )
+        def on_step(row: dict[str, float]) -> None:
+            bars.update(task, completed=row["step"], loss=row["loss"], mi=row["mi_bound"],
+                        sps=row["seqs_per_s"])  # fmt: skip
 
-            result = run_pretrain(fset, cfg, out_dir, resume=resume, on_step=on_step)
+        with contextlib.ExitStack() as bar_stack:
+            progress = bar_stack.enter_context(_progress())
+            job = pretrain_files(
+                inputs, out_dir, cfg, trees=trees, cache_dir=cache_dir,
+                exclude_families=excluded, resume=resume, progress=progress,
+                on_families=on_families, on_step=on_step,
+            )  # fmt: skip
+        result = job.result
     err.print(
         f"trained {result.steps} steps in {result.elapsed_s:.0f} s (final loss "
         f"{result.final_loss:.3f}); wrote {out_dir}/model.pt, checkpoint.pt, metrics.csv"
