@@ -89,6 +89,15 @@ def evaluate_set(ds: DevSet, name: str, model: Path, top: int, threads: int,
     return row
 
 
+def emit(row: dict[str, object], out: Path | None) -> None:
+    """Add the machine to ``row``, print it and append it to ``out`` (JSON lines)."""
+    row["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
+    print(json.dumps(row), flush=True)
+    if out:
+        with open(out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", type=Path, default=DEFAULT_SETS)
@@ -112,11 +121,7 @@ def main() -> None:
             if mm is not None:
                 row["mmseqs_s"] = round(mm_s, 1)
             row["threads"] = args.threads
-            row["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with open(args.out, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            emit(row, args.out)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ and ``--out`` (JSON lines) with the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_search import emit
 from phyloclr.embed import default_model_path, embed_sequences
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.models.store import load_model
@@ -82,11 +81,7 @@ def main() -> None:
             targets = [seqs[int(t)] for t in exact[qi]]
             list(aligner.align(seqs[int(qi)], pyopal.Database(targets)))
         row["realign_ms_per_query"] = round(1000 * (time.perf_counter() - t0) / len(picked), 2)
-        row["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
-        print(json.dumps(row), flush=True)
-        if args.out:
-            with open(args.out, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+        emit(row, args.out)
 
 
 if __name__ == "__main__":
