@@ -179,9 +179,10 @@ class PretrainConfig:
 def default_pretrain_config() -> PretrainConfig:
     """What ``phyloclr pretrain`` trains without ``--config`` (configs/cpu-small.yaml holds the
     same values, checked by a test): the k-mer spectrum encoder as one linear map (its MLP is the
-    projection head, which embeddings leave out), trained on the MMseqs2 de novo families of two
-    or more members for 14 minutes, so that a 20,000-protein corpus takes about 20 minutes on 2
-    CPU cores with its families (benchmarks/RESULTS.md, "Protein retrieval")."""
+    projection head, which embeddings leave out), trained on the MMseqs2 de novo families (hits
+    covering ≥ 30 % of both proteins) of two or more members for 14 minutes, so that a
+    20,000-protein corpus takes about 20 minutes on 2 CPU cores with its families
+    (benchmarks/RESULTS.md, "Protein retrieval")."""
     return PretrainConfig(
         model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
                           spectrum="murphy10:4", projection_dim=256, projection_hidden=1024),
@@ -190,7 +191,7 @@ def default_pretrain_config() -> PretrainConfig:
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),
         run=RunConfig(max_steps=None, time_budget_s=840, batch_tokens=1 << 20, max_pairs=512,
                       checkpoint_every=100),
-        families=FamiliesConfig(denovo_method="mmseqs"),
+        families=FamiliesConfig(denovo_method="mmseqs", denovo_min_coverage=0.3),
     )  # fmt: skip
 
 
