@@ -103,10 +103,11 @@ WRITE_ERRNOS = frozenset(
 
 
 @contextmanager
-def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+def file_lock(path: str | os.PathLike[str]) -> Iterator[int]:
     """Hold an exclusive advisory lock (``flock``) on ``path`` (created if missing) for the
-    block; another process asking for it waits. The kernel drops the lock when its holder
-    dies, so a killed run never leaves a stale lock."""
+    block; another process asking for it waits. The kernel drops the lock when every holder of
+    the yielded file descriptor has exited, so a killed run never leaves a stale lock; child
+    processes given the descriptor (``pass_fds``) hold it as long as they run."""
     import fcntl
 
     p = Path(path)
@@ -114,6 +115,6 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
     with open(p, "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            yield fh.fileno()
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ from phyloclr.errors import ConfigError, InputError
 from phyloclr.fsutil import atomic_path
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.store import LoadedModel
-from phyloclr.neighbours import NeighbourConfig, knn
+from phyloclr.neighbours import NeighbourConfig, chosen_method, knn
 from phyloclr.progress import Progress
 
 PathArg = str | os.PathLike[str]
@@ -74,17 +74,20 @@ class SearchResult:
     evalues: np.ndarray | None = None
     db_embeddings: np.ndarray | None = field(default=None, repr=False)
 
-    def rows(self) -> list[tuple[str, str, float, int]]:
-        """(query, target, score, rank) of every hit, queries in input order."""
-        out = []
-        for qi, qid in enumerate(self.query_ids):
+    def hits(self) -> Iterator[tuple[int, int, int, int]]:
+        """(query row, column, database row, rank from 1) of every hit, queries in input order,
+        skipping the empty (-1) columns."""
+        for qi in range(len(self.query_ids)):
             rank = 0
-            for j in range(self.index.shape[1]):
-                t = int(self.index[qi, j])
+            for j, t in enumerate(self.index[qi].tolist()):
                 if t >= 0:
                     rank += 1
-                    out.append((qid, self.db_ids[t], float(self.scores[qi, j]), rank))
-        return out
+                    yield qi, j, t, rank
+
+    def rows(self) -> list[tuple[str, str, float, int]]:
+        """(query, target, score, rank) of every hit, queries in input order."""
+        return [(self.query_ids[qi], self.db_ids[t], float(self.scores[qi, j]), rank)
+                for qi, j, t, rank in self.hits()]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -200,8 +203,6 @@ def search(
         raise ConfigError("--realign needs the queries as FASTA (their sequences)")
     scores, index = knn(qemb, store.embeddings, cfg.top, cfg.neighbours, progress=progress)
     index = np.where(scores >= cfg.min_score, index, -1)
-    from phyloclr.neighbours import chosen_method
-
     result = SearchResult(qids, store.ids, index, scores, db_model,
                           chosen_method(len(store.ids), cfg.neighbours),
                           db_embeddings=store.embeddings)  # fmt: skip
@@ -273,19 +274,17 @@ def transfer_labels(
     result: SearchResult, labels: dict[str, str], cfg: SearchConfig
 ) -> list[Transfer]:
     """Each query's label from its nearest labelled hit, with a reliability fitted on the
-    database by leave-one-out (see the module doc)."""
+    database (see :func:`_calibrate`)."""
     assert result.db_embeddings is not None
-    db_embeddings = result.db_embeddings
     lab = np.array([labels.get(i, "") for i in result.db_ids], dtype=object)
     if not (lab != "").any():
         raise ConfigError("no database id has a label: check the labels file's ids")
-    fit = _calibrate(db_embeddings, lab, cfg)
-    out = []
-    for qi, qid in enumerate(result.query_ids):
-        label, score, support = _vote(result.index[qi], result.scores[qi], lab)
-        rel = float(fit(score)) if label is not None else float("nan")
-        out.append(Transfer(qid, label, score, support, rel))
-    return out
+    fit = _calibrate(result.db_embeddings, lab, cfg)
+    votes = [_vote(result.index[qi], result.scores[qi], lab) for qi in range(len(result.index))]
+    reliability = fit(np.array([score for _, score, _ in votes]))  # NaN where no labelled hit
+    return [Transfer(qid, label, score, support, float(rel))
+            for qid, (label, score, support), rel
+            in zip(result.query_ids, votes, reliability, strict=True)]  # fmt: skip
 
 
 def _vote(index: np.ndarray, scores: np.ndarray, lab: np.ndarray) -> tuple[str | None, float, int]:
@@ -297,11 +296,14 @@ def _vote(index: np.ndarray, scores: np.ndarray, lab: np.ndarray) -> tuple[str |
     return None, float("nan"), 0
 
 
-def _calibrate(db: np.ndarray, lab: np.ndarray, cfg: SearchConfig) -> Callable[[float], float]:
-    """score → share of correct transfers, fitted on labelled database rows queried twice:
-    with their own group present (leave-one-out: right or wrong) and with it absent (the
-    nearest hit of another group: always wrong). So a query unlike every group, as most of a
-    new proteome is, gets the low reliability its score has between unrelated groups."""
+def _calibrate(
+    db: np.ndarray, lab: np.ndarray, cfg: SearchConfig
+) -> Callable[[np.ndarray], np.ndarray]:
+    """scores (Q,) → (Q,) shares of correct transfers (NaN for NaN scores), fitted on labelled
+    database rows queried twice: with their own group present (leave-one-out: right or wrong)
+    and with it absent (the nearest hit of another group: always wrong). So a query unlike
+    every group, as most of a new proteome is, gets the low reliability its score has between
+    unrelated groups."""
     from sklearn.isotonic import IsotonicRegression
 
     rows = np.flatnonzero(lab != "")
@@ -325,9 +327,17 @@ def _calibrate(db: np.ndarray, lab: np.ndarray, cfg: SearchConfig) -> Callable[[
         ys.append(0.0)
     if len(set(ys)) < 2:
         const = float(np.mean(ys)) if ys else float("nan")
-        return lambda s: const
+        return lambda s: np.where(np.isnan(s), np.nan, const)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(xs, ys)
-    return lambda s: float(iso.predict([s])[0])
+
+    def fit(s: np.ndarray) -> np.ndarray:
+        out = np.full(len(s), np.nan)
+        ok = ~np.isnan(s)
+        if ok.any():
+            out[ok] = iso.predict(s[ok])
+        return out
+
+    return fit
 
 
 # ---- output ----------------------------------------------------------------------------------
@@ -346,19 +356,14 @@ def write_hits(path: PathArg, result: SearchResult, cfg: SearchConfig, db: PathA
         fh.write(_header("search", cfg, result, db))
         realigned = result.bits is not None and result.evalues is not None
         fh.write("query\ttarget\tscore\trank" + ("\tbits\tevalue" if realigned else "") + "\n")
-        for qi, qid in enumerate(result.query_ids):
-            rank = 0
-            for j in range(result.index.shape[1]):
-                t = int(result.index[qi, j])
-                if t < 0:
-                    continue
-                rank += 1
-                line = f"{qid}\t{result.db_ids[t]}\t{result.scores[qi, j]:.6f}\t{rank}"
-                if realigned:
-                    assert result.bits is not None and result.evalues is not None
-                    line += f"\t{result.bits[qi, j]:.1f}\t{result.evalues[qi, j]:.3g}"
-                fh.write(line + "\n")
-                n += 1
+        for qi, j, t, rank in result.hits():
+            qid = result.query_ids[qi]
+            line = f"{qid}\t{result.db_ids[t]}\t{result.scores[qi, j]:.6f}\t{rank}"
+            if realigned:
+                assert result.bits is not None and result.evalues is not None
+                line += f"\t{result.bits[qi, j]:.1f}\t{result.evalues[qi, j]:.3g}"
+            fh.write(line + "\n")
+            n += 1
     return n
 
 

@@ -15,7 +15,6 @@ the steps whose outputs exist, so an interrupted search resumes there.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from phyloclr.errors import ConfigError, PhyloclrError
+from phyloclr.fsutil import file_lock
 from phyloclr.progress import Progress
 
 BINARY_ENV = "PHYLOCLR_MMSEQS"
@@ -114,12 +114,8 @@ def search_edges(
     work_dir.mkdir(parents=True, exist_ok=True)
     # MMseqs2 outlives a killed parent (its workflows run further processes): every step
     # inherits this lock, so a rerun waits until the orphans are done, then resumes after them
-    with open(work_dir / ".lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            _search(binary, seqs, alphabet, settings, work_dir, threads, progress, lock.fileno())
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    with file_lock(work_dir / ".lock") as hold:
+        _search(binary, seqs, alphabet, settings, work_dir, threads, progress, hold)
     return parse_hits(work_dir / "hits.tsv", settings)
 
 

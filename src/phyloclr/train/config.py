@@ -129,7 +129,6 @@ class OptimConfig:
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
-        check_literals(self)
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("optim: lr must be > 0, weight_decay and warmup_steps ≥ 0")
 
