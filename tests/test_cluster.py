@@ -466,3 +466,29 @@ def test_fcgr_input_end_to_end_with_a_narrow_cnn(tmp_path: Path) -> None:
     assert score(result.ids, result.clusters, labels)["acc"] > 0.9
     with pytest.raises(ConfigError, match="fcgr_channels"):
         ClusterConfig(fcgr_channels=0)
+
+
+def test_neighbour_graph_switches_to_faiss_above_the_exact_limit() -> None:
+    """Up to ``search.exact_limit`` rows the graph is scikit-learn's exact one (the engine every
+    clustering figure was measured with); above it, a faiss HNSW graph with the same layout
+    (self left out, nearest first) that finds nearly all of the exact neighbours."""
+    pytest.importorskip("faiss")
+    from phyloclr.cluster import kmer_neighbours
+    from phyloclr.neighbours import NeighbourConfig, neighbour_graph, recall
+
+    rng = np.random.default_rng(0)
+    space = rng.normal(size=(3000, 16)).astype(np.float32)
+    exact = kmer_neighbours(space, 10)
+    # the exact engines agree where there are no ties
+    assert np.array_equal(exact, neighbour_graph(space, 10, NeighbourConfig(method="exact")))
+    approx = kmer_neighbours(space, 10, NeighbourConfig(exact_limit=1000))
+    assert approx.shape == (3000, 10)
+    assert not (approx == np.arange(3000)[:, None]).any()
+    assert recall(approx, exact) > 0.95
+    # reachable from a cluster config file, checked there
+    from phyloclr.config import config_from_dict
+
+    cfg = config_from_dict(ClusterConfig, {"search": {"method": "faiss", "exact_limit": 5}})
+    assert cfg.search == NeighbourConfig(method="faiss", exact_limit=5)
+    with pytest.raises(ConfigError, match="neighbours method"):
+        config_from_dict(ClusterConfig, {"search": {"method": "annoy"}})

@@ -81,3 +81,23 @@ def test_transformer_context_is_enforced() -> None:
         enc(PROTEIN.batch(["A" * 40]))
     emb, n = embed_sequences(enc, PROTEIN, ["A" * 40])  # windows instead of a crash
     assert n == 1 and np.isfinite(emb).all()
+
+
+def test_blocked_scores_equal_the_whole_matrix() -> None:
+    """Retrieval, alignment and uniformity are summed over blocks of query rows (the (N, N)
+    matrix is never held), with the figures of the whole-matrix formulas, ties included."""
+    from phyloclr.evaluate import alignment_uniformity
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 8))
+    x[5] = x[6]  # a tie across blocks
+    y = rng.integers(0, 12, 600).astype(str)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert embedding_retrieval(x, y.tolist(), chunk=7) == retrieval_scores(xn @ xn.T, y.tolist())
+    same = y[:, None] == y[None, :]
+    np.fill_diagonal(same, False)
+    sq = np.clip(2.0 - 2.0 * (xn @ xn.T), 0.0, None)
+    iu = np.triu_indices(len(y), 1)
+    align, unif = alignment_uniformity(xn, y, chunk=7)
+    assert align == pytest.approx(sq[same].mean(), rel=1e-12)
+    assert unif == pytest.approx(np.log(np.mean(np.exp(-2.0 * sq[iu]))), rel=1e-12)

@@ -22,7 +22,7 @@ from phyloclr.models.alphabet import PROTEIN
 from phyloclr.models.encoders import EncoderSpec, build_encoder
 from phyloclr.models.store import load_model
 from phyloclr.train import PretrainConfig, pretrain
-from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig
+from phyloclr.train.config import ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, ViewsConfig
 from tests.conftest import ROOT
 
 SEEDS = ROOT / "data" / "protein" / "seeds"
@@ -180,3 +180,51 @@ def test_singletons_skip_trains_on_evolutionary_pairs_only(seeds, tmp_path: Path
         expected = inverse_document_frequency(spectrum_counts(everything, 4))
         np.testing.assert_allclose(idf, expected, rtol=1e-6)
     assert fallbacks["skip"] == 0 and fallbacks["mutation"] > 0
+
+
+def test_input_cosines_are_the_tfidf_cosines(seeds) -> None:
+    seqs = [*_seqs(seeds, 40), "MKV"]  # the last has no 4-mer: cosine 0 with everything
+    enc = build_encoder(EncoderSpec(name="kmer", dim=16, layers=1), PROTEIN.size)
+    enc.fit_idf(seqs)
+    got = enc.input_cosines(PROTEIN.batch(seqs)).numpy()
+    counts = spectrum_counts(seqs, 4)
+    x = log_tfidf(counts, inverse_document_frequency(counts))
+    np.testing.assert_allclose(got, (x @ x.T).toarray(), rtol=1e-5, atol=1e-6)
+    cnn = build_encoder(EncoderSpec(name="cnn", dim=16, layers=1), PROTEIN.size)
+    with pytest.raises(ValueError, match="no input vectors"):
+        cnn.input_cosines(PROTEIN.batch(seqs))
+
+
+def test_geometry_term_pulls_embedding_cosines_to_the_input(seeds, tmp_path: Path) -> None:
+    """objective.geometry adds the squared gap between embedding and tf-idf cosines: with a
+    large weight and no contrastive pull worth the name, training shrinks that gap, and it is
+    refused for encoders without a tf-idf input."""
+    seqs = _seqs(seeds, 120)
+    counts = spectrum_counts([r.seq for f in seeds.families for r in f.records], 4)
+    idf = inverse_document_frequency(counts)
+    x = log_tfidf(spectrum_counts(seqs, 4), idf)
+    ref = (x @ x.T).toarray()
+    iu = np.triu_indices(len(seqs), 1)
+
+    def gap(encoder) -> float:  # type: ignore[no-untyped-def]
+        encoder.eval()
+        with torch.no_grad():
+            e = torch.nn.functional.normalize(encoder(PROTEIN.batch(seqs)), dim=1).numpy()
+        return float((((e @ e.T) - ref)[iu] ** 2).mean())
+
+    gaps = {}
+    for weight in (0.0, 1000.0):
+        base = _cfg(30)
+        cfg = PretrainConfig(
+            model=ModelConfig(encoder="kmer", dim=64, layers=1, projection_dim=32,
+                              projection_hidden=64),
+            views=base.views, run=base.run,
+            objective=ObjectiveConfig(geometry=weight),
+            optim=OptimConfig(lr=1e-2, warmup_steps=0),
+        )  # fmt: skip
+        gaps[weight] = gap(pretrain(seeds, cfg, tmp_path / f"g{weight}").model.encoder)
+    assert gaps[1000.0] < 0.5 * gaps[0.0]
+    with pytest.raises(ConfigError, match="geometry"):
+        PretrainConfig(objective=ObjectiveConfig(geometry=1.0))
+    with pytest.raises(ConfigError, match="geometry"):
+        ObjectiveConfig(geometry=-1.0)

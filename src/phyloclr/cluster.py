@@ -78,6 +78,7 @@ from phyloclr.io.sequences import SeqRecord, check_unique_ids, record_alphabet
 from phyloclr.models.critics import CosineCritic
 from phyloclr.models.fcgr import FCGRNet, cell_index, normalise
 from phyloclr.models.heads import ProjectionHead
+from phyloclr.neighbours import NeighbourConfig, chosen_method, neighbour_graph
 from phyloclr.objectives.contrastive import InfoNCE
 from phyloclr.objectives.tcl import ClusterLoss
 from phyloclr.progress import Progress
@@ -116,6 +117,7 @@ class ClusterConfig:
     mash_k: int = 12  # mash: k-mer size of the Jaccard index
     select: Literal["both", "cut", "silhouette"] = "both"  # how partitions are ranked
     select_neighbours: int = 10  # the k-mer neighbour graph whose cut ranks partitions
+    search: NeighbourConfig = field(default_factory=NeighbourConfig)  # that graph's engine
     silhouette_sample: int = 5000
     refine: bool = True
     rank_refined: bool = True  # rank each head's k-means-refined partition beside its own
@@ -324,10 +326,18 @@ def reduce(
     return np.concatenate(parts)
 
 
-def kmer_neighbours(space: np.ndarray, n: int) -> np.ndarray:
-    """(N, n) indices of each row's n nearest other rows by cosine distance."""
+def kmer_neighbours(space: np.ndarray, n: int, search: NeighbourConfig | None = None) -> np.ndarray:
+    """(N, n) indices of each row's n nearest other rows by cosine distance, nearest first.
+
+    Exact (scikit-learn brute force) while ``search`` (:mod:`phyloclr.neighbours`) chooses exact
+    search for N rows; above its ``exact_limit`` a faiss HNSW graph when faiss-cpu is installed.
+    scikit-learn stays the exact engine because every clustering figure was measured with its
+    order among tied rows (identical sequences); ``neighbours.knn`` orders ties by row.
+    """
     from sklearn.neighbors import NearestNeighbors
 
+    if chosen_method(len(space), search or NeighbourConfig()) == "faiss":
+        return neighbour_graph(space, n, search)
     n = min(n, len(space) - 1)
     _, idx = NearestNeighbors(n_neighbors=n + 1, metric="cosine").fit(space).kneighbors(space)
     return _drop_self(idx, n)
@@ -614,7 +624,7 @@ def cluster_sequences(
     codes, flipped, feats, space = prepare(records, cfg)
     mash = cfg.relatives == "mash" and cfg.input != "phylo" and cfg.neighbours > 0
     width = max(cfg.select_neighbours, cfg.neighbours, cfg.relative_pool if mash else 0)
-    graph = kmer_neighbours(space, width)  # (N, m) nearest first
+    graph = kmer_neighbours(space, width, cfg.search)  # (N, m) nearest first
     relatives: np.ndarray | None = None
     relative_stats: dict[str, float] = {}
     if cfg.input == "phylo":

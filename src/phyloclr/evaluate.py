@@ -109,12 +109,7 @@ def evaluate_embeddings(
         probe = float("nan")
     k = len(classes)
     pred = KMeans(k, n_init=10, random_state=seed).fit_predict(xn) if k >= 2 else np.zeros(len(y))
-    same = y[:, None] == y[None, :]
-    np.fill_diagonal(same, False)
-    sq = np.clip(2.0 - 2.0 * (xn @ xn.T), 0.0, None)
-    iu = np.triu_indices(len(y), 1)
-    align = float(sq[same].mean()) if same.any() else float("nan")
-    unif = float(np.log(np.mean(np.exp(-2.0 * sq[iu])))) if len(iu[0]) else float("nan")
+    align, unif = alignment_uniformity(xn, y)
     return Evaluation(
         n=len(keep),
         n_labels=k,
@@ -129,6 +124,28 @@ def evaluate_embeddings(
         unmatched_ids=unmatched_ids,
         unmatched_labels=unmatched_labels,
     )
+
+
+def alignment_uniformity(xn: np.ndarray, y: np.ndarray, chunk: int = 1024) -> tuple[float, float]:
+    """(alignment, uniformity) of unit rows ``xn`` (N, D) with labels ``y`` (N,): the mean
+    squared distance of same-label pairs, and log E exp(-2 d²) over all pairs (Wang & Isola),
+    summed ``chunk`` rows at a time so the (N, N) matrix is never held."""
+    n = len(y)
+    same_sum = same_n = 0.0
+    exp_sum = 0.0
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        sq = np.clip(2.0 - 2.0 * (xn[rows] @ xn.T), 0.0, None)  # (chunk, N)
+        same = y[rows, None] == y[None, :]
+        same[np.arange(len(rows)), rows] = False
+        same_sum += float(sq[same].sum())
+        same_n += float(same.sum())
+        upper = np.arange(n)[None, :] > rows[:, None]  # each pair i < j once
+        exp_sum += float(np.exp(-2.0 * sq[upper]).sum())
+    pairs = n * (n - 1) / 2
+    align = same_sum / same_n if same_n else float("nan")
+    unif = float(np.log(exp_sum / pairs)) if pairs else float("nan")
+    return align, unif
 
 
 def plot_map(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,14 +28,20 @@ def retrieval_scores(
     every same-label item; queries whose label has no other member are skipped (for both).
     Ties are broken pessimistically (a tied different-label item ranks first).
     """
-    codes = _codes(labels)
-    n = len(codes)
     sim = np.asarray(similarity, dtype=np.float64)
+    return _retrieval(lambda rows: sim[rows].copy(), _codes(labels), chunk)
+
+
+def _retrieval(
+    rows_of: Callable[[np.ndarray], np.ndarray], codes: np.ndarray, chunk: int
+) -> tuple[float, float]:
+    """retrieval_scores over similarity rows given (chunk, N) at a time by ``rows_of``."""
+    n = len(codes)
     aps: list[float] = []
     hits: list[float] = []
     for start in range(0, n, chunk):
         rows = np.arange(start, min(n, start + chunk))
-        s = sim[rows].copy()
+        s = rows_of(rows)
         s[np.arange(len(rows)), rows] = -np.inf
         same = codes[None, :] == codes[rows, None]
         same[np.arange(len(rows)), rows] = False
@@ -54,10 +60,13 @@ def retrieval_scores(
     return float(np.mean(aps)), float(np.mean(hits))
 
 
-def embedding_retrieval(embeddings: np.ndarray, labels: Sequence[object]) -> tuple[float, float]:
-    """(mAP, 1-NN accuracy) with cosine similarity between embeddings (N, D)."""
+def embedding_retrieval(
+    embeddings: np.ndarray, labels: Sequence[object], chunk: int = 1024
+) -> tuple[float, float]:
+    """(mAP, 1-NN accuracy) with cosine similarity between embeddings (N, D); the (N, N)
+    matrix is never held: ``chunk`` query rows at a time."""
     x = _normalise(embeddings)
-    return retrieval_scores(x @ x.T, labels)
+    return _retrieval(lambda rows: x[rows] @ x.T, _codes(labels), chunk)
 
 
 def kmer_composition(

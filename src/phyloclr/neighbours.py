@@ -92,6 +92,16 @@ def knn(
     return scores, index
 
 
+def neighbour_graph(x: np.ndarray, n: int, config: NeighbourConfig | None = None) -> np.ndarray:
+    """(N, n') indices of each row's n' = min(n, N - 1) nearest other rows of ``x`` (N, D) by
+    cosine similarity, nearest first (ties by row), itself left out."""
+    m = min(n, len(x) - 1)
+    if m <= 0:
+        return np.zeros((len(x), 0), np.int64)
+    _, index = knn(x, x, m, config, exclude=np.arange(len(x)))
+    return index
+
+
 def _exact(
     q: np.ndarray, d: np.ndarray, k: int, block: int, progress: Progress | None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -118,6 +118,10 @@ class Encoder(nn.Module):
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def input_cosines(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, B) cosines of the encoder's own input vectors (k-mer spectrum encoders only)."""
+        raise ValueError(f"the {self.spec.name} encoder has no input vectors to compare")
+
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None:
             mask = tokens != PAD

@@ -139,6 +139,23 @@ class KmerSpectrum(Encoder):
         offsets = torch.searchsorted(row, torch.arange(tokens.shape[0], device=tokens.device))
         return col, offsets, w
 
+    def input_cosines(self, tokens: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        """(B, B) cosines of the unit-norm tf-idf input rows (no gradient), summed over dense
+        (B, ``chunk``) slices of the k-mers present, so memory stays bounded."""
+        with torch.no_grad():
+            cols, offsets, w = self.features(tokens)
+            b = tokens.shape[0]
+            counts = torch.diff(offsets, append=offsets.new_tensor([len(cols)]))
+            rows = torch.repeat_interleave(torch.arange(b, device=tokens.device), counts)
+            present, where = torch.unique(cols, return_inverse=True)
+            gram = torch.zeros(b, b, device=tokens.device)
+            for start in range(0, len(present), chunk):
+                sel = (where >= start) & (where < start + chunk)
+                part = torch.zeros(b, min(chunk, len(present) - start), device=tokens.device)
+                part.index_put_((rows[sel], where[sel] - start), w[sel].float(), accumulate=True)
+                gram += part @ part.T
+            return gram
+
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         rows, offsets, w = self.features(tokens)
         x = self.bag(rows, offsets, per_sample_weights=w.to(self.bag.weight.dtype))

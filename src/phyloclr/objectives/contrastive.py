@@ -143,6 +143,14 @@ def build_objective(name: str, critic: Critic, temperature: float) -> CriticLoss
     return cls(critic, temperature)
 
 
+def geometry_loss(h: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the cosines of embeddings ``h`` (B, D) and
+    ``reference`` (B, B) cosines, over the B(B-1) off-diagonal pairs: a scalar."""
+    e = F.normalize(h.float(), dim=1)
+    off = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    return ((e @ e.T - reference.to(e.dtype))[off] ** 2).mean()
+
+
 def alignment(z1: torch.Tensor, z2: torch.Tensor) -> float:
     """Wang & Isola alignment: E‖x̂ − ŷ‖² over positive pairs of unit-normalised rows."""
     a, b = F.normalize(z1.float(), dim=-1), F.normalize(z2.float(), dim=-1)

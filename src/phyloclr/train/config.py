@@ -104,11 +104,16 @@ class ViewsConfig:
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """Loss, critic and temperature. Same-family pairs in a batch are never negatives:
-    'infonce'/'nwj' mask them, 'supcon' counts them as positives."""
+    'infonce'/'nwj' mask them, 'supcon' counts them as positives. ``geometry`` > 0 adds that
+    weight × the mean squared difference between the embeddings' cosines and the cosines of
+    the encoder's own k-mer tf-idf input over every pair of the batch (k-mer spectrum encoder
+    only): it keeps the input's geometry, which carries to unseen families, while the
+    contrastive loss adds homology (benchmarks/RESULTS.md, "transfer")."""
 
     name: Literal["infonce", "nwj", "supcon"] = "infonce"
     critic: str = "cosine"
     temperature: float = 0.1
+    geometry: float = 0.0
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -116,6 +121,8 @@ class ObjectiveConfig:
             raise ConfigError(f"objective.critic {self.critic!r} is not one of {list(CRITICS)}")
         if not self.temperature > 0:
             raise ConfigError("objective.temperature must be > 0")
+        if not self.geometry >= 0:
+            raise ConfigError("objective.geometry must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,12 @@ class PretrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if self.objective.geometry and self.model.encoder != "kmer":
+            raise ConfigError(
+                "objective.geometry needs model.encoder 'kmer' (the cosines of its input)"
+            )
 
 
 def default_pretrain_config() -> PretrainConfig:

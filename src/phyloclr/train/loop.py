@@ -32,7 +32,12 @@ from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import atomic_torch_save, safe_torch_load, save_model
-from phyloclr.objectives.contrastive import alignment, build_objective, uniformity
+from phyloclr.objectives.contrastive import (
+    alignment,
+    build_objective,
+    geometry_loss,
+    uniformity,
+)
 from phyloclr.progress import Progress
 from phyloclr.train import distributed
 from phyloclr.train.config import PretrainConfig
@@ -54,21 +59,28 @@ METRIC_COLUMNS = [
 class ContrastiveModel(nn.Module):
     """Encoder + projection head + objective (with its critic), one forward per step."""
 
-    def __init__(self, encoder: Encoder, head: ProjectionHead, objective: nn.Module):
+    def __init__(
+        self, encoder: Encoder, head: ProjectionHead, objective: nn.Module, geometry: float = 0.0
+    ):
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.objective = objective
+        self.geometry = geometry
 
     def forward(
         self, tokens: torch.Tensor, groups: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
         """tokens (2N, L): rows 0..N-1 first views, N..2N-1 second views."""
         mask = tokens != 0
-        z = self.head(self.encoder(tokens, mask))
+        h = self.encoder(tokens, mask)
+        z = self.head(h)
         n = tokens.shape[0] // 2
         out = self.objective(z[:n], z[n:], groups)
-        return out.loss, z[:n], z[n:], out.mi_bound, out.candidates
+        loss = out.loss
+        if self.geometry:
+            loss = loss + self.geometry * geometry_loss(h, self.encoder.input_cosines(tokens))
+        return loss, z[:n], z[n:], out.mi_bound, out.candidates
 
 
 @dataclass
@@ -125,7 +137,7 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
     critic = build_critic(cfg.objective.critic, m.projection_dim)
     objective = build_objective(cfg.objective.name, critic, cfg.objective.temperature)
-    return ContrastiveModel(encoder, head, objective)
+    return ContrastiveModel(encoder, head, objective, cfg.objective.geometry)
 
 
 #: settings a resumed run may change: how long it runs, where, and how often it saves
