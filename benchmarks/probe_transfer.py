@@ -77,6 +77,19 @@ def main() -> None:
     ap.add_argument("--kd-tau", type=float, default=0.05)
     ap.add_argument("--coverage", type=float, default=0.5)
     ap.add_argument("--max-families", type=int, default=0, help="train on the first N only")
+    ap.add_argument(
+        "--train",
+        type=Path,
+        default=None,
+        help="training FASTA (default SETS/train/clean.fasta, families built here)",
+    )
+    ap.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        help="with --train: id<TAB>family TSV (training_corpus.py --method mmseqs)",
+    )
+    ap.add_argument("--eval", nargs="+", default=["go-function", "orthologs"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -85,16 +98,23 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     t0 = time.time()
 
-    train_fa = args.sets / "train" / "clean.fasta"
-    seqs = [r.seq for r in read_fasta(train_fa)]
-    ids = [r.id for r in read_fasta(train_fa)]
-    fams = build_families(
-        [train_fa], FamiliesConfig(denovo_method="mmseqs", denovo_min_coverage=args.coverage)
-    )
-    where = {x: i for i, x in enumerate(ids)}
-    groups = [
-        np.array([where[r.id] for r in f.records]) for f in fams.families if len(f.records) > 1
-    ]
+    train_fa = args.train or args.sets / "train" / "clean.fasta"
+    records = read_fasta(train_fa)
+    seqs = [r.seq for r in records]
+    where = {r.id: i for i, r in enumerate(records)}
+    if args.labels is not None:
+        members: dict[str, list[int]] = {}
+        for line in args.labels.read_text().splitlines():
+            pid, fam = line.split("\t")[:2]
+            members.setdefault(fam, []).append(where[pid])
+        groups = [np.array(m) for m in members.values() if len(m) > 1]
+    else:
+        fams = build_families(
+            [train_fa], FamiliesConfig(denovo_method="mmseqs", denovo_min_coverage=args.coverage)
+        )
+        groups = [
+            np.array([where[r.id] for r in f.records]) for f in fams.families if len(f.records) > 1
+        ]
     if args.max_families:
         order = rng.permutation(len(groups))[: args.max_families]
         groups = [groups[i] for i in order]
@@ -102,10 +122,17 @@ def main() -> None:
     idf = inverse_document_frequency(counts)
     x_train = log_tfidf(counts, idf).astype(np.float32).tocsr()
     evals = {}
-    for name in ("go-function", "orthologs"):
+    for name in args.eval:
         ds = DevSet(args.sets / name)
         evals[name] = (log_tfidf(spectrum_counts(ds.seqs, args.k, args.alphabet), idf), ds.labels)
-    info = {"variant": args.variant, "families": len(groups), "dim": args.dim, "seed": args.seed}
+    info = {
+        "variant": args.variant,
+        "train": train_fa.parent.name,
+        "families": len(groups),
+        "proteins": int(sum(len(g) for g in groups)),
+        "dim": args.dim,
+        "seed": args.seed,
+    }
 
     def report(step: int, emb) -> None:  # type: ignore[no-untyped-def]
         row = dict(info, step=step, s=round(time.time() - t0, 1))

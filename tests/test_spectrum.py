@@ -3,6 +3,7 @@ baseline's geometry, it trains, and it embeds whole sequences."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +225,16 @@ def test_geometry_term_pulls_embedding_cosines_to_the_input(seeds, tmp_path: Pat
         )  # fmt: skip
         gaps[weight] = gap(pretrain(seeds, cfg, tmp_path / f"g{weight}").model.encoder)
     assert gaps[1000.0] < 0.5 * gaps[0.0]
+    # no projection head: the loss sees the embedding itself
+    cfg = PretrainConfig(
+        model=ModelConfig(encoder="kmer", dim=64, layers=1, projection_dim=0),
+        views=base.views, run=replace(base.run, max_steps=3),
+        objective=ObjectiveConfig(geometry=10.0),
+    )  # fmt: skip
+    net = pretrain(seeds, cfg, tmp_path / "nohead").model
+    assert not any(p.numel() for p in net.head.parameters())  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="projection_dim"):
+        ModelConfig(projection_dim=-1)
     with pytest.raises(ConfigError, match="geometry"):
         PretrainConfig(objective=ObjectiveConfig(geometry=1.0))
     with pytest.raises(ConfigError, match="geometry"):

@@ -20,7 +20,8 @@ from phyloclr.views.mutation import MutationConfig
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Encoder architecture and projection head."""
+    """Encoder architecture and projection head (``projection_dim`` 0: none, the loss sees the
+    embedding)."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -43,6 +44,10 @@ class ModelConfig:
             raise ConfigError(f"model.encoder {self.encoder!r} is not one of {sorted(ENCODERS)}")
         if self.dim < 1 or self.layers < 1 or self.max_len < 8:
             raise ConfigError("model.dim and model.layers must be ≥ 1, model.max_len ≥ 8")
+        if self.projection_dim < 0 or (self.projection_dim and self.projection_hidden < 1):
+            raise ConfigError(
+                "model.projection_dim must be ≥ 0 (0: no head), projection_hidden ≥ 1"
+            )
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
         if self.encoder == "kmer":

@@ -135,7 +135,7 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
     )
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
-    critic = build_critic(cfg.objective.critic, m.projection_dim)
+    critic = build_critic(cfg.objective.critic, m.projection_dim or m.dim)
     objective = build_objective(cfg.objective.name, critic, cfg.objective.temperature)
     return ContrastiveModel(encoder, head, objective, cfg.objective.geometry)
 
