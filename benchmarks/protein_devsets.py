@@ -267,25 +267,39 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=300)
     ap.add_argument("--corpus-size", type=int, default=20000)
     ap.add_argument("--train-size", type=int, default=100000,
-                    help="proteins in OUT/train/corpus.fasta (0: skip)")  # fmt: skip
+                    help="proteins in OUT/TRAIN_NAME/corpus.fasta (0: skip)")  # fmt: skip
+    ap.add_argument(
+        "--train-name",
+        default="train",
+        help="folder of the training corpus (the 300,000-protein one: train300)",
+    )
+    ap.add_argument("--train-seed", type=int, default=None, help="its draw's seed (default --seed)")
+    ap.add_argument("--train-only", action="store_true", help="draw the training corpus only")
     args = ap.parse_args()
     work = args.work or args.out / "src"
     work.mkdir(parents=True, exist_ok=True)
     for name, build in (
-        ("orthologs", lambda d: orthologs(work, d, args.max_members, args.seed)),
-        ("go-function", lambda d: go_function(work, d, args.groups, args.corpus_size, args.seed)),
-        (
-            "go-process",
-            lambda d: go_function(
-                work,
-                d,
-                args.groups,
-                args.corpus_size,
-                args.seed,
-                "BPO",
-                avoid=args.out / "go-function" / "corpus.fasta",
+        ()
+        if args.train_only
+        else (
+            ("orthologs", lambda d: orthologs(work, d, args.max_members, args.seed)),
+            (
+                "go-function",
+                lambda d: go_function(work, d, args.groups, args.corpus_size, args.seed),
             ),
-        ),
+            (
+                "go-process",
+                lambda d: go_function(
+                    work,
+                    d,
+                    args.groups,
+                    args.corpus_size,
+                    args.seed,
+                    "BPO",
+                    avoid=args.out / "go-function" / "corpus.fasta",
+                ),
+            ),
+        )
     ):
         d = args.out / name
         d.mkdir(parents=True, exist_ok=True)
@@ -293,10 +307,11 @@ def main() -> None:
         (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(json.dumps(summary))
     if args.train_size:
-        d = args.out / "train"
+        d = args.out / args.train_name
         d.mkdir(parents=True, exist_ok=True)
         avoid = args.out / "go-function" / "corpus.fasta"
-        summary = training_corpus(work, d, args.train_size, args.seed, avoid)
+        seed = args.seed if args.train_seed is None else args.train_seed
+        summary = training_corpus(work, d, args.train_size, seed, avoid)
         (d / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(json.dumps(summary))
 

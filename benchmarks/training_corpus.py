@@ -18,8 +18,10 @@ search is too slow on 2 cores: MMseqs2 clusters the corpus (``easy-cluster``, E 
 coverage of both, ``-s 5.7``: its cascaded clustering grows about linearly), searches every
 held-out protein against the corpus (``easy-search -s 7.5``, E ≤ 1e-3, any coverage: more
 sensitive than the families' own rule), and drops every cluster holding a hit, then the
-singletons. It also writes ``OUT.labels.tsv`` (id, cluster representative) for probes that
-train on the clusters directly (``probe_transfer.py --train``).
+singletons. Each kept protein's header names its cluster (``ID family=REPRESENTATIVE``), so
+``phyloclr pretrain`` trains on the clusters with ``families.label_pattern: 'family=(\\S+)'``
+(configs/default-model.yaml); ``OUT.labels.tsv`` holds the same (id, cluster) pairs for
+``probe_transfer.py --labels``. MMseqs2's outputs stay in ``--work`` and are reused.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def mmseqs_clean(corpus: list, held_seqs: list[str], args: argparse.Namespace) -
             rep = rep_of.get(rec.id)
             if rep is None or rep in tainted or sizes[rep] < 2:
                 continue
-            fh.write(f">{rec.id}\n{rec.seq}\n")
+            fh.write(f">{rec.id} family={rep}\n{rec.seq}\n")
             lab.write(f"{rec.id}\t{rep}\n")
             kept += 1
     in_tainted = sum(1 for r in corpus if rep_of.get(r.id) in tainted)
