@@ -126,6 +126,19 @@ def test_spectrum_encoder_trains_saves_and_embeds_whole(seeds, tmp_path: Path) -
     np.testing.assert_allclose(emb[0], direct[0], rtol=1e-4, atol=1e-5)
 
 
+def test_kept_models_are_the_checkpoints(seeds, tmp_path: Path) -> None:
+    """run.keep_models keeps the model of every checkpoint (for a curve over training); the
+    last one is the final model."""
+    base = _cfg(10)
+    cfg = replace(base, run=replace(base.run, keep_models=True))
+    result = pretrain(seeds, cfg, tmp_path / "run")
+    kept = sorted((tmp_path / "run" / "models").glob("step-*.pt"))
+    assert [p.name for p in kept] == ["step-0000005.pt", "step-0000010.pt"]
+    assert load_model(kept[-1]).weights_sha256 == load_model(tmp_path / "run").weights_sha256
+    assert load_model(kept[0]).weights_sha256 != load_model(kept[1]).weights_sha256
+    assert result.steps == 10
+
+
 def test_spectrum_encoder_resumes_exactly(seeds, tmp_path: Path) -> None:
     whole = pretrain(seeds, _cfg(6), tmp_path / "whole")
     pretrain(seeds, _cfg(3), tmp_path / "part")

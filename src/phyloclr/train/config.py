@@ -151,6 +151,8 @@ class RunConfig:
 
     Training stops at ``max_steps`` or after ``time_budget_s`` seconds of training, whichever
     comes first (at least one must be set); the schedules run on the fraction done.
+    ``keep_models``: also keep the model of every checkpoint as ``models/step-NNNNNNN.pt``
+    (for a curve of development-set scores over training, benchmarks/model_curve.py).
     """
 
     max_steps: int | None = 2000
@@ -161,6 +163,7 @@ class RunConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0
     checkpoint_every: int = 200
+    keep_models: bool = False
     alphabet: Literal["auto", "protein", "dna"] = "auto"
 
     def __post_init__(self) -> None:

@@ -142,7 +142,7 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
 
 #: settings a resumed run may change: how long it runs, where, and how often it saves
 RESUMABLE_KEYS = {"run.max_steps", "run.time_budget_s", "run.device", "run.threads",
-                  "run.checkpoint_every"}  # fmt: skip
+                  "run.checkpoint_every", "run.keep_models"}  # fmt: skip
 
 
 def _changed_keys(
@@ -327,6 +327,10 @@ def pretrain(
             ckpt_path,
         )
         save_model(run / MODEL, model.encoder, alphabet, config_json, step, run.name)
+        if cfg.run.keep_models:
+            (run / "models").mkdir(exist_ok=True)
+            save_model(run / "models" / f"step-{step:07d}.pt", model.encoder, alphabet,
+                       config_json, step, run.name)  # fmt: skip
 
     def progress_fraction() -> float:
         parts = []
