@@ -58,10 +58,10 @@ def _devset_maps(model_path: Path, devsets: Path) -> list[float]:
 @pytest.mark.slow
 def test_readme_command_reproduces_the_default_model(tmp_path: Path) -> None:
     """Needs the README's training corpus and development sets: PHYLOCLR_DEVSETS=DEVSETS (from
-    benchmarks/protein_devsets.py, with DEVSETS/train/clean.fasta from
-    benchmarks/training_corpus.py)."""
+    benchmarks/protein_devsets.py, with DEVSETS/train300/clean.fasta from
+    benchmarks/training_corpus.py --method mmseqs)."""
     devsets = Path(os.environ.get("PHYLOCLR_DEVSETS", "/nonexistent"))
-    corpus = devsets / "train" / "clean.fasta"
+    corpus = devsets / "train300" / "clean.fasta"
     if not corpus.is_file():
         pytest.skip("set PHYLOCLR_DEVSETS to the README's development sets and training corpus")
     run = tmp_path / "default-model"
