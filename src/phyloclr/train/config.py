@@ -113,7 +113,7 @@ class ObjectiveConfig:
     weight × the mean squared difference between the embeddings' cosines and the cosines of
     the encoder's own k-mer tf-idf input over every pair of the batch (k-mer spectrum encoder
     only): it keeps the input's geometry, which carries to unseen families, while the
-    contrastive loss adds homology (benchmarks/RESULTS.md, "transfer")."""
+    contrastive loss adds homology (benchmarks/RESULTS.md, "Transfer to unseen families")."""
 
     name: Literal["infonce", "nwj", "supcon"] = "infonce"
     critic: str = "cosine"
