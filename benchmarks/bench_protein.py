@@ -10,7 +10,8 @@ same-label retrieval (every protein queries all others): mean average precision,
 that 1 % of different-label pairs exceed), with its wall time and dimension.
 
 Rows: 3-mer counts; log-tf-idf k-mer counts in the 20-letter and Murphy-10 alphabets (k = 3, 4,
-5; idf from the set's corpus); the truncated SVD (LSA) of the set's strongest tf-idf row to
+5; idf from the set's corpus), each also centred (less the mean tf-idf row of the set's
+corpus); the truncated SVD (LSA) of the set's strongest uncentred tf-idf row to
 ``--svd-dim``; MMseqs2 ``easy-search -s 7.5 -e 10`` all-vs-all and, with ``--phmmer``, pyhmmer
 phmmer all-vs-all (E ≤ 10), both by bit score (pairs without a hit rank last); and every
 ``--model`` (a phyloclr run directory or model.pt, embedded with ``phyloclr.embed``).
@@ -34,7 +35,12 @@ import numpy as np
 
 from phyloclr.evaluate import read_labels
 from phyloclr.io.fasta import read_fasta
-from phyloclr.kmers import inverse_document_frequency, log_tfidf, spectrum_counts
+from phyloclr.kmers import (
+    centred_cosines,
+    inverse_document_frequency,
+    log_tfidf,
+    spectrum_counts,
+)
 from phyloclr.metrics import kmer_composition, retrieval_scores
 
 DEFAULT_SETS = Path.home() / ".cache" / "phyloclr" / "devsets"
@@ -182,7 +188,16 @@ def rows_for(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
             add(f"tfidf-{alphabet}-k{k}", make)
             if float(rows[-1]["map"]) > best[0]:  # type: ignore[arg-type]
                 best = (float(rows[-1]["map"]), alphabet, k)  # type: ignore[arg-type]
-    _, alphabet, k = best
+
+            def centred(alphabet: str = alphabet, k: int = k) -> tuple[np.ndarray, int]:
+                corpus = spectrum_counts(ds.corpus, k, alphabet)
+                idf = inverse_document_frequency(corpus)
+                mean = np.asarray(log_tfidf(corpus, idf).mean(0)).ravel()
+                x = log_tfidf(spectrum_counts(ds.seqs, k, alphabet), idf)
+                return centred_cosines(x, mean), x.shape[1]
+
+            add(f"tfidf-centred-{alphabet}-k{k}", centred)
+    _, alphabet, k = best  # the strongest uncentred row, for LSA
 
     def lsa() -> tuple[np.ndarray, int]:
         from sklearn.decomposition import TruncatedSVD

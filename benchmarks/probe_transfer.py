@@ -26,6 +26,10 @@ Variants (one change each):
 - ``scale``: a learned weight per k-mer (a learned idf, init 1) before the fixed Gaussian
   projection, trained with InfoNCE; also scored sparse (``*-sparse``: the reweighted tf-idf);
 - ``scale+geom``: the same with the geometry term.
+
+``--centre`` subtracts the training corpus's mean tf-idf vector from every input before the
+map (and from the sparse rows the ``tfidf`` variant and the geometry term score), so cosines
+measure what a protein shares with another beyond the corpus's common composition.
 """
 
 from __future__ import annotations
@@ -43,7 +47,12 @@ from benchmarks.bench_protein import DevSet, score
 from phyloclr.families import build_families
 from phyloclr.families.config import FamiliesConfig
 from phyloclr.io.fasta import read_fasta
-from phyloclr.kmers import inverse_document_frequency, log_tfidf, spectrum_counts
+from phyloclr.kmers import (
+    centred_cosines,
+    inverse_document_frequency,
+    log_tfidf,
+    spectrum_counts,
+)
 
 
 def to_torch(x) -> torch.Tensor:  # type: ignore[no-untyped-def]
@@ -90,6 +99,7 @@ def main() -> None:
         help="with --train: id<TAB>family TSV (training_corpus.py --method mmseqs)",
     )
     ap.add_argument("--eval", nargs="+", default=["go-function", "orthologs"])
+    ap.add_argument("--centre", action="store_true", help="subtract the corpus mean input")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -121,6 +131,8 @@ def main() -> None:
     counts = spectrum_counts(seqs, args.k, args.alphabet)
     idf = inverse_document_frequency(counts)
     x_train = log_tfidf(counts, idf).astype(np.float32).tocsr()
+    mu = np.asarray(x_train.mean(0)).ravel() if args.centre else np.zeros(x_train.shape[1])
+    mu_t = torch.from_numpy(mu.astype(np.float32))
     evals = {}
     for name in args.eval:
         ds = DevSet(args.sets / name)
@@ -132,13 +144,17 @@ def main() -> None:
         "proteins": int(sum(len(g) for g in groups)),
         "dim": args.dim,
         "seed": args.seed,
+        "centre": args.centre,
     }
 
     def report(step: int, emb) -> None:  # type: ignore[no-untyped-def]
         row = dict(info, step=step, s=round(time.time() - t0, 1))
         for name, (x, labels) in evals.items():
             e = emb(x)
-            sim = (x @ x.T).toarray() if e is None else sims(e)
+            if e is not None:
+                sim = sims(e)
+            else:
+                sim = centred_cosines(x, mu) if args.centre else (x @ x.T).toarray()
             row[name] = score(sim, labels)["map"]
         print(json.dumps(row), flush=True)
 
@@ -159,7 +175,12 @@ def main() -> None:
     s = torch.nn.Parameter(torch.zeros(vocab), requires_grad=scaled)  # log weight per k-mer
 
     def embed(x):  # type: ignore[no-untyped-def]
-        return x.multiply(np.exp(s.detach().numpy())[None, :]).tocsr() @ w.detach().numpy()
+        wt = np.exp(s.detach().numpy())[None, :]
+        m = w.detach().numpy()
+        return x.multiply(wt).tocsr() @ m - (mu[None, :] * wt) @ m
+
+    def input_cosines(xb):  # type: ignore[no-untyped-def]
+        return centred_cosines(xb, mu) if args.centre else (xb @ xb.T).toarray()
 
     report(0, embed)
     if v in ("random", "lsa"):
@@ -175,7 +196,7 @@ def main() -> None:
         rows = np.concatenate([a, b])
         xb = x_train[rows]
         weights = w * s.exp()[:, None] if scaled else w
-        e = F.normalize(to_torch(xb) @ weights, dim=1)
+        e = F.normalize(to_torch(xb) @ weights - mu_t[None, :] @ weights, dim=1)
         n = len(a)
         logits = e[:n] @ e[n:].T / args.tau
         target = torch.arange(n)
@@ -183,14 +204,14 @@ def main() -> None:
         if v == "geomonly":
             loss = loss * 0.0
         if v == "rank":
-            ref = torch.from_numpy((xb @ xb.T).toarray().astype(np.float32))
+            ref = torch.from_numpy(input_cosines(xb).astype(np.float32))
             off = torch.eye(2 * n, dtype=torch.bool)
             t = args.kd_tau
             p_ref = F.softmax((ref / t).masked_fill(off, -1e9), dim=1)
             log_q = F.log_softmax(((e @ e.T) / t).masked_fill(off, -1e9), dim=1)
             loss = loss + args.geom * F.kl_div(log_q, p_ref, reduction="batchmean")
         elif geom:
-            ref = torch.from_numpy((xb @ xb.T).toarray().astype(np.float32))
+            ref = torch.from_numpy(input_cosines(xb).astype(np.float32))
             off = ~torch.eye(2 * n, dtype=torch.bool)
             loss = loss + geom * ((e @ e.T - ref)[off] ** 2).mean()
         opt.zero_grad()

@@ -14,6 +14,7 @@ from phyloclr.embed import EmbedConfig, embed_fasta, embed_sequences
 from phyloclr.errors import ConfigError
 from phyloclr.families import build_families
 from phyloclr.kmers import (
+    centred_cosines,
     inverse_document_frequency,
     log_tfidf,
     spectrum_counts,
@@ -126,6 +127,63 @@ def test_spectrum_encoder_trains_saves_and_embeds_whole(seeds, tmp_path: Path) -
     np.testing.assert_allclose(emb[0], direct[0], rtol=1e-4, atol=1e-5)
 
 
+def test_centred_cosines_match_the_dense_centred_rows(seeds) -> None:
+    """kmers.centred_cosines (the harness's centred rows) is the cosine of (row − mean)."""
+    seqs = _seqs(seeds, 25)
+    counts = spectrum_counts(seqs, 3)
+    x = log_tfidf(counts, inverse_document_frequency(counts))
+    mean = np.asarray(x.mean(0)).ravel()
+    dense = x.toarray() - mean
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    np.testing.assert_allclose(centred_cosines(x, mean), dense @ dense.T, atol=1e-6)
+    # against no mean at all it is the plain tf-idf cosine
+    zero = np.zeros_like(mean)
+    np.testing.assert_allclose(centred_cosines(x, zero), (x @ x.T).toarray(), atol=1e-6)
+
+
+def test_centred_model_trains_with_geometry_saves_and_loads(seeds, tmp_path: Path) -> None:
+    """A centred encoder trained with the geometry term keeps its corpus mean in the saved
+    model, and the loaded model embeds as the trained one did."""
+    base = _cfg(6)
+    cfg = replace(
+        base,
+        model=replace(base.model, centre=True, layers=1, projection_dim=0),
+        objective=ObjectiveConfig(geometry=10.0),
+    )
+    result = pretrain(seeds, cfg, tmp_path / "run")
+    loaded = load_model(tmp_path / "run")
+    corpus = [r.seq for f in seeds.families for r in f.records]
+    fresh = build_encoder(loaded.encoder.spec, PROTEIN.size)
+    fresh.fit_idf(corpus)
+    np.testing.assert_allclose(loaded.encoder.mean.numpy(), fresh.mean.numpy(), rtol=1e-6)
+    seqs = corpus[:5]
+    with torch.no_grad():
+        trained = result.model.encoder.eval()(PROTEIN.batch(seqs)).numpy()
+        again = loaded.encoder(PROTEIN.batch(seqs)).numpy()
+    np.testing.assert_allclose(again, trained, rtol=1e-5, atol=1e-6)
+
+
+def test_float16_model_file_is_half_and_embeds_alike(seeds, tmp_path: Path) -> None:
+    """run.model_dtype float16 stores model.pt's parameters in half precision (the idf and
+    mean buffers stay float32); the loaded model computes in float32, and the checkpoint that
+    --resume reads stays float32."""
+    base = _cfg(5)
+    full = pretrain(seeds, base, tmp_path / "full")
+    half_cfg = replace(base, run=replace(base.run, model_dtype="float16"))
+    pretrain(seeds, half_cfg, tmp_path / "half")
+    size = (tmp_path / "half" / "model.pt").stat().st_size
+    assert size < 0.6 * (tmp_path / "full" / "model.pt").stat().st_size
+    loaded = load_model(tmp_path / "half")
+    assert loaded.encoder.bag.weight.dtype == torch.float32
+    ckpt = torch.load(tmp_path / "half" / "checkpoint.pt", weights_only=False)
+    assert ckpt["model"]["encoder.bag.weight"].dtype == torch.float32
+    seqs = [r.seq for f in seeds.families for r in f.records][:6]
+    with torch.no_grad():
+        want = full.model.encoder.eval()(PROTEIN.batch(seqs)).numpy()
+        got = loaded.encoder(PROTEIN.batch(seqs)).numpy()
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-3)
+
+
 def test_kept_models_are_the_checkpoints(seeds, tmp_path: Path) -> None:
     """run.keep_models keeps the model of every checkpoint (for a curve over training); the
     last one is the final model."""
@@ -204,9 +262,46 @@ def test_input_cosines_are_the_tfidf_cosines(seeds) -> None:
     counts = spectrum_counts(seqs, 4)
     x = log_tfidf(counts, inverse_document_frequency(counts))
     np.testing.assert_allclose(got, (x @ x.T).toarray(), rtol=1e-5, atol=1e-6)
+    sliced = enc.feature_cosines(enc.features(PROTEIN.batch(seqs)), budget=1000).numpy()
+    np.testing.assert_allclose(sliced, got, rtol=1e-5, atol=1e-6)  # many slices, same Gram
     cnn = build_encoder(EncoderSpec(name="cnn", dim=16, layers=1), PROTEIN.size)
     with pytest.raises(ValueError, match="no input vectors"):
         cnn.input_cosines(PROTEIN.batch(seqs))
+
+
+@pytest.mark.parametrize(
+    ("spectrum", "buckets"), [("murphy10:4", 0), ("protein:4,murphy10:5", 0),
+                              ("protein:4,murphy10:5", 4096)],
+)  # fmt: skip
+def test_centred_encoder_subtracts_the_corpus_mean_row(seeds, spectrum: str, buckets: int) -> None:
+    """model.centre: the stored mean is the mean of the corpus's input rows, the embedding is
+    the map of (row − mean), and the geometry term's cosines are those of the centred rows."""
+    seqs = [*_seqs(seeds, 30), "MKV"]
+    spec = EncoderSpec(
+        name="kmer", dim=32, layers=1, spectrum=spectrum, buckets=buckets, centre=True
+    )
+    enc = build_encoder(spec, PROTEIN.size)
+    enc.fit_idf(seqs)
+    tokens = PROTEIN.batch(seqs)
+    rows, offsets, w = enc.features(tokens)
+    dense = np.zeros((len(seqs), enc.rows))
+    bounds = [*offsets.tolist(), len(rows)]
+    for i in range(len(seqs)):
+        span = slice(bounds[i], bounds[i + 1])
+        np.add.at(dense[i], rows[span].numpy(), w[span].numpy())
+    mean = enc.mean.numpy()
+    np.testing.assert_allclose(mean, dense.mean(0), rtol=1e-5, atol=1e-7)
+    centred = dense - mean
+    with torch.no_grad():
+        emb = enc(tokens).numpy()
+    np.testing.assert_allclose(emb, centred @ enc.bag.weight.detach().numpy(), rtol=1e-4, atol=1e-5)
+    unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    for budget in (1 << 24, 500):
+        got = enc.feature_cosines(enc.features(tokens), budget=budget).numpy()
+        np.testing.assert_allclose(got, unit @ unit.T, rtol=1e-4, atol=1e-5)
+    assert abs(float(np.mean(unit @ unit.T))) < 0.1  # centred: no common direction left
+    with pytest.raises(ConfigError, match="centre"):
+        ModelConfig(encoder="cnn", centre=True)
 
 
 def test_geometry_term_pulls_embedding_cosines_to_the_input(seeds, tmp_path: Path) -> None:

@@ -135,3 +135,13 @@ def log_tfidf(counts: Any, idf: np.ndarray) -> Any:
     x = counts.copy()
     x.data = np.log1p(x.data) * idf[x.indices]
     return normalize(x)
+
+
+def centred_cosines(x: Any, mean: np.ndarray) -> np.ndarray:
+    """(N, N) cosines of the rows of sparse ``x`` (N, V) less the dense row ``mean`` (V,),
+    without densifying ``x``: the Gram of the centred rows, then unit-normed."""
+    gram = np.asarray((x @ x.T).toarray(), dtype=np.float64)
+    a = np.asarray(x @ mean, dtype=np.float64).ravel()
+    gram = gram - a[:, None] - a[None, :] + float(mean @ mean)
+    d = np.sqrt(np.maximum(np.diag(gram), 1e-12))
+    return gram / np.outer(d, d)

@@ -51,6 +51,7 @@ class EncoderSpec:
     spectrum: str = "murphy10:4"
     buckets: int = 0
     hidden: int = 1024
+    centre: bool = False
 
 
 class KmerComposition(nn.Module):

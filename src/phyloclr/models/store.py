@@ -81,9 +81,21 @@ class LoadedModel:
 
 
 def save_model(
-    path: Path, encoder: Encoder, alphabet: Alphabet, config_json: str, step: int, name: str
+    path: Path,
+    encoder: Encoder,
+    alphabet: Alphabet,
+    config_json: str,
+    step: int,
+    name: str,
+    dtype: torch.dtype = torch.float32,
 ) -> None:
-    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    """Write the encoder's weights and what it was trained with; ``dtype`` stores the learned
+    parameters (buffers such as the idf stay as they are); loading computes in float32."""
+    params = {k for k, _ in encoder.named_parameters()}
+    state = {
+        k: v.detach().cpu().to(dtype) if k in params else v.detach().cpu()
+        for k, v in encoder.state_dict().items()
+    }
     atomic_torch_save(
         {
             "format": MODEL_FORMAT,

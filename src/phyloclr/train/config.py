@@ -21,7 +21,9 @@ from phyloclr.views.mutation import MutationConfig
 @dataclass(frozen=True)
 class ModelConfig:
     """Encoder architecture and projection head (``projection_dim`` 0: none, the loss sees the
-    embedding)."""
+    embedding). ``centre`` (k-mer spectrum encoder only): subtract the training corpus's mean
+    input vector before the map, so cosines see what two proteins share beyond the corpus's
+    common composition."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -35,6 +37,7 @@ class ModelConfig:
     spectrum: str = "murphy10:4"
     buckets: int = 0
     hidden: int = 1024
+    centre: bool = False
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -50,6 +53,8 @@ class ModelConfig:
             )
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
+        if self.centre and self.encoder != "kmer":
+            raise ConfigError("model.centre needs model.encoder 'kmer' (a mean input vector)")
         if self.encoder == "kmer":
             if self.kmer:
                 raise ConfigError(
@@ -153,6 +158,8 @@ class RunConfig:
     comes first (at least one must be set); the schedules run on the fraction done.
     ``keep_models``: also keep the model of every checkpoint as ``models/step-NNNNNNN.pt``
     (for a curve of development-set scores over training, benchmarks/model_curve.py).
+    ``model_dtype``: how ``model.pt``'s parameters are stored ('float16' halves the file; they
+    are computed in float32 after loading); checkpoints for ``--resume`` stay float32.
     """
 
     max_steps: int | None = 2000
@@ -164,6 +171,7 @@ class RunConfig:
     threads: int = 0
     checkpoint_every: int = 200
     keep_models: bool = False
+    model_dtype: Literal["float32", "float16"] = "float32"
     alphabet: Literal["auto", "protein", "dna"] = "auto"
 
     def __post_init__(self) -> None:

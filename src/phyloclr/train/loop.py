@@ -73,13 +73,22 @@ class ContrastiveModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
         """tokens (2N, L): rows 0..N-1 first views, N..2N-1 second views."""
         mask = tokens != 0
-        h = self.encoder(tokens, mask)
+        reference = None
+        if self.geometry and isinstance(self.encoder, KmerSpectrum):
+            # the sparse input once, for both the embedding and the geometry term's cosines
+            feats = self.encoder.features(tokens)
+            h = self.encoder.embed_features(feats)
+            reference = self.encoder.feature_cosines(feats)
+        else:
+            h = self.encoder(tokens, mask)
         z = self.head(h)
         n = tokens.shape[0] // 2
         out = self.objective(z[:n], z[n:], groups)
         loss = out.loss
         if self.geometry:
-            loss = loss + self.geometry * geometry_loss(h, self.encoder.input_cosines(tokens))
+            if reference is None:
+                reference = self.encoder.input_cosines(tokens)
+            loss = loss + self.geometry * geometry_loss(h, reference)
         return loss, z[:n], z[n:], out.mi_bound, out.candidates
 
 
@@ -132,6 +141,7 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
         spectrum=m.spectrum,
         buckets=m.buckets,
         hidden=m.hidden,
+        centre=m.centre,
     )
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
@@ -142,7 +152,7 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
 
 #: settings a resumed run may change: how long it runs, where, and how often it saves
 RESUMABLE_KEYS = {"run.max_steps", "run.time_budget_s", "run.device", "run.threads",
-                  "run.checkpoint_every", "run.keep_models"}  # fmt: skip
+                  "run.checkpoint_every", "run.keep_models", "run.model_dtype"}  # fmt: skip
 
 
 def _changed_keys(
@@ -231,7 +241,8 @@ def pretrain(
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, alphabet)
     if isinstance(model.encoder, KmerSpectrum) and not resume:
-        # the idf of every family's members (all ranks alike); a resumed run loads it
+        # the idf (and mean input) of every family's members (all ranks alike); a resumed run
+        # loads them
         model.encoder.fit_idf([r.seq for f in fset.families for r in f.records])
     model = model.to(device)
     optimizer = torch.optim.AdamW(
@@ -326,11 +337,12 @@ def pretrain(
             },
             ckpt_path,
         )
-        save_model(run / MODEL, model.encoder, alphabet, config_json, step, run.name)
+        dtype = getattr(torch, cfg.run.model_dtype)
+        save_model(run / MODEL, model.encoder, alphabet, config_json, step, run.name, dtype)
         if cfg.run.keep_models:
             (run / "models").mkdir(exist_ok=True)
             save_model(run / "models" / f"step-{step:07d}.pt", model.encoder, alphabet,
-                       config_json, step, run.name)  # fmt: skip
+                       config_json, step, run.name, dtype)  # fmt: skip
 
     def progress_fraction() -> float:
         parts = []
