@@ -222,7 +222,7 @@ def main() -> None:
             if scaled:
                 info["variant"] = v + "-sparse"
                 wt = np.exp(s.detach().numpy())[None, :]
-                report(step, lambda x, wt=wt: x.multiply(wt).tocsr().toarray())
+                report(step, lambda x, wt=wt: x.multiply(wt).tocsr().toarray() - mu[None, :] * wt)
                 info["variant"] = v
 
 
