@@ -9,7 +9,8 @@ Every kept model embeds every set's labelled proteins and is scored like the har
 (mAP, 1-NN, recall at 1 % false positives; ``benchmarks/bench_protein.py``). The plot has the
 training loss (``metrics.csv``, smoothed over 50 steps) on the left and each set's mAP on the
 right; dashed lines mark each set's Murphy-10 4-mer tf-idf (the encoder's input, with the
-idf of the run's own model; for encoders of that spectrum only).
+idf, and for a centred encoder the mean, of the run's own model; for encoders of that spectrum
+only).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 
 from benchmarks.bench_protein import DevSet, cosine, score
 from phyloclr.embed import embed_sequences
-from phyloclr.kmers import log_tfidf, spectrum_counts
+from phyloclr.kmers import centred_cosines, log_tfidf, spectrum_counts
 from phyloclr.models.store import load_model
 
 
@@ -56,7 +57,12 @@ def main() -> None:
             if plain and ds.name not in baseline:  # the input alone, with this run's idf
                 idf = loaded.encoder.idf.numpy()  # type: ignore[union-attr, operator]
                 x = log_tfidf(spectrum_counts(ds.seqs, 4), idf)
-                baseline[ds.name] = score((x @ x.T).toarray(), ds.labels)["map"]
+                if spec.centre:  # the input as the encoder sees it, less its corpus mean
+                    mean = loaded.encoder.mean.numpy()  # type: ignore[union-attr, operator]
+                    sim = centred_cosines(x, mean)
+                else:
+                    sim = (x @ x.T).toarray()
+                baseline[ds.name] = score(sim, ds.labels)["map"]
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.out is not None:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -339,10 +340,9 @@ def pretrain(
         )
         dtype = getattr(torch, cfg.run.model_dtype)
         save_model(run / MODEL, model.encoder, alphabet, config_json, step, run.name, dtype)
-        if cfg.run.keep_models:
-            (run / "models").mkdir(exist_ok=True)
-            save_model(run / "models" / f"step-{step:07d}.pt", model.encoder, alphabet,
-                       config_json, step, run.name, dtype)  # fmt: skip
+        if cfg.run.keep_models:  # a copy of the model just written, not a second serialisation
+            with atomic_path(run / "models" / f"step-{step:07d}.pt") as tmp:
+                shutil.copyfile(run / MODEL, tmp)
 
     def progress_fraction() -> float:
         parts = []
