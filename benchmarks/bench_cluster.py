@@ -69,6 +69,7 @@ def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
     np.savez_compressed(
         path, y=y, cut=np.array([c.cut for c in candidates]),
         silhouette=np.array([c.silhouette for c in candidates]),
+        separation=np.array([c.separation for c in candidates]),
         run=np.array([c.run for c in candidates]), k=np.array([c.k for c in candidates]),
         source=np.array([c.source for c in candidates]),
         refined=np.array([c.refined for c in candidates]),

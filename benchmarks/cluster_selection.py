@@ -33,11 +33,13 @@ from phyloclr.cluster import (
     prepare,
     raw_space,
     read_dna,
+    separation,
     with_ranks,
 )
 from phyloclr.evaluate import hungarian_accuracy
 
 RULES = {  # name → ClusterConfig changes
+    "three": {"select": "three"},
     "cut": {"select": "cut"},
     "silhouette": {"select": "silhouette"},
     "both": {"select": "both"},
@@ -58,13 +60,16 @@ def with_agreement(candidates: list[Candidate]) -> list[float]:
     return ((ari.sum(1) - 1) / max(1, n - 1)).tolist()
 
 
-def load(path: Path) -> tuple[np.ndarray, list[Candidate]]:
-    """(labels (N,), candidates in saved order) of one saved call."""
+def load(path: Path, space: np.ndarray) -> tuple[np.ndarray, list[Candidate]]:
+    """(labels (N,), candidates in saved order) of one saved call; the clade separation is
+    computed in ``space`` (N, D) when the file predates it."""
     z = np.load(path)
     source = z["source"] if "source" in z else np.array(["tcl"] * len(z["cut"]))
+    sep = z["separation"] if "separation" in z else [separation(space, x) for x in z["labels"]]
     cands = [
         Candidate(int(z["run"][i]), i, float(z["cut"][i]), float(z["silhouette"][i]),
-                  z["labels"][i], int(z["k"][i]), bool(z["refined"][i]), str(source[i]))
+                  z["labels"][i], int(z["k"][i]), bool(z["refined"][i]), str(source[i]),
+                  separation=float(sep[i]))
         for i in range(len(z["cut"]))
     ]  # fmt: skip
     return z["y"], cands
@@ -97,10 +102,10 @@ def main() -> None:
         codes, _, _, space = prepare(records, cfg)
         graph = kmer_neighbours(space, cfg.select_neighbours)
         spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
-        cuts, sils, agrees, worse, accs = [], [], [], [], []
+        cuts, sils, seps, agrees, worse, worse3, accs = [], [], [], [], [], [], []
         per_rule: dict[str, list[tuple[float, bool, float]]] = defaultdict(list)
         for path in sorted(paths):
-            y, cands = load(path)
+            y, cands = load(path, space)
             seed = int(path.stem.rsplit("-", 1)[1])  # the benchmark's seed; its runs' is × 100
             if args.kmeans is not None:
                 kc = replace(cfg, n_clusters=cands[0].k, kmeans=args.kmeans, seed=seed * 100)
@@ -112,7 +117,11 @@ def main() -> None:
             cuts += [c.cut for c in cands]
             sils += [c.silhouette for c in cands]
             agrees += with_agreement(cands)
-            worse += [max(c.rank_cut, c.rank_silhouette) / len(cands) for c in with_ranks(cands)]
+            seps += [c.separation for c in cands]
+            ranked_pool = with_ranks(cands)
+            worse += [max(c.rank_cut, c.rank_silhouette) / len(cands) for c in ranked_pool]
+            worse3 += [max(c.rank_cut, c.rank_silhouette, c.rank_separation) / len(cands)
+                       for c in ranked_pool]  # fmt: skip
             accs += acc.tolist()
             k = cands[0].k
             eye = np.eye(k)
@@ -131,11 +140,13 @@ def main() -> None:
                     per_rule[f"{rule}-vote{vote}"].append(
                         (got["acc"], bool(acc[top.head] >= best - 1e-12), float(best))
                     )
-        points[name] = (cuts, sils, agrees, worse, accs)
+        points[name] = (cuts, sils, seps, agrees, worse, worse3, accs)
         rho_cut = float(spearmanr(-np.array(cuts), accs)[0])
         rho_sil = float(spearmanr(sils, accs)[0])
         rho_agree = float(spearmanr(agrees, accs)[0])
         rho_both = float(spearmanr(-np.array(worse), accs)[0])
+        rho_sep = float(spearmanr(seps, accs)[0])
+        rho_three = float(spearmanr(-np.array(worse3), accs)[0])
         for rule, got in per_rule.items():
             row = {"dataset": name, "rule": rule, "calls": len(got),
                    "acc": round(float(np.mean([g[0] for g in got])), 4),
@@ -145,6 +156,8 @@ def main() -> None:
                    "spearman_cut": round(rho_cut, 3), "spearman_silhouette": round(rho_sil, 3),
                    "spearman_agreement": round(rho_agree, 3),
                    "spearman_both": round(rho_both, 3),
+                   "spearman_separation": round(rho_sep, 3),
+                   "spearman_three": round(rho_three, 3),
                    "candidates": len(accs)}  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -163,19 +176,24 @@ def _plot(points: dict[str, tuple[list[float], ...]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(22, 5.5))
+    fig, grid = plt.subplots(2, 3, figsize=(20, 11))
+    axes = grid.ravel()
     cmap = plt.get_cmap("tab20")
-    for i, (name, (cuts, sils, agrees, worse, accs)) in enumerate(sorted(points.items())):
-        panels = ((axes[0], cuts, -1), (axes[1], sils, 1), (axes[2], agrees, 1),
-                  (axes[3], worse, -1))  # fmt: skip
+    for i, (name, (cuts, sils, seps, agrees, worse, worse3, accs)) in enumerate(
+        sorted(points.items())
+    ):
+        panels = ((axes[0], cuts, -1), (axes[1], sils, 1), (axes[2], seps, 1),
+                  (axes[3], agrees, 1), (axes[4], worse, -1), (axes[5], worse3, -1))  # fmt: skip
         for ax, x, sign in panels:
             rho = spearmanr(sign * np.array(x), accs)[0]
-            ax.scatter(x, accs, s=6, color=cmap(i), label=f"{name} (ρ={rho:.2f})")
+            ax.scatter(x, accs, s=6, color=cmap(i % 20), label=f"{name} (ρ={rho:.2f})")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("neighbour-graph cut (lower is better)")
     axes[1].set_xlabel("cosine silhouette (higher is better)")
-    axes[2].set_xlabel("agreement: mean ARI with the other candidates (higher is better)")
-    axes[3].set_xlabel("default (select both): worse of its cut and silhouette ranks / pool size")
+    axes[2].set_xlabel("clade separation: closest clusters' distance / loosest cluster's (higher)")
+    axes[3].set_xlabel("agreement: mean ARI with the other candidates (higher is better)")
+    axes[4].set_xlabel("select both: worse of its cut and silhouette ranks / pool size")
+    axes[5].set_xlabel("default (select three): worse of its three ranks / pool size")
     for ax in axes:
         ax.set_ylabel("ACC (Hungarian)")
         ax.legend(fontsize=6, markerscale=2)

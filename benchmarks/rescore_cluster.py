@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_cluster import DATA, dataset_fasta
-from phyloclr.cluster import Candidate, ClusterConfig, assign, prepare, read_dna
+from phyloclr.cluster import Candidate, ClusterConfig, assign, prepare, read_dna, separation
 from phyloclr.evaluate import hungarian_accuracy
 
 
@@ -35,7 +35,8 @@ def main() -> None:
         n = len(z["y"])
         pool = [
             (Candidate(int(z["run"][i]), 0, float(z["cut"][i]), float(z["silhouette"][i]),
-                       z["labels"][i], k, bool(z["refined"][i])),
+                       z["labels"][i], k, bool(z["refined"][i]),
+                       separation=separation(spaces[name], z["labels"][i])),
              np.eye(k, dtype=np.float32)[z["labels"][i]])
             for i in range(len(z["labels"]))
         ]  # fmt: skip  # saved best first; the vote reads labels only, so one-hot stands in

@@ -65,7 +65,8 @@ CLUSTER_COLUMNS = [
     ("phyloclr-kmer-select-cut-vote3", "ranked by cut"),
     ("phyloclr-kmer-select-silhouette-vote3", "ranked by silhouette"),
     ("phyloclr-kmer-nokm-select-both-vote3", "both ranks, heads only (no k-means in the pool)"),
-    ("phyloclr-kmer-select-both-vote3", "**phyloclr default** (both ranks, k-means in the pool)"),
+    ("phyloclr-kmer-select-both-vote3", "both ranks, vote of 3 (default until session 25)"),
+    ("phyloclr-kmer-select-three-vote1", "three ranks, best-ranked (same heads)"),
     ("phyloclr-fcgr-single", "phyloclr FCGR single"),
     ("phyloclr-fcgr-default", "phyloclr FCGR default"),
     ("idelucs", "iDeLUCS (run here)"),
@@ -91,7 +92,9 @@ def cluster_table(paths: list[str], metric: str = "acc") -> None:
             width, batch = re.findall(r"\d+", method.split("-")[2])
             columns.append((method, f"phyloclr FCGR {width} ch., batch {batch}, {stage}"))
     timed = next((m for m, _ in columns if m.endswith("-default")), None)  # k-mer first
-    if any(m == "phyloclr-kmer-select-both-vote3" for m, _ in columns):  # issue 20's default
+    if timed != "phyloclr-kmer-default" and any(
+        m == "phyloclr-kmer-select-both-vote3" for m, _ in columns
+    ):  # issue 20's first table: the rescored default, no fresh default column
         timed = "phyloclr-kmer-select-both-vote3"
     head = ["dataset", "n", "K"] + [t for _, t in columns]
     head += ["default time (s)", "published CGRclust / iDeLUCS / phylonium+Ward"]

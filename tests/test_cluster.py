@@ -166,6 +166,30 @@ def test_both_scores_must_agree() -> None:
     assert min(ranked[:3], key=lambda c: c.rank_key("silhouette")).head == 2
 
 
+def test_three_scores_and_clade_separation() -> None:
+    from phyloclr.cluster import Candidate, separation, with_ranks
+
+    # four clades on a line: A and B close (one phylum), C and D each far from everything
+    rng = np.random.default_rng(0)
+    centres = np.array([[1.0, 0.0, 0.0], [1.0, 0.25, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    space = np.repeat(centres, 20, axis=0) + rng.normal(0, 0.02, (80, 3))
+    clade = np.repeat([0, 0, 1, 2], 20)  # A+B merged, C, D: the deep split, K = 3
+    shallow = np.repeat([0, 1, 2, 2], 20)  # A and B split, C and D merged
+    assert separation(space, clade) > 2 * separation(space, shallow)
+    assert separation(space, np.zeros(80, dtype=np.int64)) == 0.0
+    labels = np.zeros(4, dtype=np.int64)
+    pool = [  # best by cut and silhouette, least separated: "both" picks it, "three" does not
+        Candidate(0, 0, cut=0.01, silhouette=0.6, labels=labels, k=2, separation=0.5),
+        Candidate(0, 1, cut=0.02, silhouette=0.5, labels=labels, k=2, separation=2.0),
+        Candidate(0, 2, cut=0.03, silhouette=0.4, labels=labels, k=2, separation=1.5),
+    ]
+    ranked = with_ranks(pool)
+    assert [c.rank_separation for c in ranked] == [3.0, 1.0, 2.0]
+    assert min(ranked, key=lambda c: c.rank_key("both")).head == 0
+    assert min(ranked, key=lambda c: c.rank_key("three")).head == 1  # worse rank 2, not 3
+    assert ClusterConfig().select == "three"
+
+
 def test_steps_grow_with_the_data() -> None:
     from phyloclr.cluster import auto_steps
 

@@ -625,13 +625,17 @@ def cluster(
     ] = None,
     vote: Annotated[
         int | None,
-        typer.Option(help="Best partitions (see --select) combined by majority vote. [3]"),
+        typer.Option(
+            help="Best partitions (see --select) combined by majority vote; 0: 1 with K "
+            "given, 3 when K is chosen. [0]"
+        ),
     ] = None,
     select: Annotated[
         str | None,
         typer.Option(
-            help="Rank partitions by the worse of their ranks by neighbour-graph cut and by "
-            "silhouette (both), or by one of them (cut, silhouette). [both]"
+            help="Rank partitions by the worse of their ranks by neighbour-graph cut, "
+            "silhouette and clade separation (three), by cut and silhouette (both), or by one "
+            "of them (cut, silhouette). [three]"
         ),
     ] = None,
     neighbours: Annotated[

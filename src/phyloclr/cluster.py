@@ -32,19 +32,23 @@ borders is then ranked by what k-means makes of it. With K given, ``kmeans`` k-m
 spaces of the standardised and of the raw frequencies (the latter is plain k-mer k-means), join
 the pool and are scored the same way (:func:`kmeans_candidates`): when no head beats k-means by
 the label-free score, k-means is what is returned. Partitions, raw and refined heads and k-means
-together, are ranked by ``select``: by default ``both``, the worse of a partition's two ranks
-(by cut and by silhouette among the pool, :func:`with_ranks`), then their sum; ``cut`` or
-``silhouette`` rank by one score, the other breaking ties. Each score alone fails on some
-development sets (benchmarks/RESULTS.md, issue 20: the cut picks partitions that split one group
-along a sparse seam, the silhouette follows k-mer geometry where it disagrees with the taxa);
-over the 9 shared and 3 rRNA development sets, three seeds, ``both`` gave mean ACC 0.928 against
-0.922 (cut) and 0.902 (silhouette) on the same partitions. The ``vote`` best are combined by
-majority vote after matching their labels to the best one (Hungarian on the contingency table);
-``vote = 1`` keeps the best. With ``refine`` the voted partition is then refined by k-means in
-the same way: the heads find the basin, k-means settles the borders. The probability reported is
-the voters' mean (matched) probability of the final cluster (a head's softmax, or a refined
-partition's k-means responsibility), so a sequence that k-means moved away from the voters'
-choice shows a low one.
+together, are ranked by ``select``: by default ``three``, the worse of a partition's three
+ranks among the pool (by cut, by silhouette and by clade separation, :func:`separation`: the two
+closest clusters' mean distance over the loosest cluster's, :func:`with_ranks`), then their sum;
+``both`` uses the cut and silhouette ranks only, ``cut`` or ``silhouette`` one score, the other
+breaking ties. Each score alone fails on some development sets (benchmarks/RESULTS.md, issue
+20: the cut picks partitions that split one group along a sparse seam, the silhouette follows
+k-mer geometry where it disagrees with the taxa, and both prefer, at a coarse rank, compact
+partitions that split one phylum and merge two others, which the separation penalises); over
+the 9 shared and 6 rRNA development sets, three seeds, the best-ranked partition by ``three``
+gave mean ACC 0.913 against 0.895 for ``both`` with a vote of three (the earlier default) on
+the same partitions. The ``vote`` best (0, the default: 1 with K given, 3 when K is chosen) are
+combined by majority vote after matching their labels to the best one (Hungarian on the
+contingency table); one keeps the best. With ``refine`` the voted partition is then refined by
+k-means in the same way: the heads find the basin, k-means settles the borders. The
+probability reported is the voters' mean (matched) probability of the final cluster (a head's
+softmax, or a refined partition's k-means responsibility), so a sequence that k-means moved
+away from the voters' choice shows a low one.
 
 When K is not given, every run trains one cluster head for each K in 2..``max_clusters`` on a
 shared backbone, and K is chosen by reproducibility (:func:`choose_k`): the stability of K is
@@ -100,7 +104,7 @@ class ClusterConfig:
     fcgr_channels: int = 128  # --input fcgr: the CNN's width (CGRclust: 128)
     runs: int = 3
     heads: int = 6
-    vote: int = 3
+    vote: int = 0  # partitions voted; 0: 1 when K is given (the best-ranked), 3 when K is chosen
     steps: int = 0  # per run; 0: grow with the data (auto_steps)
     kmeans: int = 3  # K given: k-means partitions (best of 10 starts) per k-mer space in the pool
     batch_size: int = 256
@@ -115,7 +119,7 @@ class ClusterConfig:
     relative_window: tuple[float, float] = (0.0, 0.15)  # mash: substitutions/site allowed
     relative_pool: int = 30  # mash: nearest sequences in the k-mer space measured
     mash_k: int = 12  # mash: k-mer size of the Jaccard index
-    select: Literal["both", "cut", "silhouette"] = "both"  # how partitions are ranked
+    select: Literal["three", "both", "cut", "silhouette"] = "three"  # how partitions are ranked
     select_neighbours: int = 10  # the k-mer neighbour graph whose cut ranks partitions
     search: NeighbourConfig = field(default_factory=NeighbourConfig)  # that graph's engine
     silhouette_sample: int = 5000
@@ -149,8 +153,8 @@ class ClusterConfig:
             )
         if self.kmeans < 0:
             raise ConfigError("kmeans (partitions per k-mer space) must be ≥ 0")
-        if not 1 <= self.vote <= self.runs * self.heads:
-            raise ConfigError("vote must lie in 1..runs × heads")
+        if not 0 <= self.vote <= self.runs * self.heads:
+            raise ConfigError("vote must lie in 0..runs × heads (0: 1 with K given, else 3)")
         if self.n_clusters == 0 and (self.runs < 2 or self.max_clusters < 3):
             raise ConfigError(
                 "choosing K compares runs: it needs runs ≥ 2 and max_clusters ≥ 3 "
@@ -263,15 +267,21 @@ class Candidate:
     source: str = "tcl"  # "tcl" (a head), "kmeans" or "kmeans-raw" (see ``kmeans_candidates``)
     rank_cut: float = 0.0  # its rank by cut among the pool's partitions of its K (1: best)
     rank_silhouette: float = 0.0  # its rank by silhouette among them (ties share the mean rank)
+    separation: float = 0.0  # clade separation (:func:`separation`; higher: better)
+    rank_separation: float = 0.0  # its rank by separation among them
 
     def rank_key(self, select: str) -> tuple[float, ...]:
         """Sort key, best first: by ``select``, the other score breaking ties; ``both``: by
-        the worse of its two ranks (good by both scores), then their sum, then the cut."""
+        the worse of its cut and silhouette ranks (good by both scores), then their sum, then
+        the cut; ``three``: the same over its cut, silhouette and separation ranks."""
         if select == "cut":
             return (self.cut, -self.silhouette)
         if select == "both":
             worse = max(self.rank_cut, self.rank_silhouette)
             return (worse, self.rank_cut + self.rank_silhouette, self.cut)
+        if select == "three":
+            ranks = (self.rank_cut, self.rank_silhouette, self.rank_separation)
+            return (max(ranks), sum(ranks), self.cut)
         return (-self.silhouette, self.cut)
 
 
@@ -477,18 +487,21 @@ def kmeans_candidates(
             labels = KMeans(k, n_init=10, random_state=cfg.seed + j).fit_predict(x)
             resp = refine(x, labels, k, max_iter=0)
             sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
-            cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, k, source=name)
+            cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, k, source=name,
+                             separation=separation(spaces["kmeans"], labels))  # fmt: skip
             out.append((cand, resp))
     return out
 
 
 def with_ranks(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """``candidates`` with ``rank_cut`` and ``rank_silhouette`` set: each one's rank (1 =
-    best, ties averaged) by each score among the partitions of the same K, for ``select =
-    "both"``. Each score alone has a failure mode on the development sets: the cut favours
-    partitions that split one group along a sparse seam (and merge two others), the silhouette
-    favours the k-mer space's own geometry where it disagrees with the taxa (6-mer k-means on
-    cgrclust Cypriniformes); a partition good by both is rarely either."""
+    """``candidates`` with ``rank_cut``, ``rank_silhouette`` and ``rank_separation`` set:
+    each one's rank (1 = best, ties averaged) by each score among the partitions of the same K,
+    for ``select = "both"`` and ``"three"``. Each score alone has a failure mode on the
+    development sets: the cut favours partitions that split one group along a sparse seam (and
+    merge two others), the silhouette favours the k-mer space's own geometry where it disagrees
+    with the taxa (6-mer k-means on cgrclust Cypriniformes), and both favour compact partitions
+    that split one phylum and merge two others at a coarse rank, which the separation does not;
+    a partition good by all three is rarely any of these."""
     from dataclasses import replace
 
     from scipy.stats import rankdata
@@ -498,9 +511,11 @@ def with_ranks(candidates: Sequence[Candidate]) -> list[Candidate]:
         idx = [i for i, c in enumerate(candidates) if c.k == k]
         by_cut = rankdata([candidates[i].cut for i in idx])
         by_sil = rankdata([-candidates[i].silhouette for i in idx])
+        by_sep = rankdata([-candidates[i].separation for i in idx])
         for j, i in enumerate(idx):
             out[i] = replace(candidates[i], rank_cut=float(by_cut[j]),
-                             rank_silhouette=float(by_sil[j]))  # fmt: skip
+                             rank_silhouette=float(by_sil[j]),
+                             rank_separation=float(by_sep[j]))  # fmt: skip
     return out
 
 
@@ -534,6 +549,28 @@ def silhouette(space: np.ndarray, labels: np.ndarray, sample: int, seed: int) ->
     size = sample if len(labels) > sample else None
     return float(silhouette_score(space, labels, metric="cosine", sample_size=size,
                                   random_state=seed))  # fmt: skip
+
+
+def separation(space: np.ndarray, labels: np.ndarray) -> float:
+    """Clade separation of a partition: the mean cosine distance between the two closest
+    clusters (average linkage: over all pairs of their members) divided by the mean cosine
+    distance within the loosest cluster (over all pairs of its members, each with itself
+    included); 0 for a single cluster. High when every cluster is farther from every other
+    than its own members are from each other, as the clades of a tree cut at one depth are:
+    a partition that splits one clade while merging two distant others scores low even when
+    its clusters are compact (a coarse rank, bacterial phyla, in RESULTS.md). O(N·D) by
+    cluster sums of the unit vectors of ``space`` (N, D)."""
+    used, slot = np.unique(labels, return_inverse=True)
+    if len(used) < 2:
+        return 0.0
+    unit = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
+    sums = np.zeros((len(used), space.shape[1]))
+    np.add.at(sums, slot, unit)
+    size = np.bincount(slot).astype(float)
+    distance = 1.0 - (sums @ sums.T) / np.outer(size, size)  # (C, C) mean pair distances
+    within = float(np.diag(distance).max())
+    between = float((distance + np.diag(np.full(len(used), np.inf))).min())
+    return between / max(within, 1e-12)
 
 
 def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
@@ -649,7 +686,8 @@ def cluster_sequences(
         for h, p in enumerate(probs):
             labels = p.argmax(1)
             sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
-            cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels, p.shape[1])
+            cand = Candidate(run, h, neighbour_cut(graph, labels), sil, labels, p.shape[1],
+                             separation=separation(space, labels))  # fmt: skip
             candidates.append((cand, p))
             if cfg.n_clusters and cfg.refine and cfg.rank_refined:
                 candidates.append(refined_candidate(cand, space, graph, cfg))
@@ -712,7 +750,7 @@ def refined_candidate(
     labels = resp.argmax(1)
     sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
     return Candidate(cand.run, cand.head, neighbour_cut(graph, labels), sil, labels, cand.k,
-                     refined=True), resp  # fmt: skip
+                     refined=True, separation=separation(space, labels)), resp  # fmt: skip
 
 
 def ranked(
@@ -737,6 +775,13 @@ class Assignment:
     chosen: list[tuple[Candidate, np.ndarray]]  # the candidates voted, best first
 
 
+def voters(cfg: ClusterConfig) -> int:
+    """How many of the best-ranked partitions are voted: ``cfg.vote``, or when 0, 1 with K
+    given (over the 15 development sets the best-ranked partition alone beat the vote of
+    three under ``select = "three"``, RESULTS.md) and 3 when K is chosen (one per run)."""
+    return cfg.vote or (1 if cfg.n_clusters else 3)
+
+
 def assign(
     candidates: Sequence[tuple[Candidate, np.ndarray]], space: np.ndarray, k: int,
     cfg: ClusterConfig,
@@ -744,7 +789,7 @@ def assign(
     """Vote the ``cfg.vote`` best of ``candidates`` (each with its (N, k) probabilities: a
     head's softmax, or a refined partition's k-means responsibilities) and, with
     ``cfg.refine``, refine the vote by k-means in ``space`` (N, D)."""
-    chosen = ranked(candidates, k, cfg)[: cfg.vote]  # choosing K: one head per run (+ refined)
+    chosen = ranked(candidates, k, cfg)[: voters(cfg)]  # K chosen: one head per run (+ refined)
     voted, mean_prob, agree = vote([c[1] for c in chosen], k)
     final = refine(space, voted, k).argmax(1) if cfg.refine else voted
     return Assignment(final, mean_prob[np.arange(len(final)), final], voted, agree, chosen)
@@ -761,6 +806,8 @@ def _scores(c: Candidate) -> dict[str, object]:
         "silhouette": round(c.silhouette, 4),
         "rank_cut": c.rank_cut,
         "rank_silhouette": c.rank_silhouette,
+        "separation": round(c.separation, 4),
+        "rank_separation": c.rank_separation,
     }
 
 

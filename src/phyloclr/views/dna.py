@@ -82,18 +82,23 @@ def kmer_counts(batch: Sequence[np.ndarray], k: int) -> np.ndarray:
     """(B, 4^k) float32 k-mer counts of coded sequences (first base most significant);
     k-mers over an ambiguous base are skipped."""
     size = 4**k
+    dtype = np.int32 if len(batch) * size < 2**31 else np.int64  # halves the memory traffic
     keys = []
     for row, c in enumerate(batch):
         n = len(c) - k + 1
         if n <= 0:
             continue
-        key = np.zeros(n, dtype=np.int64)
-        bad = np.zeros(n, dtype=bool)
-        for j in range(k):
-            window = c[j : j + n]
-            key = (key << 2) | (window & 3)
-            bad |= window >= AMBIGUOUS
-        keys.append(key[~bad] + row * size)
+        wide = c.astype(dtype)
+        key = wide[:n] & 3
+        for j in range(1, k):
+            key <<= 2
+            key |= wide[j : j + n] & 3
+        ambiguous = c >= AMBIGUOUS
+        if ambiguous.any():  # windows holding an ambiguous base, by a running count
+            run = np.concatenate(([0], np.cumsum(ambiguous, dtype=np.int64)))
+            key = key[run[k : k + n] == run[:n]]
+        key += row * size
+        keys.append(key)
     flat = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
     counts = np.bincount(flat, minlength=len(batch) * size)
     return counts.reshape(len(batch), size).astype(np.float32)
