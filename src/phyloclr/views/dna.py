@@ -18,8 +18,10 @@ over it are skipped) and the reverse complement with probability ``reverse_compl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from phyloclr.kmers import letter_index
 from phyloclr.views.mutation import MutationConfig
@@ -82,13 +84,13 @@ def kmer_counts(batch: Sequence[np.ndarray], k: int) -> np.ndarray:
     """(B, 4^k) float32 k-mer counts of coded sequences (first base most significant);
     k-mers over an ambiguous base are skipped."""
     size = 4**k
-    dtype = np.int32 if len(batch) * size < 2**31 else np.int64  # halves the memory traffic
+    dtype: type[np.signedinteger[Any]] = np.int32 if len(batch) * size < 2**31 else np.int64
     keys = []
     for row, c in enumerate(batch):
         n = len(c) - k + 1
         if n <= 0:
             continue
-        wide = c.astype(dtype)
+        wide: npt.NDArray[np.signedinteger[Any]] = c.astype(dtype)  # int32: half the traffic
         key = wide[:n] & 3
         for j in range(1, k):
             key <<= 2
