@@ -190,6 +190,16 @@ def test_three_scores_and_clade_separation() -> None:
     assert ClusterConfig().select == "three"
 
 
+def test_votes_by_default_one_with_k_given_three_when_chosen() -> None:
+    from phyloclr.cluster import voters
+
+    assert voters(ClusterConfig(n_clusters=4)) == 1
+    assert voters(ClusterConfig()) == 3  # K chosen: one partition per run
+    assert voters(ClusterConfig(n_clusters=4, vote=2)) == 2
+    with pytest.raises(ConfigError, match="vote"):
+        ClusterConfig(n_clusters=4, vote=-1)
+
+
 def test_steps_grow_with_the_data() -> None:
     from phyloclr.cluster import auto_steps
 
