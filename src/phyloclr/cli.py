@@ -688,9 +688,9 @@ def cluster(
 ) -> None:
     """[experimental] Cluster DNA sequences without labels (Twin Contrastive Learning).
 
-    TCL heads and plain k-mer k-means partitions are ranked without labels. Over 12 labelled
-    sets, three seeds: mean accuracy 0.928 against 0.859 for 6-mer k-means, below it on 2 sets
-    by under 0.01 (benchmarks/RESULTS.md)."""
+    TCL heads and plain k-mer k-means partitions are ranked without labels. Over 15 labelled
+    sets, three seeds: mean accuracy 0.913 against 0.847 for 6-mer k-means, below it on 1 set
+    (18S genera, by 0.012) (benchmarks/RESULTS.md)."""
     from phyloclr.cluster import (
         cluster_sequences,
         load_cluster_config,

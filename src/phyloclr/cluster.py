@@ -786,7 +786,7 @@ def assign(
     candidates: Sequence[tuple[Candidate, np.ndarray]], space: np.ndarray, k: int,
     cfg: ClusterConfig,
 ) -> Assignment:  # fmt: skip
-    """Vote the ``cfg.vote`` best of ``candidates`` (each with its (N, k) probabilities: a
+    """Vote the :func:`voters` best of ``candidates`` (each with its (N, k) probabilities: a
     head's softmax, or a refined partition's k-means responsibilities) and, with
     ``cfg.refine``, refine the vote by k-means in ``space`` (N, D)."""
     chosen = ranked(candidates, k, cfg)[: voters(cfg)]  # K chosen: one head per run (+ refined)
