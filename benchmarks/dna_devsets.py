@@ -197,31 +197,39 @@ def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
     counts = Counter({k: len(v) for k, v in by_genus.items()})
     chosen = sorted(counts.most_common(spec.top), key=lambda kv: (-kv[1], kv[0]))
     rng = np.random.default_rng(0)
-    folder = out / spec.name
+    groups = {}
+    for name, _ in chosen:
+        recs = by_genus[name]
+        keep = sorted(rng.choice(len(recs), min(spec.cap, len(recs)), replace=False))
+        groups[name] = [recs[i] for i in keep]
+    lengths = [len(s) for name, _ in chosen for _, s in by_genus[name]]
+    return write_set(
+        out / spec.name, groups, lengths, "candidate lengths",
+        f"`{ROOT}/{spec.database}`, SILVA Ref 93 redistributed by NCBI; Debian lists the "
+        f"package as public domain). Records whose definition line matches `{spec.marker}` "
+        f"and not `{spec.exclude}`, at least {spec.min_len} bp, ≤ 1 % N; label = genus (first "
+        f"word of the definition line); the {spec.top} most frequent genera, at most "
+        f"{spec.cap} records each (seed 0).",
+    )  # fmt: skip
+
+
+def write_set(folder: Path, groups: dict[str, list[tuple[str, str]]], lengths: list[int],
+              length_word: str, source: str) -> dict[str, int]:  # fmt: skip
+    """Write ``groups`` (label → [(accession, sequence)]) as ``folder``'s sequences.fasta,
+    labels.csv and PROVENANCE.md (``source`` completes its first sentence); the group sizes."""
     folder.mkdir(parents=True, exist_ok=True)
-    sizes: dict[str, int] = {}
     with (folder / "sequences.fasta").open("w") as fa, (folder / "labels.csv").open("w") as lab:
         lab.write("id,label\n")
-        for name, _ in chosen:
-            recs = by_genus[name]
-            keep = sorted(rng.choice(len(recs), min(spec.cap, len(recs)), replace=False))
-            sizes[name] = len(keep)
-            for i in keep:
-                acc, s = recs[i]
-                fa.write(f">{acc}\n{s}\n")
+        for name, recs in groups.items():
+            for acc, seq in recs:
+                fa.write(f">{acc}\n{seq}\n")
                 lab.write(f"{acc},{name}\n")
-    lengths = [len(s) for name, _ in chosen for _, s in by_genus[name]]
+    sizes = {name: len(recs) for name, recs in groups.items()}
     (folder / "PROVENANCE.md").write_text(
-        f"# {spec.name}\n\nBuilt by `python -m benchmarks.dna_devsets` from Debian "
-        f"`{PACKAGE}` (`{ROOT}/{spec.database}`, SILVA Ref 93 redistributed by NCBI; Debian "
-        "lists the package as public domain). Records whose definition line matches "
-        f"`{spec.marker}` and not `{spec.exclude}`, at least {spec.min_len} bp, ≤ 1 % N; "
-        f"label = genus (first word of the definition line); the {spec.top} most frequent "
-        f"genera, at most {spec.cap} records each (seed 0).\n\n"
-        f"{sum(sizes.values())} sequences, K = {len(sizes)}; candidate lengths "
-        f"{min(lengths)}–{max(lengths)} bp (median {int(np.median(lengths))}).\n\n"
-        + "\n".join(f"- {k}: {v}" for k, v in sizes.items())
-        + "\n"
+        f"# {folder.name}\n\nBuilt by `python -m benchmarks.dna_devsets` from Debian "
+        f"`{PACKAGE}` ({source}\n\n{sum(sizes.values())} sequences, K = {len(sizes)}; "
+        f"{length_word} {min(lengths)}–{max(lengths)} bp (median {int(np.median(lengths))})."
+        "\n\n" + "\n".join(f"- {k}: {v}" for k, v in sizes.items()) + "\n"
     )  # fmt: skip
     return sizes
 
@@ -245,31 +253,17 @@ def build_ranked(spec: RankSet, root: Path, lineages: dict[str, dict[str, str]],
         by_taxon[taxon].append((acc, s))
     counts = Counter({k: len(v) for k, v in by_taxon.items()})
     chosen = sorted(counts.most_common(spec.top), key=lambda kv: (-kv[1], kv[0]))
-    folder = out / spec.name
-    folder.mkdir(parents=True, exist_ok=True)
-    sizes = {name: n for name, n in chosen}
-    with (folder / "sequences.fasta").open("w") as fa, (folder / "labels.csv").open("w") as lab:
-        lab.write("id,label\n")
-        for name, _ in chosen:
-            for acc, s in by_taxon[name]:
-                fa.write(f">{acc}\n{s}\n")
-                lab.write(f"{acc},{name}\n")
     lengths = [len(s) for name, _ in chosen for _, s in by_taxon[name]]
     package, version, member = TAXONOMY
-    (folder / "PROVENANCE.md").write_text(
-        f"# {spec.name}\n\nBuilt by `python -m benchmarks.dna_devsets` from Debian "
-        f"`{PACKAGE}` (`{ROOT}/LSURef_93.fasta`, SILVA Ref 93 redistributed by NCBI; Debian "
-        "lists the package as public domain): bacterial 23S records (definition line names "
-        f"23S, not 25S/26S/28S, mitochondrion or chloroplast), at least {spec.min_len} bp, "
-        "≤ 1 % N, whose genus (first word of the definition line) is in the NCBI Taxonomy "
-        f"table of the PyPI wheel `{package}` {version} (`{member}`, MIT licence). Label = "
-        f"the genus's {spec.rank}; every record of the {spec.top} largest taxa.\n\n"
-        f"{sum(sizes.values())} sequences, K = {len(sizes)}; lengths "
-        f"{min(lengths)}–{max(lengths)} bp (median {int(np.median(lengths))}).\n\n"
-        + "\n".join(f"- {k}: {v}" for k, v in sizes.items())
-        + "\n"
+    return write_set(
+        out / spec.name, {name: by_taxon[name] for name, _ in chosen}, lengths, "lengths",
+        "`" + ROOT + "/LSURef_93.fasta`, SILVA Ref 93 redistributed by NCBI; Debian lists the "
+        "package as public domain): bacterial 23S records (definition line names 23S, not "
+        f"25S/26S/28S, mitochondrion or chloroplast), at least {spec.min_len} bp, ≤ 1 % N, "
+        "whose genus (first word of the definition line) is in the NCBI Taxonomy table of the "
+        f"PyPI wheel `{package}` {version} (`{member}`, MIT licence). Label = the genus's "
+        f"{spec.rank}; every record of the {spec.top} largest taxa.",
     )  # fmt: skip
-    return sizes
 
 
 def main() -> None:
