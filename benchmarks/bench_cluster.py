@@ -130,16 +130,17 @@ def main() -> None:
 
         if args.choose_k:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                if (d.name, "phyloclr-kmer-autok", seed) in done:
+                if (d.name, f"phyloclr-kmer{args.tag}-autok", seed) in done:
                     continue
                 cfg = ClusterConfig(n_clusters=0, seed=seed * 100, threads=args.threads,
                                     device=args.device)  # fmt: skip
+                cfg = replace(cfg, **overrides)  # --set applies here too
                 t = time.perf_counter()
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t
                 if args.save is not None:
                     _save(args.save / f"{d.name}-autok-{seed}.npz", y, res.candidates)
-                emit("phyloclr-kmer-autok", seed, res.clusters, seconds, k_chosen=res.k,
+                emit(f"phyloclr-kmer{args.tag}-autok", seed, res.clusters, seconds, k_chosen=res.k,
                      cluster_sizes=res.summary["cluster_sizes"],
                      k_scores=res.summary["k_scores"])  # fmt: skip
             continue

@@ -206,6 +206,11 @@ def test_steps_grow_with_the_data() -> None:
     assert auto_steps(113, 113) == 60  # the floor
     assert auto_steps(1000, 256) == 79  # 20 epochs
     assert auto_steps(5000, 256) == 300 and auto_steps(100_000, 256) == 300  # the ceiling
+    from phyloclr.cluster import run_steps
+
+    assert run_steps(ClusterConfig(n_clusters=5), 1000) == 79  # K given: grows with the data
+    assert run_steps(ClusterConfig(), 1000) == 300  # K chosen: the setting it was measured with
+    assert run_steps(ClusterConfig(steps=7), 1000) == 7
     with pytest.raises(ConfigError, match="steps ≥ 0"):
         ClusterConfig(steps=-1)
 
