@@ -28,18 +28,13 @@ from scipy.stats import rankdata
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
-from benchmarks.bench_cluster import dataset_fasta, datasets, kmeans_6mer
-from benchmarks.cluster_selection import load
+from benchmarks.bench_cluster import kmeans_6mer
+from benchmarks.cluster_selection import load, saved_sets
 from phyloclr.cluster import (
     Candidate,
-    ClusterConfig,
     assign,
     kmeans_candidates,
-    kmer_neighbours,
     neighbour_cut,
-    prepare,
-    raw_space,
-    read_dna,
     separation,
     silhouette,
 )
@@ -100,17 +95,8 @@ def main() -> None:
     ap.add_argument("--rule", default="both")
     ap.add_argument("--vote", type=int, default=3)
     args = ap.parse_args()
-    folders = {d.name: d for d in datasets(None, args.data)}
-    by_set: dict[str, list[Path]] = defaultdict(list)
-    for p in args.saved:
-        by_set[p.stem.rsplit("-kmer-", 1)[0]].append(p)
     table: dict[str, dict[str, float]] = {}
-    for name, paths in sorted(by_set.items()):
-        records, _ = read_dna(dataset_fasta(folders[name]))
-        cfg = ClusterConfig(n_clusters=2)
-        codes, _, _, space = prepare(records, cfg)
-        graph = kmer_neighbours(space, cfg.select_neighbours)
-        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
+    for name, paths, records, cfg, codes, space, graph, spaces in saved_sets(args.saved, args.data):
         raw = dna.kmer_frequencies(codes, cfg.k)
         row: dict[str, list[float]] = defaultdict(list)
         for path in sorted(paths):

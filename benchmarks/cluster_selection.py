@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -75,6 +77,23 @@ def load(path: Path, space: np.ndarray) -> tuple[np.ndarray, list[Candidate]]:
     return z["y"], cands
 
 
+def saved_sets(saved: list[Path], data: list[Path] | None) -> Iterator[tuple[Any, ...]]:
+    """Per dataset of the saved calls (``<dataset>-kmer-<seed>.npz``), in name order: (name,
+    its saved paths, records, a ClusterConfig, coded sequences, the standardised PCA space,
+    the neighbour graph, the two k-mer spaces of the pool's k-means partitions)."""
+    folders = {d.name: d for d in datasets(None, data)}
+    by_set: dict[str, list[Path]] = defaultdict(list)
+    for p in saved:
+        by_set[p.stem.rsplit("-kmer-", 1)[0]].append(p)
+    for name, paths in sorted(by_set.items()):
+        records, _ = read_dna(dataset_fasta(folders[name]))
+        cfg = ClusterConfig(n_clusters=2)
+        codes, _, _, space = prepare(records, cfg)
+        graph = kmer_neighbours(space, cfg.select_neighbours)
+        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
+        yield name, paths, records, cfg, codes, space, graph, spaces
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("saved", nargs="+", type=Path, help="<dataset>-kmer-<seed>.npz")
@@ -90,18 +109,11 @@ def main() -> None:
                     "the current code (0: none), seeded as bench_cluster seeds runs")  # fmt: skip
     args = ap.parse_args()
     bench_rows: list[dict[str, object]] = []
-    folders = {d.name: d for d in datasets(None, args.data)}
-    by_set: dict[str, list[Path]] = defaultdict(list)
-    for p in args.saved:
-        by_set[p.stem.rsplit("-kmer-", 1)[0]].append(p)
     points: dict[str, tuple[list[float], ...]] = {}
     rows = []
-    for name, paths in sorted(by_set.items()):
-        records, _ = read_dna(dataset_fasta(folders[name]))
-        cfg = ClusterConfig(n_clusters=2)
-        codes, _, _, space = prepare(records, cfg)
-        graph = kmer_neighbours(space, cfg.select_neighbours)
-        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
+    for name, paths, _records, cfg, _codes, space, graph, spaces in saved_sets(
+        args.saved, args.data
+    ):
         cuts, sils, seps, agrees, worse, worse3, accs = [], [], [], [], [], [], []
         per_rule: dict[str, list[tuple[float, bool, float]]] = defaultdict(list)
         for path in sorted(paths):
