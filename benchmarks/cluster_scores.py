@@ -33,6 +33,7 @@ from benchmarks.cluster_selection import load, saved_sets
 from phyloclr.cluster import (
     Candidate,
     assign,
+    cluster_distances,
     kmeans_candidates,
     neighbour_cut,
     separation,
@@ -57,12 +58,8 @@ def scores(c: Candidate, space: np.ndarray, graph: np.ndarray, raw: np.ndarray) 
     share = np.bincount(y) / len(y)
     share = share[share > 0]
     within = sum(((raw[y == g] - raw[y == g].mean(0)) ** 2).sum() for g in np.unique(y))
-    unit = space / np.linalg.norm(space, axis=1, keepdims=True)
-    used, slot = np.unique(y, return_inverse=True)
-    sums = np.zeros((len(used), space.shape[1]))
-    np.add.at(sums, slot, unit)
-    size = np.bincount(slot).astype(float)
-    between = 1 - (sums @ sums.T) / np.outer(size, size) + np.diag(np.full(len(used), np.inf))
+    distance = cluster_distances(space, y)
+    between = distance + np.diag(np.full(len(distance), np.inf))
     return {
         "cut": -c.cut, "silhouette": c.silhouette, "separation": separation(space, y),
         "-inertia": -within / ((raw - raw.mean(0)) ** 2).sum(),
@@ -76,15 +73,10 @@ def merged(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     """k-means at 2k in ``x`` (N, D), clusters merged by average linkage (mean cosine
     distance between their members) down to k → (N,) labels."""
     labels = KMeans(2 * k, n_init=10, random_state=seed).fit_predict(x)
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    used, slot = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(used), x.shape[1]))
-    np.add.at(sums, slot, unit)
-    size = np.bincount(slot).astype(float)
-    d = np.clip(1 - (sums @ sums.T) / np.outer(size, size), 0, None)
+    d = np.clip(cluster_distances(x, labels), 0, None)
     np.fill_diagonal(d, 0)
     group = fcluster(linkage(squareform(d, checks=False), "average"), k, "maxclust") - 1
-    return group[slot]
+    return group[np.unique(labels, return_inverse=True)[1]]
 
 
 def main() -> None:

@@ -569,19 +569,26 @@ def separation(space: np.ndarray, labels: np.ndarray) -> float:
     included); 0 for a single cluster. High when every cluster is farther from every other
     than its own members are from each other, as the clades of a tree cut at one depth are:
     a partition that splits one clade while merging two distant others scores low even when
-    its clusters are compact (a coarse rank, bacterial phyla, in RESULTS.md). O(N·D) by
-    cluster sums of the unit vectors of ``space`` (N, D)."""
-    used, slot = np.unique(labels, return_inverse=True)
-    if len(used) < 2:
+    its clusters are compact (a coarse rank, bacterial phyla, in RESULTS.md). O(N·D)
+    (:func:`cluster_distances`)."""
+    distance = cluster_distances(space, labels)
+    if len(distance) < 2:
         return 0.0
+    within = float(np.diag(distance).max())
+    between = float((distance + np.diag(np.full(len(distance), np.inf))).min())
+    return between / max(within, 1e-12)
+
+
+def cluster_distances(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(C, C) mean cosine distance between the members of each pair of the C clusters that
+    ``labels`` (N,) uses, in label order (diagonal: within a cluster, each member with itself
+    included); O(N·D) by cluster sums of the unit vectors of ``space`` (N, D)."""
+    used, slot = np.unique(labels, return_inverse=True)
     unit = space / np.maximum(np.linalg.norm(space, axis=1, keepdims=True), 1e-12)
     sums = np.zeros((len(used), space.shape[1]))
     np.add.at(sums, slot, unit)
     size = np.bincount(slot).astype(float)
-    distance = 1.0 - (sums @ sums.T) / np.outer(size, size)  # (C, C) mean pair distances
-    within = float(np.diag(distance).max())
-    between = float((distance + np.diag(np.full(len(used), np.inf))).min())
-    return between / max(within, 1e-12)
+    return 1.0 - (sums @ sums.T) / np.outer(size, size)
 
 
 def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
