@@ -139,7 +139,7 @@ def main() -> None:
                 res = cluster_sequences(records, cfg)
                 seconds = time.perf_counter() - t
                 if args.save is not None:
-                    _save(args.save / f"{d.name}-autok-{seed}.npz", y, res.candidates)
+                    _save(args.save / f"{d.name}-autok{args.tag}-{seed}.npz", y, res.candidates)
                 emit(f"phyloclr-kmer{args.tag}-autok", seed, res.clusters, seconds, k_chosen=res.k,
                      cluster_sizes=res.summary["cluster_sizes"],
                      k_scores=res.summary["k_scores"])  # fmt: skip
