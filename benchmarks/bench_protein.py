@@ -11,10 +11,12 @@ that 1 % of different-label pairs exceed), with its wall time and dimension.
 
 Rows: 3-mer counts; log-tf-idf k-mer counts in the 20-letter and Murphy-10 alphabets (k = 3, 4,
 5; idf from the set's corpus), each also centred (less the mean tf-idf row of the set's
-corpus); the truncated SVD (LSA) of the set's strongest uncentred tf-idf row to
-``--svd-dim``; MMseqs2 ``easy-search -s 7.5 -e 10`` all-vs-all and, with ``--phmmer``, pyhmmer
-phmmer all-vs-all (E ≤ 10), both by bit score (pairs without a hit rank last); and every
-``--model`` (a phyloclr run directory or model.pt, embedded with ``phyloclr.embed``).
+corpus); centred Murphy-10 spaced words (``SPACED``: one pattern, or the mean cosine of several;
+``--spaced-only`` runs these alone); the truncated SVD (LSA) of the set's strongest uncentred
+tf-idf row to ``--svd-dim``; MMseqs2 ``easy-search -s 7.5 -e 10`` all-vs-all and, with
+``--phmmer``, pyhmmer phmmer all-vs-all (E ≤ 10), both by bit score (pairs without a hit rank
+last); and every ``--model`` (a phyloclr run directory or model.pt, embedded with
+``phyloclr.embed``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +90,37 @@ def cosine(x: np.ndarray) -> np.ndarray:
 def tfidf(ds: DevSet, alphabet: str, k: int):  # type: ignore[no-untyped-def]
     idf = inverse_document_frequency(spectrum_counts(ds.corpus, k, alphabet))
     return log_tfidf(spectrum_counts(ds.seqs, k, alphabet), idf), idf
+
+
+#: spaced-word rows (Murphy-10): the patterns of each row; its cosine is the mean of theirs
+SPACED = (("11011",), ("110111",), ("111011",), ("1111", "11011", "110101", "101011"),
+          ("11111", "110111", "111011"), ("11111", "1101011", "1110111"))  # fmt: skip
+
+
+def centred_words(
+    ds: DevSet, alphabet: str, words: tuple[int | str, ...]
+) -> tuple[np.ndarray, int]:
+    """The mean over ``words`` (k or spaced patterns) of the centred log-tf-idf cosines (idf
+    and mean row from the set's corpus), and the dimension of the words' vectors together."""
+    sim, dim = np.zeros((len(ds.seqs), len(ds.seqs))), 0
+    for word in words:
+        corpus = spectrum_counts(ds.corpus, word, alphabet)
+        idf = inverse_document_frequency(corpus)
+        mean = np.asarray(log_tfidf(corpus, idf).mean(0)).ravel()
+        x = log_tfidf(spectrum_counts(ds.seqs, word, alphabet), idf)
+        sim += centred_cosines(x, mean) / len(words)
+        dim += x.shape[1]
+    return sim, dim
+
+
+def spaced_rows(ds: DevSet) -> list[dict[str, object]]:
+    """Centred spaced-word rows (``SPACED``): words that skip the positions under a pattern's
+    0s still match across a substitution there, as the spaced seeds of homology search do."""
+    rows = []
+    for words in SPACED:
+        name = "spaced-centred-murphy10-" + "+".join(words)
+        rows.append(_row(ds, name, partial(centred_words, ds, "murphy10", words)))
+    return rows
 
 
 def hits_matrix(ids: list[str], hits: list[tuple[str, str, float]]) -> np.ndarray:
@@ -164,17 +198,24 @@ def embed_model(path: str, seqs: list[str], threads: int) -> np.ndarray:
     return emb
 
 
+def _row(
+    ds: DevSet, method: str, make: Callable[[], tuple[np.ndarray, int]], **extra: object
+) -> dict[str, object]:
+    """Score the (similarity, dimension) that ``make`` gives, timed; printed to stderr."""
+    t0 = time.perf_counter()
+    sim, dim = make()
+    wall = time.perf_counter() - t0
+    row = {"set": ds.name, "method": method, **score(sim, ds.labels),
+           "wall_s": round(wall, 2), "dim": dim, "n": len(ds.seqs), **extra}  # fmt: skip
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
 def rows_for(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
 
     def add(method: str, make: Callable[[], tuple[np.ndarray, int]], **extra: object) -> None:
-        t0 = time.perf_counter()
-        sim, dim = make()
-        wall = time.perf_counter() - t0
-        row = {"set": ds.name, "method": method, **score(sim, ds.labels),
-               "wall_s": round(wall, 2), "dim": dim, "n": len(ds.seqs), **extra}  # fmt: skip
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(_row(ds, method, make, **extra))
 
     add("3mer-counts", lambda: (cosine(kmer_composition(ds.seqs, 3)), 8000))
     best: tuple[float, str, int] = (-1.0, "", 0)
@@ -190,13 +231,10 @@ def rows_for(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
                 best = (float(rows[-1]["map"]), alphabet, k)  # type: ignore[arg-type]
 
             def centred(alphabet: str = alphabet, k: int = k) -> tuple[np.ndarray, int]:
-                corpus = spectrum_counts(ds.corpus, k, alphabet)
-                idf = inverse_document_frequency(corpus)
-                mean = np.asarray(log_tfidf(corpus, idf).mean(0)).ravel()
-                x = log_tfidf(spectrum_counts(ds.seqs, k, alphabet), idf)
-                return centred_cosines(x, mean), x.shape[1]
+                return centred_words(ds, alphabet, (k,))
 
             add(f"tfidf-centred-{alphabet}-k{k}", centred)
+    rows.extend(spaced_rows(ds))
     _, alphabet, k = best  # the strongest uncentred row, for LSA
 
     def lsa() -> tuple[np.ndarray, int]:
@@ -239,6 +277,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="set names to run (default: all)")
     ap.add_argument("--model", action="append", default=[], help="NAME=RUN_DIR (repeatable)")
     ap.add_argument("--models-only", action="store_true", help="skip the baseline rows")
+    ap.add_argument("--spaced-only", action="store_true", help="only the spaced-word rows")
     ap.add_argument("--phmmer", action="store_true", help="add phmmer all-vs-all (slow)")
     ap.add_argument("--no-mmseqs", action="store_true")
     ap.add_argument("--svd-dim", type=int, default=256)
@@ -250,7 +289,10 @@ def main() -> None:
         if args.only and root.name not in args.only:
             continue
         ds = DevSet(root)
-        rows = model_rows(ds, args) if args.models_only else rows_for(ds, args)
+        if args.spaced_only:
+            rows = spaced_rows(ds)
+        else:
+            rows = model_rows(ds, args) if args.models_only else rows_for(ds, args)
         if args.out:
             with open(args.out, "a") as fh:
                 for row in rows:

@@ -14,9 +14,14 @@ from phyloclr.embed import EmbedConfig, embed_fasta, embed_sequences
 from phyloclr.errors import ConfigError
 from phyloclr.families import build_families
 from phyloclr.kmers import (
+    SKETCH_SALT,
     centred_cosines,
     inverse_document_frequency,
+    kmer_keys,
     log_tfidf,
+    mix32,
+    parse_spectrum,
+    reduced_index,
     spectrum_counts,
     spectrum_matrix,
 )
@@ -42,7 +47,8 @@ def _seqs(seeds, n: int = 60) -> list[str]:
 @pytest.mark.parametrize(
     ("spectrum", "buckets"),
     [("murphy10:4", 0), ("protein:3", 0), ("murphy10:2", 0), ("protein:4,murphy10:5", 0),
-     ("protein:4,murphy10:5", 4096), ("murphy10:3", 64)],
+     ("protein:4,murphy10:5", 4096), ("murphy10:3", 64),
+     ("murphy10:4,murphy10:11011,murphy10:1010011", 0), ("protein:101", 64)],
 )  # fmt: skip
 def test_features_are_the_log_tfidf_vectors(seeds, spectrum: str, buckets: int) -> None:
     """The encoder's sparse input is the scipy log-tf-idf of each spectrum (hashed or not),
@@ -215,6 +221,30 @@ def test_per_residue_is_refused_for_a_spectrum_model(seeds, tmp_path: Path) -> N
     assert not (tmp_path / "q.h5").exists()
 
 
+def test_spaced_words_are_the_letters_under_the_pattern() -> None:
+    """A spaced word reads the letters under the pattern's 1s, skips windows with an unknown
+    letter, and a pattern of only 1s is the contiguous k-mer."""
+    index, size = reduced_index("protein")
+    seq = "MKVLAXGIVW"
+    keys, pos = kmer_keys(seq, "1101", index, size)
+    want = [
+        (i, [seq[i], seq[i + 1], seq[i + 3]])
+        for i in range(len(seq) - 3)
+        if "X" not in (seq[i], seq[i + 1], seq[i + 3])
+    ]
+    assert pos.tolist() == [i for i, _ in want]
+    code = {ch: int(index[ord(ch)]) for ch in "ACDEFGHIKLMNPQRSTVWY"}
+    assert keys.tolist() == [
+        sum(code[c] * size ** (2 - j) for j, c in enumerate(w)) for _, w in want
+    ]
+    for a, b in (("111", 3), ("1111", 4)):
+        np.testing.assert_array_equal(
+            kmer_keys(seq, a, index, size)[0], kmer_keys(seq, b, index, size)[0]
+        )
+    assert parse_spectrum("murphy10:4, protein:10011") == [("murphy10", 4), ("protein", "10011")]
+    assert spectrum_counts([seq], "1101", "protein").shape == (1, 20**3)
+
+
 def test_config_checks() -> None:
     with pytest.raises(ConfigError, match=r"model\.spectrum"):
         ModelConfig(encoder="kmer", spectrum="protein:9")
@@ -223,6 +253,13 @@ def test_config_checks() -> None:
     with pytest.raises(ConfigError, match="buckets"):
         ModelConfig(encoder="kmer", spectrum="protein:6")
     ModelConfig(encoder="kmer", spectrum="protein:6", buckets=1 << 16)
+    for bad in ("murphy10:0110", "murphy10:1100", "murphy10:10", "murphy10:10000000000000001",
+                "murphy10:1111111110", "murphy10:12101"):  # fmt: skip
+        with pytest.raises(ConfigError, match=r"model\.spectrum"):
+            ModelConfig(encoder="kmer", spectrum=bad)
+    with pytest.raises(ConfigError, match="buckets"):  # 20 letters, 6 of them
+        ModelConfig(encoder="kmer", spectrum="protein:1101111")
+    ModelConfig(encoder="kmer", spectrum="murphy10:4,murphy10:110111")
     with pytest.raises(ConfigError, match="composition branch"):
         ModelConfig(encoder="kmer", kmer=3)
 
@@ -347,3 +384,67 @@ def test_geometry_term_pulls_embedding_cosines_to_the_input(seeds, tmp_path: Pat
         PretrainConfig(objective=ObjectiveConfig(geometry=1.0))
     with pytest.raises(ConfigError, match="geometry"):
         ObjectiveConfig(geometry=-1.0)
+
+
+def test_mix32_is_the_same_hash_in_numpy_and_torch() -> None:
+    ids = np.array([0, 1, 2, 9_999, 1_199_999, 2**31 + 5], dtype=np.int64)
+    a = mix32(ids, SKETCH_SALT)
+    b = mix32(torch.from_numpy(ids), SKETCH_SALT).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert ((a >= 0) & (a < 2**32)).all() and len(set(a.tolist())) == len(ids)
+    buckets = mix32(np.arange(100_000), SKETCH_SALT) % 64  # spread evenly over the columns
+    assert np.bincount(buckets, minlength=64).min() > 1_400
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_sketch_is_a_signed_hash_projection_of_the_input_rows(seeds, centre: bool) -> None:
+    """model.map sketch: the embedding is (row − mean) times a (V, D) matrix with one ±1 per
+    row at a hashed column, each spectrum scaled by its learned weight; its cosines follow the
+    input's (a random projection), and nothing of size V × D is stored."""
+    seqs = [*_seqs(seeds, 40), "MKV"]
+    spectrum = "murphy10:4,murphy10:11011"
+    spec = EncoderSpec(name="kmer", dim=4096, layers=1, spectrum=spectrum, centre=centre,
+                       map="sketch")  # fmt: skip
+    enc = build_encoder(spec, PROTEIN.size)
+    enc.fit_idf(seqs)
+    with torch.no_grad():
+        enc.spectrum_weight.copy_(torch.tensor([0.0, np.log(2.0)]))
+    tokens = PROTEIN.batch(seqs)
+    rows, offsets, w = enc.features(tokens)
+    dense = np.zeros((len(seqs), enc.rows))
+    bounds = [*offsets.tolist(), len(rows)]
+    for i in range(len(seqs)):
+        span = slice(bounds[i], bounds[i + 1])
+        np.add.at(dense[i], rows[span].numpy(), w[span].numpy())
+    if centre:
+        dense = dense - enc.mean.numpy()
+    every = np.arange(enc.rows)
+    matrix = np.zeros((enc.rows, 4096))
+    sign = 1.0 - 2.0 * (mix32(every, SKETCH_SALT + 1) & 1)
+    matrix[every, mix32(every, SKETCH_SALT) % 4096] = sign * np.where(every < 10_000, 1.0, 2.0)
+    with torch.no_grad():
+        emb = enc(tokens).numpy()
+    np.testing.assert_allclose(emb, dense @ matrix, rtol=1e-4, atol=1e-5)
+    # one learned weight per spectrum (the base class's token table is unused here)
+    assert sorted(n for n, _ in enc.named_parameters()) == ["embed.weight", "spectrum_weight"]
+    unit = dense / np.linalg.norm(dense, axis=1, keepdims=True)
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    iu = np.triu_indices(len(seqs) - 1, 1)  # "MKV" has no 4-mer
+    assert np.corrcoef((unit @ unit.T)[iu], (e @ e.T)[iu])[0, 1] > 0.8
+
+
+def test_sketched_encoder_trains_saves_and_loads(seeds, tmp_path: Path) -> None:
+    model = replace(_cfg(6).model, map="sketch", layers=1, dim=256,
+                    spectrum="murphy10:4,murphy10:1101", centre=True)  # fmt: skip
+    cfg = replace(_cfg(6), model=model)
+    pretrain(seeds, cfg, tmp_path / "run")
+    loaded = load_model(tmp_path / "run")
+    assert loaded.encoder.spec.map == "sketch" and loaded.encoder.bag is None
+    assert not torch.equal(loaded.encoder.spectrum_weight, torch.zeros(2))  # it learned
+    assert (tmp_path / "run" / "model.pt").stat().st_size < 200_000  # idf and mean, no table
+    emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, _seqs(seeds, 5))
+    assert emb.shape == (5, 256)
+    with pytest.raises(ConfigError, match="sketch"):
+        ModelConfig(encoder="kmer", map="sketch", buckets=1024)
+    with pytest.raises(ConfigError, match="sketch"):
+        ModelConfig(encoder="cnn", map="sketch")

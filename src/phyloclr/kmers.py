@@ -18,20 +18,42 @@ def letter_index(alphabet: str, aliases: dict[str, str] | None = None) -> np.nda
     return index
 
 
-def kmer_keys(seq: str, k: int, index: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def word_offsets(word: int | str) -> np.ndarray:
+    """Offsets of a word's letters in its window: k → 0..k-1 (a contiguous k-mer); a spaced
+    pattern such as '110111' → [0, 1, 3, 4, 5] (the letters under its 1s)."""
+    if isinstance(word, str):
+        return np.flatnonzero(np.frombuffer(word.encode("ascii"), dtype=np.uint8) == ord("1"))
+    return np.arange(word)
+
+
+def word_weight(word: int | str) -> int:
+    """Letters a word holds: k, or the 1s of a spaced pattern (its key has this many digits)."""
+    return word.count("1") if isinstance(word, str) else word
+
+
+def kmer_keys(
+    seq: str, k: int | str, index: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Keys (base ``size``, first letter most significant) and start positions of the k-mers
-    of ``seq``; windows holding a letter outside the alphabet (code < 0) are skipped."""
+    of ``seq``; windows holding a letter outside the alphabet (code < 0) are skipped. ``k`` may
+    be a spaced pattern ('110111'): the word is then the letters under its 1s (spaced words
+    match across a substitution at a 0, as homology search seeds do)."""
+    offsets = word_offsets(k)
+    span = int(offsets[-1]) + 1
     codes = index[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-    if len(codes) < k:
+    if len(codes) < span:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+    windows = np.lib.stride_tricks.sliding_window_view(codes, span)
+    if len(offsets) < span:
+        windows = windows[:, offsets]
     pos = np.flatnonzero((windows >= 0).all(1))
-    return (windows[pos] * (size ** np.arange(k - 1, -1, -1))).sum(1), pos
+    return (windows[pos] * (size ** np.arange(len(offsets) - 1, -1, -1))).sum(1), pos
 
 
-def kmer_counts(seq: str, k: int, index: np.ndarray, size: int) -> np.ndarray:
-    """(size**k,) counts of the k-mers of ``seq`` (see :func:`kmer_keys`)."""
-    return np.bincount(kmer_keys(seq, k, index, size)[0], minlength=size**k)
+def kmer_counts(seq: str, k: int | str, index: np.ndarray, size: int) -> np.ndarray:
+    """(size**weight,) counts of the k-mers (or spaced words) of ``seq`` (see
+    :func:`kmer_keys`)."""
+    return np.bincount(kmer_keys(seq, k, index, size)[0], minlength=size ** word_weight(k))
 
 
 #: reduced protein alphabets, as groups of the 20 amino acids (each group is one letter)
@@ -58,8 +80,9 @@ def reduced_index(name: str) -> tuple[np.ndarray, int]:
     return index, len(groups)
 
 
-def spectrum_counts(seqs: Sequence[str], k: int, alphabet: str = "murphy10") -> Any:
-    """Sparse (N, |A|^k) k-mer counts (scipy CSR, float32) in a (reduced) protein alphabet."""
+def spectrum_counts(seqs: Sequence[str], k: int | str, alphabet: str = "murphy10") -> Any:
+    """Sparse (N, |A|^k) k-mer counts (scipy CSR, float32) in a (reduced) protein alphabet;
+    ``k`` may be a spaced pattern (see :func:`kmer_keys`)."""
     from scipy import sparse
 
     index, size = reduced_index(alphabet)
@@ -74,7 +97,8 @@ def spectrum_counts(seqs: Sequence[str], k: int, alphabet: str = "murphy10") -> 
         indptr.append(indptr[-1] + len(uniq))
     data = np.concatenate(vals) if vals else np.zeros(0, np.float32)
     ind = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    return sparse.csr_matrix((data, ind, np.asarray(indptr)), shape=(len(seqs), size**k))
+    shape = (len(seqs), size ** word_weight(k))
+    return sparse.csr_matrix((data, ind, np.asarray(indptr)), shape=shape)
 
 
 #: multiplier of the k-mer hash (Knuth's multiplicative hashing, modulo 2^32)
@@ -91,17 +115,44 @@ def hash_kmers(ids: Any, buckets: int, salt: int) -> Any:
     return ((ids + salt) * HASH_MULTIPLIER % (1 << 32)) % buckets
 
 
-def parse_spectrum(spec: str) -> list[tuple[str, int]]:
-    """'protein:4,murphy10:5' → [('protein', 4), ('murphy10', 5)] (validated)."""
-    out = []
+#: salt of the count sketch's bucket hash; the sign hash uses SKETCH_SALT + 1
+SKETCH_SALT = 104729
+
+
+def mix32(ids: Any, salt: int) -> Any:
+    """A well-mixed 32-bit hash of integer ids (NumPy int64 array or int64 torch tensor; the
+    same values either way): two xor-shift-multiply rounds of ``(id + salt) mod 2^32``, so
+    every output bit depends on every input bit (unlike ``hash_kmers``' low bits)."""
+    x = (ids + salt) & 0xFFFFFFFF
+    for _ in range(2):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) & 0xFFFFFFFF
+    return (x >> 16) ^ x
+
+
+def parse_spectrum(spec: str) -> list[tuple[str, int | str]]:
+    """'protein:4,murphy10:110111' → [('protein', 4), ('murphy10', '110111')] (validated).
+
+    A word is K (a contiguous k-mer, 1 ≤ K ≤ 8) or a spaced pattern of 0s and 1s that starts
+    and ends with 1, at most 16 long with 2 to 8 ones."""
+    out: list[tuple[str, int | str]] = []
     for part in spec.split(","):
-        name, _, k = part.strip().partition(":")
-        if name not in REDUCED_ALPHABETS or not k.isdigit() or not 1 <= int(k) <= 8:
+        name, _, word = part.strip().partition(":")
+        spaced = (
+            len(word) >= 3
+            and set(word) <= {"0", "1"}
+            and word[0] == word[-1] == "1"
+            and len(word) <= 16
+            and 2 <= word.count("1") <= 8
+        )
+        if name not in REDUCED_ALPHABETS or not (
+            spaced or (word.isdigit() and 1 <= int(word) <= 8)
+        ):
             raise ValueError(
-                f"bad k-mer spectrum {part!r}: write ALPHABET:K with ALPHABET one of "
-                f"{sorted(REDUCED_ALPHABETS)} and 1 ≤ K ≤ 8, comma-separated"
+                f"bad k-mer spectrum {part!r}: write ALPHABET:K or ALPHABET:PATTERN with "
+                f"ALPHABET one of {sorted(REDUCED_ALPHABETS)}, 1 ≤ K ≤ 8, PATTERN 0s and 1s "
+                "(first and last 1, 2 to 8 ones, at most 16 long; e.g. 110111), comma-separated"
             )
-        out.append((name, int(k)))
+        out.append((name, word if spaced else int(word)))
     return out
 
 

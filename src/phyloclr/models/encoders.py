@@ -52,6 +52,7 @@ class EncoderSpec:
     buckets: int = 0
     hidden: int = 1024
     centre: bool = False
+    map: str = "linear"
 
 
 class KmerComposition(nn.Module):

@@ -12,7 +12,7 @@ import yaml
 from phyloclr.config import check_literals, config_from_dict
 from phyloclr.errors import ConfigError
 from phyloclr.families.config import FamiliesConfig
-from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum
+from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum, word_weight
 from phyloclr.models.critics import CRITICS
 from phyloclr.models.encoders import ENCODERS
 from phyloclr.views.mutation import MutationConfig
@@ -23,7 +23,10 @@ class ModelConfig:
     """Encoder architecture and projection head (``projection_dim`` 0: none, the loss sees the
     embedding). ``centre`` (k-mer spectrum encoder only): subtract the training corpus's mean
     input vector before the map, so cosines see what two proteins share beyond the corpus's
-    common composition."""
+    common composition. ``map`` (k-mer spectrum encoder only): 'linear', a learned (V, dim)
+    table; 'sketch', a count sketch of the k-mer rows into ``dim`` columns (signed hashing, no
+    stored table: a wide embedding at no cost in file size), with one learned weight per
+    spectrum."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -38,6 +41,7 @@ class ModelConfig:
     buckets: int = 0
     hidden: int = 1024
     centre: bool = False
+    map: Literal["linear", "sketch"] = "linear"
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -53,6 +57,8 @@ class ModelConfig:
             )
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
+        if self.map == "sketch" and (self.encoder != "kmer" or self.buckets):
+            raise ConfigError("model.map 'sketch' needs model.encoder 'kmer' and buckets 0")
         if self.centre and self.encoder != "kmer":
             raise ConfigError("model.centre needs model.encoder 'kmer' (a mean input vector)")
         if self.encoder == "kmer":
@@ -64,7 +70,9 @@ class ModelConfig:
                 spectra = parse_spectrum(self.spectrum)
             except ValueError as exc:
                 raise ConfigError(f"model.spectrum: {exc}") from None
-            rows = self.buckets or sum(len(REDUCED_ALPHABETS[a]) ** k for a, k in spectra)
+            rows = self.buckets or sum(
+                len(REDUCED_ALPHABETS[a]) ** word_weight(k) for a, k in spectra
+            )
             if self.buckets < 0 or rows > 1 << 22:
                 raise ConfigError(
                     f"model.spectrum {self.spectrum!r} needs a table of {rows:,} rows; "

@@ -143,6 +143,7 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
         buckets=m.buckets,
         hidden=m.hidden,
         centre=m.centre,
+        map=m.map,
     )
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
