@@ -57,13 +57,7 @@ def test_features_are_the_log_tfidf_vectors(seeds, spectrum: str, buckets: int) 
     spec = EncoderSpec(name="kmer", dim=16, layers=1, spectrum=spectrum, buckets=buckets)
     enc = build_encoder(spec, PROTEIN.size)
     enc.fit_idf(seqs)
-    rows, offsets, w = enc.features(PROTEIN.batch(seqs))
-    width = enc.rows
-    got = np.zeros((len(seqs), width))
-    bounds = [*offsets.tolist(), len(rows)]
-    for i in range(len(seqs)):
-        span = slice(bounds[i], bounds[i + 1])
-        np.add.at(got[i], rows[span].numpy(), w[span].numpy())
+    got = _dense_rows(enc, PROTEIN.batch(seqs))
     mats = spectrum_matrix(seqs, spectrum, buckets)
     parts = [log_tfidf(m, inverse_document_frequency(m)).toarray() for m in mats]
     if buckets:
@@ -100,6 +94,17 @@ def test_untrained_encoder_keeps_the_tfidf_geometry(seeds) -> None:
     # a random projection to D dimensions moves cosines by about 1/sqrt(D) = 0.031
     assert abs(err.mean()) < 0.01 and err.std() < 1.5 / np.sqrt(1024)
     assert np.abs(err).max() < 0.2
+
+
+def _dense_rows(enc, tokens: torch.Tensor) -> np.ndarray:
+    """The encoder's sparse input rows (``features``) as a dense (B, table rows) array."""
+    rows, offsets, w = enc.features(tokens)
+    dense = np.zeros((len(offsets), enc.rows))
+    bounds = [*offsets.tolist(), len(rows)]
+    for i in range(len(offsets)):
+        span = slice(bounds[i], bounds[i + 1])
+        np.add.at(dense[i], rows[span].numpy(), w[span].numpy())
+    return dense
 
 
 def _cfg(steps: int) -> PretrainConfig:
@@ -320,12 +325,7 @@ def test_centred_encoder_subtracts_the_corpus_mean_row(seeds, spectrum: str, buc
     enc = build_encoder(spec, PROTEIN.size)
     enc.fit_idf(seqs)
     tokens = PROTEIN.batch(seqs)
-    rows, offsets, w = enc.features(tokens)
-    dense = np.zeros((len(seqs), enc.rows))
-    bounds = [*offsets.tolist(), len(rows)]
-    for i in range(len(seqs)):
-        span = slice(bounds[i], bounds[i + 1])
-        np.add.at(dense[i], rows[span].numpy(), w[span].numpy())
+    dense = _dense_rows(enc, tokens)
     mean = enc.mean.numpy()
     np.testing.assert_allclose(mean, dense.mean(0), rtol=1e-5, atol=1e-7)
     centred = dense - mean
@@ -410,12 +410,7 @@ def test_sketch_is_a_signed_hash_projection_of_the_input_rows(seeds, centre: boo
     with torch.no_grad():
         enc.spectrum_weight.copy_(torch.tensor([0.0, np.log(2.0)]))
     tokens = PROTEIN.batch(seqs)
-    rows, offsets, w = enc.features(tokens)
-    dense = np.zeros((len(seqs), enc.rows))
-    bounds = [*offsets.tolist(), len(rows)]
-    for i in range(len(seqs)):
-        span = slice(bounds[i], bounds[i + 1])
-        np.add.at(dense[i], rows[span].numpy(), w[span].numpy())
+    dense = _dense_rows(enc, tokens)
     if centre:
         dense = dense - enc.mean.numpy()
     every = np.arange(enc.rows)
@@ -427,9 +422,10 @@ def test_sketch_is_a_signed_hash_projection_of_the_input_rows(seeds, centre: boo
     np.testing.assert_allclose(emb, dense @ matrix, rtol=1e-4, atol=1e-5)
     # one learned weight per spectrum (the base class's token table is unused here)
     assert sorted(n for n, _ in enc.named_parameters()) == ["embed.weight", "spectrum_weight"]
+    dense, emb = dense[:-1], emb[:-1]  # "MKV" has no 4-mer
     unit = dense / np.linalg.norm(dense, axis=1, keepdims=True)
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    iu = np.triu_indices(len(seqs) - 1, 1)  # "MKV" has no 4-mer
+    iu = np.triu_indices(len(seqs) - 1, 1)
     assert np.corrcoef((unit @ unit.T)[iu], (e @ e.T)[iu])[0, 1] > 0.8
 
 
@@ -448,3 +444,37 @@ def test_sketched_encoder_trains_saves_and_loads(seeds, tmp_path: Path) -> None:
         ModelConfig(encoder="kmer", map="sketch", buckets=1024)
     with pytest.raises(ConfigError, match="sketch"):
         ModelConfig(encoder="cnn", map="sketch")
+
+
+def test_appended_sketch_mixes_the_cosines_and_is_not_trained(seeds, tmp_path: Path) -> None:
+    """model.sketch: embeddings are the trained map and a sketch of other spectra side by side,
+    so their cosine is (1 − w) × the map's + w × the sketch's; training sees the map alone."""
+    model = replace(_cfg(4).model, layers=1, sketch="murphy10:11011,murphy10:101011",
+                    sketch_dim=512, sketch_weight=0.7)  # fmt: skip
+    pretrain(seeds, replace(_cfg(4), model=model), tmp_path / "run")
+    enc = load_model(tmp_path / "run").encoder
+    assert enc.dim == 64 + 512 and enc.branch is not None
+    assert torch.equal(enc.branch.spectrum_weight, torch.zeros(2))  # never trained
+    seqs = _seqs(seeds, 30)
+    tokens = PROTEIN.batch(seqs)
+    with torch.no_grad():
+        emb = enc(tokens).numpy()  # eval mode: the embedding users get
+        enc.train()
+        own = enc(tokens).numpy()  # the map alone, as the loss sees it
+        enc.eval()
+        other = enc.branch(tokens).numpy()
+    assert emb.shape == (30, 576) and own.shape == (30, 64)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+
+    def cos(x: np.ndarray) -> np.ndarray:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return x @ x.T
+
+    np.testing.assert_allclose(cos(emb), 0.3 * cos(own) + 0.7 * cos(other), atol=1e-5)
+    got, _ = embed_sequences(enc, PROTEIN, seqs)
+    np.testing.assert_allclose(got, emb, rtol=1e-4, atol=1e-6)
+    for bad in ({"sketch_weight": 1.0}, {"sketch_weight": 0.0}, {"sketch": "murphy10:0110"}):
+        with pytest.raises(ConfigError, match=r"model\.sketch"):
+            ModelConfig(encoder="kmer", **{"sketch": "murphy10:4", **bad})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"model\.sketch"):
+        ModelConfig(encoder="cnn", sketch="murphy10:4")

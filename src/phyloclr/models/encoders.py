@@ -53,6 +53,9 @@ class EncoderSpec:
     hidden: int = 1024
     centre: bool = False
     map: str = "linear"
+    sketch: str = ""
+    sketch_dim: int = 4096
+    sketch_weight: float = 0.5
 
 
 class KmerComposition(nn.Module):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -113,10 +114,24 @@ class KmerSpectrum(Encoder):
         self.blocks = nn.ModuleList(
             _Block(spec.dim, spec.hidden, spec.dropout) for _ in range(spec.layers - 1)
         )
+        # an appended, untrained sketch of other spectra (spec.sketch): in eval mode only
+        self.branch: KmerSpectrum | None = None
+        if spec.sketch:
+            sub = replace(spec, spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
+                          centre=True, buckets=0, layers=1, sketch="")  # fmt: skip
+            self.branch = KmerSpectrum(sub, vocab)
+            self.branch.spectrum_weight.requires_grad_(False)
+
+    @property
+    def dim(self) -> int:
+        """Width of the embedding users get (the map's, plus the appended sketch's)."""
+        return self.spec.dim + (self.spec.sketch_dim if self.branch is not None else 0)
 
     def fit_idf(self, seqs: Sequence[str]) -> None:
         """Set the idf from a corpus (every sequence one document) and, with ``spec.centre``,
         the mean of its input rows (the vectors ``features`` gives, over the table's rows)."""
+        if self.branch is not None:
+            self.branch.fit_idf(seqs)
         mats = spectrum_matrix(list(seqs), self.spec.spectrum, self.spec.buckets)
         idfs = [inverse_document_frequency(m) for m in mats]
         table: torch.Tensor = self.idf  # type: ignore[assignment]
@@ -263,7 +278,16 @@ class KmerSpectrum(Encoder):
         return x
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.embed_features(self.features(tokens))
+        """(B, D) embeddings; with ``spec.sketch``, in eval mode, (B, D + sketch_dim): the
+        unit-normed map and sketch side by side, scaled by √(1 − w) and √w (training sees the
+        map alone, so the loss and the projection head are those of the map)."""
+        x = self.embed_features(self.features(tokens))
+        if self.branch is None or self.training:
+            return x
+        w = self.spec.sketch_weight
+        own = torch.nn.functional.normalize(x, dim=1) * math.sqrt(1.0 - w)
+        other = torch.nn.functional.normalize(self.branch(tokens), dim=1) * math.sqrt(w)
+        return torch.cat([own, other], dim=1)
 
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise ValueError("the k-mer spectrum encoder has no per-residue features")

@@ -26,7 +26,11 @@ class ModelConfig:
     common composition. ``map`` (k-mer spectrum encoder only): 'linear', a learned (V, dim)
     table; 'sketch', a count sketch of the k-mer rows into ``dim`` columns (signed hashing, no
     stored table: a wide embedding at no cost in file size), with one learned weight per
-    spectrum."""
+    spectrum. ``sketch`` (k-mer spectrum encoder only; spectra, e.g. 'murphy10:11011'): the
+    embedding users get is the trained map's output and a centred count sketch of these spectra
+    (``sketch_dim`` columns), each unit-normed, weighted so that its cosine is (1 −
+    ``sketch_weight``) × the map's cosine + ``sketch_weight`` × the sketch's; the loss sees
+    the map alone (the sketch is fitted on the corpus, not trained)."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -42,6 +46,9 @@ class ModelConfig:
     hidden: int = 1024
     centre: bool = False
     map: Literal["linear", "sketch"] = "linear"
+    sketch: str = ""
+    sketch_dim: int = 4096
+    sketch_weight: float = 0.5
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -57,6 +64,15 @@ class ModelConfig:
             )
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
+        if self.sketch:
+            if self.encoder != "kmer":
+                raise ConfigError("model.sketch (an appended sketch) needs model.encoder 'kmer'")
+            if not 0.0 < self.sketch_weight < 1.0 or self.sketch_dim < 1:
+                raise ConfigError("model.sketch_weight must lie in (0, 1), sketch_dim be ≥ 1")
+            try:
+                parse_spectrum(self.sketch)
+            except ValueError as exc:
+                raise ConfigError(f"model.sketch: {exc}") from None
         if self.map == "sketch" and (self.encoder != "kmer" or self.buckets):
             raise ConfigError("model.map 'sketch' needs model.encoder 'kmer' and buckets 0")
         if self.centre and self.encoder != "kmer":
@@ -212,16 +228,22 @@ class PretrainConfig:
             )
 
 
+#: the four centred Murphy-10 words of the default model and of cpu-small's appended sketch
+SPACED_WORDS = "murphy10:1111,murphy10:11011,murphy10:110101,murphy10:101011"
+
+
 def default_pretrain_config() -> PretrainConfig:
     """What ``phyloclr pretrain`` trains without ``--config`` (configs/cpu-small.yaml holds the
     same values, checked by a test): the k-mer spectrum encoder as one linear map (its MLP is the
     projection head, which embeddings leave out), trained on the MMseqs2 de novo families (hits
     covering ≥ 30 % of both proteins) of two or more members for 14 minutes, so that a
     20,000-protein corpus takes about 20 minutes on 2 CPU cores with its families
-    (benchmarks/RESULTS.md, "Protein retrieval")."""
+    (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of four
+    spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function)."""
     return PretrainConfig(
         model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
-                          spectrum="murphy10:4", projection_dim=256, projection_hidden=1024),
+                          spectrum="murphy10:4", projection_dim=256, projection_hidden=1024,
+                          sketch=SPACED_WORDS, sketch_dim=4096, sketch_weight=0.7),
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),

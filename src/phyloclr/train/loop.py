@@ -144,6 +144,9 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
         hidden=m.hidden,
         centre=m.centre,
         map=m.map,
+        sketch=m.sketch,
+        sketch_dim=m.sketch_dim,
+        sketch_weight=m.sketch_weight,
     )
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
