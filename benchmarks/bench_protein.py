@@ -94,7 +94,8 @@ def tfidf(ds: DevSet, alphabet: str, k: int):  # type: ignore[no-untyped-def]
 
 #: spaced-word rows (Murphy-10): the patterns of each row; its cosine is the mean of theirs
 SPACED = (("11011",), ("110111",), ("111011",), ("1111", "11011", "110101", "101011"),
-          ("11111", "110111", "111011"), ("11111", "1101011", "1110111"))  # fmt: skip
+          ("11111", "110111", "111011"), ("11111", "1101011", "1110111"),
+          ("11111", "110111", "111011", "1101011", "1110111"))  # fmt: skip
 
 
 def centred_words(
