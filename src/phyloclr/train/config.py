@@ -18,6 +18,16 @@ from phyloclr.models.encoders import ENCODERS
 from phyloclr.views.mutation import MutationConfig
 
 
+def _spectrum_rows(key: str, spectrum: str) -> int:
+    """Rows of the unhashed table of ``spectrum`` ('ALPHABET:K,...'), validated; a bad one is
+    an error naming ``model.<key>``."""
+    try:
+        spectra = parse_spectrum(spectrum)
+    except ValueError as exc:
+        raise ConfigError(f"model.{key}: {exc}") from None
+    return sum(len(REDUCED_ALPHABETS[a]) ** word_weight(k) for a, k in spectra)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Encoder architecture and projection head (``projection_dim`` 0: none, the loss sees the
@@ -69,10 +79,12 @@ class ModelConfig:
                 raise ConfigError("model.sketch (an appended sketch) needs model.encoder 'kmer'")
             if not 0.0 < self.sketch_weight < 1.0 or self.sketch_dim < 1:
                 raise ConfigError("model.sketch_weight must lie in (0, 1), sketch_dim be ≥ 1")
-            try:
-                parse_spectrum(self.sketch)
-            except ValueError as exc:
-                raise ConfigError(f"model.sketch: {exc}") from None
+            rows = _spectrum_rows("sketch", self.sketch)
+            if rows > 1 << 22:  # its idf and mean row are stored per k-mer, as the map's are
+                raise ConfigError(
+                    f"model.sketch {self.sketch!r} needs {rows:,} rows of idf and mean; "
+                    "at most 4,194,304"
+                )
         if self.map == "sketch" and (self.encoder != "kmer" or self.buckets):
             raise ConfigError("model.map 'sketch' needs model.encoder 'kmer' and buckets 0")
         if self.centre and self.encoder != "kmer":
@@ -82,13 +94,8 @@ class ModelConfig:
                 raise ConfigError(
                     "model.kmer (a composition branch) does not apply to encoder kmer"
                 )
-            try:
-                spectra = parse_spectrum(self.spectrum)
-            except ValueError as exc:
-                raise ConfigError(f"model.spectrum: {exc}") from None
-            rows = self.buckets or sum(
-                len(REDUCED_ALPHABETS[a]) ** word_weight(k) for a, k in spectra
-            )
+            rows = _spectrum_rows("spectrum", self.spectrum)  # validated even when hashed
+            rows = self.buckets or rows
             if self.buckets < 0 or rows > 1 << 22:
                 raise ConfigError(
                     f"model.spectrum {self.spectrum!r} needs a table of {rows:,} rows; "
