@@ -20,10 +20,10 @@ from benchmarks.bench_cluster import DATA, dataset_fasta
 from phyloclr.cluster import (
     ClusterConfig,
     Featuriser,
-    _train_run,
     kmer_neighbours,
+    pca_space,
     read_dna,
-    reduce,
+    train_run,
 )
 from phyloclr.views import dna
 
@@ -46,14 +46,14 @@ def main() -> None:
                             device="cpu", fcgr_channels=width, batch_size=batch)  # fmt: skip
         feats = Featuriser(codes, cfg)
         relatives = kmer_neighbours(
-            reduce(codes, feats.standardised, cfg.neighbour_dims), cfg.neighbours
+            pca_space(codes, feats.standardised, cfg.neighbour_dims), cfg.neighbours
         )
         stamps: list[float] = []
 
         def tick(_stage: str, _done: int, _total: int | None, stamps: list[float] = stamps) -> None:
             stamps.append(time.perf_counter())
 
-        _train_run(codes, feats, relatives, cfg, [3] * cfg.heads, 0, torch.device("cpu"), tick, 0)
+        train_run(codes, feats, relatives, cfg, [3] * cfg.heads, 0, torch.device("cpu"), tick, 0)
         per_step = float(np.diff(stamps).mean())
         minutes = per_step * ClusterConfig().runs * ClusterConfig().steps / 60  # the defaults
         print(json.dumps({"input": kind, "fcgr_channels": width, "dataset": args.dataset,

@@ -1,12 +1,15 @@
 """`phyloclr search` on the protein development sets (issue 23): recall, realignment, speed.
 
     python -m benchmarks.bench_search --sets DEVSETS [--model NAME=MODEL ...] [--mmseqs] \\
-        [--top 50] [--out rows.jsonl]
+        [--top 50] [--depth 0 200 ...] [--out rows.jsonl]
 
 Each set's labelled proteins are embedded (``phyloclr.embed.embed_fasta``, the database) and
 searched all against all with ``phyloclr.search.search`` (top ``--top`` + 1, the query itself
-dropped), then realigned (``--realign``: Smith-Waterman bit scores). Per set and model:
-- ``group_found``: share of queries whose top hits hold a protein of their own group;
+dropped), then realigned (``--realign``: Smith-Waterman bit scores). With ``--depth D`` the
+``D`` nearest proteins are realigned (``SearchConfig.realign_depth``) and the top hits are the
+``--top`` best of them by bit score; one row per depth. Per set, model and depth:
+- ``group_found``: share of queries whose top hits (after realignment) hold a protein of their
+  own group;
 - ``member_recall``: share of same-group pairs among the top hits;
 - ``map_cosine``: mAP of the full cosine ranking (the harness row);
 - ``map_realign``: mAP when each query's top hits are ranked by bit score and every other
@@ -19,6 +22,7 @@ dropped), then realigned (``--realign``: Smith-Waterman bit scores). Per set and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -31,24 +35,42 @@ import numpy as np
 from benchmarks.bench_protein import DEFAULT_SETS, DevSet, hits_matrix, mmseqs_all_vs_all, score
 from phyloclr.embed import EmbedConfig, default_model_path, embed_fasta
 from phyloclr.metrics import retrieval_scores
-from phyloclr.search import SearchConfig, realign, search
+from phyloclr.search import SearchConfig, SearchResult, realign, search
 
 
-def evaluate_set(ds: DevSet, name: str, model: Path, top: int, threads: int,
-                 mmseqs: np.ndarray | None) -> dict[str, object]:  # fmt: skip
+def evaluate_set(
+    ds: DevSet, name: str, model: Path, top: int, threads: int, mmseqs: np.ndarray | None,
+    depths: list[int],
+) -> list[dict[str, object]]:  # fmt: skip
+    """One row per realignment depth (the nearest proteins aligned per query)."""
     fasta = ds.root / "sequences.fasta"
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "db.h5"
         t0 = time.perf_counter()
         embed_fasta(fasta, db, model, EmbedConfig(threads=threads))
         t_embed = time.perf_counter() - t0
-        cfg = SearchConfig(top=top + 1, threads=threads)
+        cfg = SearchConfig(top=max([top, *depths]) + 1, threads=threads)
         t0 = time.perf_counter()
-        result = search(db, db, config=cfg)
+        nearest = search(db, db, config=cfg)
         t_search = time.perf_counter() - t0
+    rows = []
+    for depth in depths:
+        d = max(top, depth) + 1
+        result = dataclasses.replace(nearest, index=nearest.index[:, :d].copy(),
+                                     scores=nearest.scores[:, :d].copy())  # fmt: skip
         t0 = time.perf_counter()
-        realign(result, ds.seqs, fasta)
+        realign(result, ds.seqs, fasta, threads)
         t_realign = time.perf_counter() - t0
+        row = _score(ds, name, result, top, mmseqs)
+        row.update(depth=max(top, depth), embed_s=round(t_embed, 2), search_s=round(t_search, 2),
+                   realign_s=round(t_realign, 2))  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _score(ds: DevSet, name: str, result: SearchResult, top: int,
+           mmseqs: np.ndarray | None) -> dict[str, object]:  # fmt: skip
+    """Recall of the realigned top hits, realigned and cosine mAP, MMseqs2's pairs kept."""
     where = {x: i for i, x in enumerate(ds.ids)}
     labels = np.array(ds.labels)
     found, members, pairs, hits = [], 0, 0, []
@@ -72,8 +94,7 @@ def evaluate_set(ds: DevSet, name: str, model: Path, top: int, threads: int,
         "group_found": round(float(np.mean(found)), 4),
         "member_recall": round(members / max(pairs, 1), 4),
         "map_realign": round(retrieval_scores(realigned, ds.labels)[0], 4),
-        "embed_s": round(t_embed, 2), "search_s": round(t_search, 2),
-        "realign_s": round(t_realign, 2), "method": result.method,
+        "method": result.method,
     }  # fmt: skip
     if result.db_embeddings is not None:
         x = result.db_embeddings / np.linalg.norm(result.db_embeddings, axis=1, keepdims=True)
@@ -104,6 +125,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--model", action="append", default=[], help="NAME=MODEL (repeatable)")
     ap.add_argument("--top", type=int, default=50)
+    ap.add_argument(
+        "--depth",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="realign this many nearest proteins, keep the top by bits (0: --top)",
+    )
     ap.add_argument("--mmseqs", action="store_true", help="add MMseqs2 all-vs-all (slow)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=None)
@@ -117,11 +145,11 @@ def main() -> None:
         mm = mmseqs_all_vs_all(ds, args.threads) if args.mmseqs else None
         mm_s = time.perf_counter() - t0
         for name, path in models:
-            row = evaluate_set(ds, name, Path(path), args.top, args.threads, mm)
-            if mm is not None:
-                row["mmseqs_s"] = round(mm_s, 1)
-            row["threads"] = args.threads
-            emit(row, args.out)
+            for row in evaluate_set(ds, name, Path(path), args.top, args.threads, mm, args.depth):
+                if mm is not None:
+                    row["mmseqs_s"] = round(mm_s, 1)
+                row["threads"] = args.threads
+                emit(row, args.out)
 
 
 if __name__ == "__main__":

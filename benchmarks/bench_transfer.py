@@ -21,7 +21,8 @@ import numpy as np
 
 from benchmarks.bench_protein import DevSet
 from phyloclr.embed import EmbedConfig, embed_fasta
-from phyloclr.search import SearchConfig, search, transfer_labels
+from phyloclr.search import SearchConfig, search
+from phyloclr.transfer import transfer_labels
 
 
 def calibration(rel: np.ndarray, right: np.ndarray, bins: int = 5) -> dict[str, object]:

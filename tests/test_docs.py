@@ -65,3 +65,42 @@ def test_literal_settings_are_checked_when_built_in_python(
     ((field, value),) = kwargs.items()
     with pytest.raises(ConfigError, match=rf"{name}\.{field}: {value!r} is not one of"):
         cls(**kwargs)
+
+
+def test_shipped_data_files_have_provenance() -> None:
+    """Every file under data/ is named in data/PROVENANCE.md (by path or by a brace pattern)."""
+    text = (ROOT / "data" / "PROVENANCE.md").read_text()
+    named: set[str] = set()
+    for cell in re.findall(r"`([^`]+)`", text):
+        match = re.fullmatch(r"(.*)\{([^}]+)\}(.*)", cell)
+        if match and ".." in match.group(2):
+            lo, hi = match.group(2).split("..")
+            named |= {f"{match.group(1)}{i}{match.group(3)}" for i in range(int(lo), int(hi) + 1)}
+        elif match:
+            named |= {f"{match.group(1)}{p}{match.group(3)}" for p in match.group(2).split(",")}
+        else:
+            named.add(cell)
+    data = ROOT / "data"
+    files = {
+        str(p.relative_to(data))
+        for p in data.rglob("*")
+        if p.is_file() and p.name != "PROVENANCE.md" and "licenses" not in p.parts
+    }
+    assert files and files <= named, sorted(files - named)
+
+
+def test_shipped_23s_set_matches_its_provenance() -> None:
+    """The smallest DNA development set (issue 20) ships whole: 331 records, 8 genera, every
+    id labelled."""
+    from collections import Counter
+
+    from phyloclr.io.fasta import read_fasta
+
+    folder = ROOT / "data" / "dna"
+    ids = [r.id for r in read_fasta(folder / "rrna_23s_genera.fasta")]
+    rows = (folder / "rrna_23s_genera_labels.csv").read_text().splitlines()
+    assert rows[0] == "id,label"
+    labels = dict(row.split(",") for row in rows[1:])
+    assert len(ids) == len(set(ids)) == 331 and set(ids) == set(labels)
+    counts = Counter(labels.values())
+    assert counts["Helicobacter"] == 80 and counts["Enterococcus"] == 20 and len(counts) == 8

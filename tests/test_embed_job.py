@@ -19,7 +19,8 @@ from phyloclr.evaluate import evaluate_embeddings, hungarian_accuracy
 from phyloclr.io import hdf5
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import load_model, save_model
 from tests.conftest import write
 

@@ -9,7 +9,8 @@ import torch
 from phyloclr.embed import _windows, embed_sequences
 from phyloclr.metrics import embedding_retrieval, kmer_composition, retrieval_scores
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.encoders import EncoderSpec, KmerComposition, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import EncoderSpec, KmerComposition
 
 
 def test_retrieval_known_answer() -> None:

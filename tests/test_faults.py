@@ -22,7 +22,8 @@ from phyloclr.families import build_families
 from phyloclr.families.config import FamiliesConfig
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import load_model, save_model
 from phyloclr.train import PretrainConfig, pretrain
 from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig

@@ -31,7 +31,8 @@ import torch
 
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import load_model, safe_torch_load, save_model
 from tests.conftest import DATA
 

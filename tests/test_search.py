@@ -15,10 +15,12 @@ from phyloclr.cli import EXIT_INPUT, app
 from phyloclr.embed import EmbedConfig, embed_fasta
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import save_model
 from phyloclr.neighbours import NeighbourConfig, have_faiss, knn, recall
-from phyloclr.search import SearchConfig, search, transfer_labels
+from phyloclr.search import SearchConfig, search
+from phyloclr.transfer import transfer_labels
 from tests.conftest import DATA, write
 
 runner = CliRunner()
@@ -150,7 +152,7 @@ def test_output_is_replaced_atomically(db, tmp_path: Path, monkeypatch) -> None:
         raise KeyboardInterrupt
 
     result = search(db["queries"], db["h5"], config=SearchConfig(top=3))
-    monkeypatch.setattr(mod, "_header", boom)
+    monkeypatch.setattr(mod, "header", boom)
     with pytest.raises(KeyboardInterrupt):
         mod.write_hits(out, result, SearchConfig(top=3), db["h5"])
     assert out.read_text() == "previous\n"
@@ -191,6 +193,26 @@ def test_realign_ranks_by_bit_score(db, tmp_path: Path) -> None:
         assert (np.diff(group["bits"].to_numpy()) <= 0).all()
         assert (np.diff(group["evalue"].to_numpy()) >= 0).all()
     assert hits["evalue"].iloc[0] < 1e-20
+
+
+def test_realign_depth_keeps_the_best_aligned_of_more_candidates(db) -> None:
+    """--realign-depth aligns more nearest proteins than it reports and keeps the top by bits:
+    the kept hits are the bit-score best of the deeper candidate list, and differ from
+    realigning the top hits alone where the embedding ranked a better alignment lower."""
+    shallow = search(db["queries"], db["h5"], db_fasta=db["fasta"],
+                     config=SearchConfig(top=5, realign=True, realign_depth=0))  # fmt: skip
+    deep = search(db["queries"], db["h5"], db_fasta=db["fasta"],
+                  config=SearchConfig(top=5, realign=True, realign_depth=40))  # fmt: skip
+    every = search(db["queries"], db["h5"], db_fasta=db["fasta"],
+                   config=SearchConfig(top=40, realign=True, realign_depth=0))  # fmt: skip
+    assert deep.index.shape == deep.bits.shape == deep.evalues.shape == (7, 5)
+    assert np.array_equal(deep.index, every.index[:, :5])
+    assert np.allclose(deep.bits, every.bits[:, :5])
+    assert (np.diff(deep.bits, axis=1) <= 0).all()
+    assert (deep.bits.sum(axis=1) >= shallow.bits.sum(axis=1) - 1e-3).all()
+    assert not np.array_equal(deep.index, shallow.index)
+    with pytest.raises(ConfigError, match="realign-depth"):
+        SearchConfig(realign_depth=-1)
 
 
 def test_exact_neighbours_match_brute_force_in_any_block_size() -> None:

@@ -26,7 +26,8 @@ from phyloclr.kmers import (
     spectrum_matrix,
 )
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.encoders import EncoderSpec, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import load_model
 from phyloclr.train import PretrainConfig, pretrain
 from phyloclr.train.config import ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, ViewsConfig

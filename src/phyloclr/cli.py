@@ -466,6 +466,13 @@ def search(
     realign: Annotated[
         bool, typer.Option("--realign", help="Align hits (Smith-Waterman): bits, E-value.")
     ] = False,
+    realign_depth: Annotated[
+        int,
+        typer.Option(
+            help="With --realign: nearest proteins aligned per query, the --top best "
+            "by bit score kept (0: the --top hits)."
+        ),
+    ] = 400,
     db_fasta: Annotated[
         Path | None, typer.Option(help="The database's sequences (for --realign).")
     ] = None,
@@ -477,20 +484,15 @@ def search(
     """Nearest database proteins of every query by embedding, optionally realigned, or the
     label they most likely share (annotation transfer)."""
     from phyloclr.config import config_from_dict
-    from phyloclr.search import (
-        SearchConfig,
-        transfer_labels,
-        write_hits,
-        write_transfers,
-    )
-    from phyloclr.search import (
-        search as run_search,
-    )
+    from phyloclr.search import SearchConfig, write_hits
+    from phyloclr.search import search as run_search
+    from phyloclr.transfer import transfer_labels, write_transfers
 
     with _errors():
         cfg = config_from_dict(
             SearchConfig,
-            {"top": top, "min_score": min_score, "realign": realign, "threads": threads,
+            {"top": top, "min_score": min_score, "realign": realign,
+             "realign_depth": realign_depth, "threads": threads,
              "neighbours": {"method": method}},
         )  # fmt: skip
         lab = None

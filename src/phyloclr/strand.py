@@ -51,7 +51,7 @@ def orient(
     Memory: the (N, dims) canonical PCA space, the PCA's fitting sample (≤ 20,000 × 4^k
     float32) and O(chunk · neighbours · 4^k) per chunk; fewer than 3 sequences are never
     flipped."""
-    from phyloclr.cluster import kmer_neighbours, reduce  # here: cluster imports this module
+    from phyloclr.cluster.space import kmer_neighbours, pca_space
 
     n = len(codes)
     flip = np.zeros(n, dtype=bool)
@@ -63,7 +63,7 @@ def orient(
     def canonical(rows: Sequence[np.ndarray]) -> np.ndarray:  # (B, 4^k) strand-free
         return (dna.kmer_frequencies(rows, k, pool) - c_mean) * c_scale
 
-    space = reduce(codes, canonical, dims, chunk)
+    space = pca_space(codes, canonical, dims, chunk)
     relatives = kmer_neighbours(space, neighbours)  # (N, m), strand-free
     mean, scale = dna.kmer_standardiser(codes, k, None, chunk)
 

@@ -1,8 +1,9 @@
 """Alphabets, encoders, heads and critics."""
 
 from phyloclr.models.alphabet import ALPHABETS, DNA, PROTEIN, Alphabet, get_alphabet
+from phyloclr.models.build import ENCODERS, build_encoder
 from phyloclr.models.critics import CRITICS, build_critic
-from phyloclr.models.encoders import ENCODERS, Encoder, EncoderSpec, build_encoder
+from phyloclr.models.encoders import Encoder, EncoderSpec
 from phyloclr.models.heads import ProjectionHead
 
 __all__ = [

@@ -210,21 +210,3 @@ class Transformer(Encoder):
         x = self.embed(tokens) + positions[: tokens.shape[1]].to(self.embed.weight.dtype)
         x = self.layers(x, src_key_padding_mask=~mask)
         return self.norm(x) * mask.unsqueeze(-1)
-
-
-# the spectrum encoder subclasses Encoder, so it is imported once Encoder exists
-from phyloclr.models.spectrum import KmerSpectrum  # noqa: E402
-
-ENCODERS: dict[str, type[Encoder]] = {
-    "cnn": DilatedCNN,
-    "transformer": Transformer,
-    "kmer": KmerSpectrum,
-}
-
-
-def build_encoder(spec: EncoderSpec, vocab: int) -> Encoder:
-    try:
-        cls = ENCODERS[spec.name]
-    except KeyError:
-        raise ValueError(f"unknown encoder {spec.name!r}; choose from {sorted(ENCODERS)}") from None
-    return cls(spec, vocab)

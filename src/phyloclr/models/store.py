@@ -18,7 +18,8 @@ from phyloclr import __version__
 from phyloclr.errors import InputError
 from phyloclr.fsutil import atomic_path
 from phyloclr.models.alphabet import Alphabet, get_alphabet
-from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import Encoder, EncoderSpec
 
 MODEL_FORMAT = "phyloclr-model"
 MODEL_FORMAT_VERSION = 1

@@ -13,8 +13,8 @@ from phyloclr.config import check_literals, config_from_dict
 from phyloclr.errors import ConfigError
 from phyloclr.families.config import FamiliesConfig
 from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum, word_weight
+from phyloclr.models.build import ENCODERS
 from phyloclr.models.critics import CRITICS
-from phyloclr.models.encoders import ENCODERS
 from phyloclr.views.mutation import MutationConfig
 
 

