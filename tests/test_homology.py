@@ -55,33 +55,33 @@ def test_unrelated_sequences_stay_singletons() -> None:
 
 
 def test_long_queries_in_pieces_find_the_same_candidates(monkeypatch) -> None:
-    from phyloclr.families import homology
+    from phyloclr.families import prefilter
 
     seqs, _ = _pooled(3)
     settings = SearchSettings(max_candidates=10**6)  # no cut: pieces may count a pair twice
-    index = homology.kmer_index(seqs, settings.prefilter_k, settings.max_kmer_ratio)
+    index = prefilter.kmer_index(seqs, settings.prefilter_k, settings.max_kmer_ratio)
     rows = np.arange(0, len(seqs), 7)
-    whole = homology.candidates(index, rows, seqs, settings)
-    monkeypatch.setattr(homology, "_MAX_HITS", 20)  # every query cut into many pieces
-    pieces = homology.candidates(index, rows, seqs, settings)
+    whole = prefilter.candidates(index, rows, seqs, settings)
+    monkeypatch.setattr(prefilter, "_MAX_HITS", 20)  # every query cut into many pieces
+    pieces = prefilter.candidates(index, rows, seqs, settings)
     assert sum(len(c) for c in whole) > len(rows)
     for a, b in zip(whole, pieces, strict=True):
         assert set(a.tolist()) == set(b.tolist())
 
 
 def test_index_lists_every_kept_occurrence() -> None:
-    from phyloclr.families import homology
+    from phyloclr.families import prefilter
 
     seqs, _ = _pooled(2)
-    index = homology.kmer_index(seqs, 5, 5.0)
-    total = sum(len(homology._kmers(s, 5)[0]) for s in seqs)
-    for code in np.unique(homology._kmers(seqs[0], 5)[0])[:50].tolist():
+    index = prefilter.kmer_index(seqs, 5, 5.0)
+    total = sum(len(prefilter._kmers(s, 5)[0]) for s in seqs)
+    for code in np.unique(prefilter._kmers(seqs[0], 5)[0])[:50].tolist():
         got = {(int(s), int(p)) for s, p in zip(
             index.seq[index.start[code] : index.start[code + 1]],
             index.pos[index.start[code] : index.start[code + 1]], strict=True)}  # fmt: skip
         want = set()
         for i, s in enumerate(seqs):
-            keys, pos = homology._kmers(s, 5)
+            keys, pos = prefilter._kmers(s, 5)
             want |= {(i, int(p)) for p in pos[keys == code]}
-        capped = len(want) > max(homology._MIN_CAP, 5.0 * total / 10**5)
+        capped = len(want) > max(prefilter._MIN_CAP, 5.0 * total / 10**5)
         assert got == (set() if capped else want)

@@ -481,3 +481,49 @@ def test_appended_sketch_mixes_the_cosines_and_is_not_trained(seeds, tmp_path: P
         ModelConfig(encoder="cnn", sketch="murphy10:4")
     with pytest.raises(ConfigError, match="rows of idf and mean"):  # 20^6 rows
         ModelConfig(encoder="kmer", sketch="protein:6")
+
+
+def test_homology_weights_favour_what_evolution_keeps() -> None:
+    """Unsmoothed, a k-mer every homologous pair shares gets ln(1 / chance), one the homolog
+    loses and one that every protein holds (chance explains it) get 0; smoothing pulls the
+    share kept towards the mean."""
+    from scipy import sparse
+
+    from phyloclr.kmers import homology_weights
+
+    n = 40
+    rows = np.arange(n)
+    kept = np.where(rows < 20, 1.0, 0.0)  # k-mer 0: in both members of pairs (0,1), (2,3), ...
+    lost = np.where((rows < 20) & (rows % 2 == 0), 1.0, 0.0)  # k-mer 1: in a, never in b
+    common = np.ones(n)  # k-mer 2: everywhere
+    counts = sparse.csr_matrix(np.stack([kept, lost, common], 1).astype(np.float32))
+    pairs = np.array([(i, i + 1) for i in range(0, 20, 2)])
+    w = homology_weights(counts, pairs, prior=0.0)
+    assert np.isclose(w[0], np.log(41 / 21)) and w[1] == 0.0 and w[2] == 0.0
+    # smoothed towards the mean share kept (40 of 50 occurrences) with 20 pseudo-occurrences
+    w = homology_weights(counts, pairs)
+    assert np.isclose(w[0], np.log((20 + 20 * 0.8) / (20 + 20) / (21 / 41)), atol=1e-5)
+    assert np.isclose(w[1], np.log((0 + 20 * 0.8) / (10 + 20) / (11 / 41)), atol=1e-5)
+
+
+def test_fit_idf_with_pairs_uses_homology_weights(seeds) -> None:
+    from phyloclr.kmers import homology_weights
+    from phyloclr.train.loop import homolog_pairs
+
+    seqs = [r.seq for f in seeds.families for r in f.records]
+    pairs = homolog_pairs(seeds, 0)
+    sizes = [f.size for f in seeds.families]
+    starts = np.cumsum([0, *sizes])
+    family_of = np.repeat(np.arange(len(sizes)), sizes)
+    assert len(pairs) == sum(min(10, s * (s - 1) // 2) for s in sizes)
+    assert (family_of[pairs[:, 0]] == family_of[pairs[:, 1]]).all()
+    assert (pairs[:, 0] != pairs[:, 1]).all() and pairs.max() < starts[-1]
+    spec = EncoderSpec(name="kmer", dim=16, layers=1, spectrum="murphy10:3", centre=True)
+    enc = build_encoder(spec, PROTEIN.size)
+    enc.fit_idf(seqs, pairs)
+    expect = homology_weights(spectrum_counts(seqs, 3, "murphy10"), pairs)
+    assert np.allclose(enc.idf.numpy(), expect)
+    x = log_tfidf(spectrum_counts(seqs, 3, "murphy10"), expect)
+    assert np.allclose(enc.mean.numpy(), np.asarray(x.mean(0)).ravel(), atol=1e-6)
+    with pytest.raises(ConfigError, match="kmer_weights"):
+        ModelConfig(encoder="cnn", kmer_weights="homology")

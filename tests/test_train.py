@@ -220,14 +220,14 @@ def test_resume_accepts_a_config_saved_before_new_keys() -> None:
     at their defaults is not a change, while a key set to another value still is."""
     import json
 
-    from phyloclr.train.loop import _changed_keys
+    from phyloclr.train.state import changed_keys
 
     new = json.loads(config_to_json(tiny(2)))
     old = json.loads(config_to_json(tiny(2)))
     del old["model"]["spectrum"], old["views"]["singletons"]
-    assert _changed_keys(old, new) == []
+    assert changed_keys(old, new) == []
     new["views"]["singletons"] = "skip"
-    assert _changed_keys(old, new) == ["views.singletons"]
+    assert changed_keys(old, new) == ["views.singletons"]
 
 
 def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:

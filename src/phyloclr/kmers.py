@@ -179,6 +179,29 @@ def inverse_document_frequency(counts: Any) -> np.ndarray:
     return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
 
+def homology_weights(counts: Any, pairs: np.ndarray, prior: float = 20.0) -> np.ndarray:
+    """(V,) evolution-derived k-mer weights from sparse counts (N, V) and homologous ``pairs``
+    (P, 2) of their rows: the log-odds, floored at 0, that a k-mer present in one protein is
+    present in its homolog rather than in a random protein, ln(c / p). c is the share of the
+    pairs' occurrences (both directions) kept by the homolog, smoothed towards the mean share
+    with ``prior`` pseudo-occurrences; p = (1 + df) / (1 + N). Used in place of the idf
+    (which is ln(1 / p) + const): a k-mer that evolution keeps weighs more than one that is
+    merely rare."""
+    n, v = counts.shape
+    presence = counts.tocsr(copy=True)
+    presence.data[:] = 1.0
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    a, b = presence[pairs[:, 0]], presence[pairs[:, 1]]
+    both = np.asarray(a.multiply(b).sum(0), dtype=np.float64).ravel()
+    one = np.asarray(a.sum(0) + b.sum(0), dtype=np.float64).ravel()
+    mean = 2.0 * both.sum() / max(one.sum(), 1.0)
+    kept = (2.0 * both + prior * mean) / (one + prior)
+    df = np.bincount(presence.indices, minlength=v)
+    chance = (1.0 + df) / (1.0 + n)
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(kept / chance), 0.0).astype(np.float32)
+
+
 def log_tfidf(counts: Any, idf: np.ndarray) -> Any:
     """Unit-norm rows of log(1 + count) × idf (sparse in, sparse out)."""
     from sklearn.preprocessing import normalize

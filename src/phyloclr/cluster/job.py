@@ -33,6 +33,7 @@ from phyloclr.cluster.space import (
     pca_space,
     phylo_neighbours,
     raw_space,
+    read_dna,
 )
 from phyloclr.cluster.train import run_steps, train_run
 from phyloclr.config import config_to_dict
@@ -238,3 +239,41 @@ def _write_clusters(writer: Any, result: ClusterResult) -> None:
     writer.writerow(["id", "cluster", "probability"])
     for i, c, p in zip(result.ids, result.clusters, result.probability, strict=True):
         writer.writerow([i, int(c), f"{float(p):.4f}"])
+
+
+@dataclass
+class ClusterJob:
+    """What :func:`cluster_file` did: the result, the input's ambiguous-base count, and the
+    scores against the labels when they were given."""
+
+    result: ClusterResult
+    counts: dict[str, int]
+    scores: dict[str, object] | None
+
+
+def cluster_file(
+    fasta: str | Path, out_dir: str | Path, cfg: ClusterConfig, labels: str | Path | None = None,
+    write_embeddings: bool = False, progress: Progress | None = None,
+) -> ClusterJob:  # fmt: skip
+    """What ``phyloclr cluster`` runs: read ``fasta`` (DNA), cluster it, score it against
+    ``labels`` (CSV ``id,label``) when given, and write ``out_dir``/clusters.tsv and
+    summary.json (and embeddings.h5, the best run's backbone output, with
+    ``write_embeddings``)."""
+    from phyloclr.evaluate import read_labels
+    from phyloclr.io import hdf5
+
+    records, counts = read_dna(fasta)
+    lab = None if labels is None else read_labels(labels)
+    result = cluster_sequences(records, cfg, progress)
+    extra: dict[str, Any] = {"input_file": str(fasta), **counts}
+    if lab is not None:
+        extra["scores"] = score(result.ids, result.clusters, lab)
+    out = Path(out_dir)
+    write_outputs(result, out, extra)
+    if write_embeddings:
+        hdf5.write_array_file(
+            out / "embeddings.h5", result.ids, result.embeddings,
+            {"model": json.dumps({"name": "tcl-backbone"}),
+             "config": json.dumps(result.summary["config"])},
+        )  # fmt: skip
+    return ClusterJob(result, counts, extra.get("scores"))

@@ -15,7 +15,7 @@ from phyloclr.config import config_to_json
 from phyloclr.errors import InputError
 from phyloclr.families import cache as family_cache
 from phyloclr.families.align import available_threads
-from phyloclr.families.config import FamiliesConfig
+from phyloclr.families.config import FamiliesConfig, SearchSettings
 from phyloclr.families.corpus import (
     Assignment,
     by_hmmscan,
@@ -25,7 +25,6 @@ from phyloclr.families.corpus import (
     de_novo_prefilter,
 )
 from phyloclr.families.distances import compute_distances
-from phyloclr.families.homology import SearchSettings
 from phyloclr.families.load import InputFile, expand_inputs, read_alignments, sniff
 from phyloclr.families.mmseqs import MmseqsSettings
 from phyloclr.families.model import Family, FamilySet

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from phyloclr.config import check_literals
@@ -92,3 +94,21 @@ class FamiliesConfig:
             raise ConfigError("workers must be ≥ 0 (0 = all cores available to this process)")
         if self.threads < 0:
             raise ConfigError("threads must be ≥ 0 (0 = all cores available to this process)")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Settings of the de novo homology search (:mod:`phyloclr.families.homology`): what its
+    stored hits depend on (the edge store is keyed by these)."""
+
+    evalue: float = 1e-5
+    min_coverage: float = 0.5
+    prefilter_k: int = 5
+    two_hit_window: int = 40
+    max_candidates: int = 200
+    max_kmer_ratio: float = 5.0
+    batch: int = 16
+    version: int = 3
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]

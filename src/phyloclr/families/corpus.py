@@ -18,7 +18,8 @@ from scipy.sparse.csgraph import connected_components
 
 from phyloclr.errors import InputError
 from phyloclr.families.align import available_threads
-from phyloclr.families.homology import SearchSettings, homology_components
+from phyloclr.families.config import SearchSettings
+from phyloclr.families.homology import homology_components
 from phyloclr.families.mmseqs import MmseqsSettings, search_edges
 from phyloclr.io.sequences import Alphabet, SeqRecord
 from phyloclr.progress import Progress

@@ -35,6 +35,7 @@ from phyloclr.kmers import (
     HASH_SALT,
     SKETCH_SALT,
     hash_kmers,
+    homology_weights,
     inverse_document_frequency,
     log_tfidf,
     mix32,
@@ -127,13 +128,18 @@ class KmerSpectrum(Encoder):
         """Width of the embedding users get (the map's, plus the appended sketch's)."""
         return self.spec.dim + (self.spec.sketch_dim if self.branch is not None else 0)
 
-    def fit_idf(self, seqs: Sequence[str]) -> None:
+    def fit_idf(self, seqs: Sequence[str], pairs: np.ndarray | None = None) -> None:
         """Set the idf from a corpus (every sequence one document) and, with ``spec.centre``,
-        the mean of its input rows (the vectors ``features`` gives, over the table's rows)."""
+        the mean of its input rows (the vectors ``features`` gives, over the table's rows).
+        With ``pairs`` (P, 2) of homologous rows of ``seqs``, the weights are evolution's
+        instead of the idf (:func:`phyloclr.kmers.homology_weights`)."""
         if self.branch is not None:
-            self.branch.fit_idf(seqs)
+            self.branch.fit_idf(seqs, pairs)
         mats = spectrum_matrix(list(seqs), self.spec.spectrum, self.spec.buckets)
-        idfs = [inverse_document_frequency(m) for m in mats]
+        if pairs is None:
+            idfs = [inverse_document_frequency(m) for m in mats]
+        else:
+            idfs = [homology_weights(m, pairs) for m in mats]
         table: torch.Tensor = self.idf  # type: ignore[assignment]
         table.copy_(torch.from_numpy(np.concatenate(idfs).astype(np.float32)))
         if not self.spec.centre:

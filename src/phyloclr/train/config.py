@@ -40,7 +40,10 @@ class ModelConfig:
     embedding users get is the trained map's output and a centred count sketch of these spectra
     (``sketch_dim`` columns), each unit-normed, weighted so that its cosine is (1 −
     ``sketch_weight``) × the map's cosine + ``sketch_weight`` × the sketch's; the loss sees
-    the map alone (the sketch is fitted on the corpus, not trained)."""
+    the map alone (the sketch is fitted on the corpus, not trained). ``kmer_weights`` (k-mer
+    spectrum encoder only): 'idf', or 'homology', the log-odds that evolution keeps a k-mer in
+    a homolog (:func:`phyloclr.kmers.homology_weights`), fitted on up to 10 member pairs of
+    every training family."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -59,6 +62,7 @@ class ModelConfig:
     sketch: str = ""
     sketch_dim: int = 4096
     sketch_weight: float = 0.5
+    kmer_weights: Literal["idf", "homology"] = "idf"
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -89,6 +93,8 @@ class ModelConfig:
             raise ConfigError("model.map 'sketch' needs model.encoder 'kmer' and buckets 0")
         if self.centre and self.encoder != "kmer":
             raise ConfigError("model.centre needs model.encoder 'kmer' (a mean input vector)")
+        if self.kmer_weights != "idf" and self.encoder != "kmer":
+            raise ConfigError("model.kmer_weights needs model.encoder 'kmer' (k-mer weights)")
         if self.encoder == "kmer":
             if self.kmer:
                 raise ConfigError(

@@ -8,23 +8,18 @@ import contextlib
 import csv
 import io
 import json
-import math
-import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from phyloclr import __version__
 from phyloclr.config import config_to_json
 from phyloclr.devices import resolve_device
-from phyloclr.errors import ConfigError, InputError
+from phyloclr.errors import InputError
 from phyloclr.families.model import FamilySet
 from phyloclr.fsutil import atomic_path, remove_stale_temporaries
 from phyloclr.models.alphabet import Alphabet, get_alphabet
@@ -33,29 +28,18 @@ from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import Encoder, EncoderSpec
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.spectrum import KmerSpectrum
-from phyloclr.models.store import atomic_torch_save, safe_torch_load, save_model
 from phyloclr.objectives.contrastive import (
-    alignment,
     build_objective,
     geometry_loss,
-    uniformity,
 )
 from phyloclr.progress import Progress
 from phyloclr.train import distributed
 from phyloclr.train.config import PretrainConfig
+from phyloclr.train.state import CHECKPOINT, METRIC_COLUMNS, METRICS, MODEL, RunState
 from phyloclr.train.views import ViewMaker
 from phyloclr.views.batching import FamilyBatchSampler, TrainingFamily
 
 StepCallback = Callable[[dict[str, float]], None]
-
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-METRICS = "metrics.csv"
-METRIC_COLUMNS = [
-    "step", "elapsed_s", "loss", "mi_bound", "candidates", "alignment", "uniformity",
-    "pos_distance", "window_lo", "window_hi", "phylo_fallback_rate", "mutation_fallbacks",
-    "lr", "pairs", "seqs_per_s", "tokens_per_s",
-]  # fmt: skip
 
 
 class ContrastiveModel(nn.Module):
@@ -119,12 +103,20 @@ def _alphabet(fset: FamilySet, cfg: PretrainConfig) -> Alphabet:
     return get_alphabet(kinds.pop())
 
 
-def _lr_factor(step: int, progress: float, cfg: PretrainConfig) -> float:
-    warm = cfg.optim.warmup_steps
-    if warm and step < warm:
-        return (step + 1) / warm
-    floor = cfg.optim.min_lr_ratio
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+def homolog_pairs(fset: FamilySet, seed: int, per_family: int = 10) -> np.ndarray:
+    """(P, 2) rows of ``[r for f in fset.families for r in f.records]``: up to ``per_family``
+    random pairs of members of each family (the same for every rank), for the k-mer weights
+    that evolution keeps (``model.kmer_weights: homology``)."""
+    rng = np.random.default_rng([seed, 11])
+    pairs, start = [], 0
+    for f in fset.families:
+        n = f.size
+        if n >= 2:
+            for _ in range(min(per_family, n * (n - 1) // 2)):
+                a, b = rng.choice(n, 2, replace=False)
+                pairs.append((start + int(a), start + int(b)))
+        start += n
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
@@ -154,31 +146,6 @@ def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
     critic = build_critic(cfg.objective.critic, m.projection_dim or m.dim)
     objective = build_objective(cfg.objective.name, critic, cfg.objective.temperature)
     return ContrastiveModel(encoder, head, objective, cfg.objective.geometry)
-
-
-#: settings a resumed run may change: how long it runs, where, and how often it saves
-RESUMABLE_KEYS = {"run.max_steps", "run.time_budget_s", "run.device", "run.threads",
-                  "run.checkpoint_every", "run.keep_models", "run.model_dtype"}  # fmt: skip
-
-
-def _changed_keys(
-    old: dict[str, Any], new: dict[str, Any], prefix: str = "", defaults: Any = None
-) -> list[str]:
-    """Dotted keys whose values differ. A key the old config lacks (saved by an earlier
-    phyloclr) counts as changed only when the new value is not that key's default."""
-    if defaults is None:
-        defaults = json.loads(config_to_json(PretrainConfig()))
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        d = defaults.get(key) if isinstance(defaults, dict) else None
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_changed_keys(a, b, f"{prefix}{key}.", d))
-        elif key not in old and b == d:
-            continue
-        elif a != b and f"{prefix}{key}" not in RESUMABLE_KEYS:
-            out.append(f"{prefix}{key}")
-    return out
 
 
 def _read_metrics(path: Path, upto: int) -> list[dict[str, str]]:
@@ -221,11 +188,53 @@ def pretrain(
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     alphabet = _alphabet(fset, cfg)
-    config_json = config_to_json(cfg)
     ckpt_path = run / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise InputError(run, "already holds a checkpoint: pass --resume, or choose another --out")
+    state = _new_state(fset, cfg, run, alphabet, dist, device, resume)
+    resumed_from = state.restore(ckpt_path) if resume else None
+    net: nn.Module = state.model
+    if dist.enabled:
+        net = DistributedDataParallel(
+            state.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if dist.is_main:
+        _prepare_run_dir(run, state.config_json, state.step)
+    last_loss = float("nan")
+    state.model.train()
+    with contextlib.ExitStack() as stack:
+        metrics_fh = (
+            stack.enter_context(open(run / METRICS, "a", newline="")) if dist.is_main else None
+        )
+        writer = csv.DictWriter(metrics_fh, METRIC_COLUMNS) if metrics_fh else None
+        while not state.finished(device):
+            row = state.train_step(net, device, autocast)
+            last_loss = row["loss"]
+            if writer is not None and metrics_fh is not None:
+                writer.writerow(row)
+                metrics_fh.flush()
+            if on_step is not None:
+                on_step(row)
+            if progress is not None:
+                total = cfg.run.max_steps if cfg.run.time_budget_s is None else None
+                progress("training", state.step, total)
+            if state.step % cfg.run.checkpoint_every == 0:
+                state.save()
+        state.save()
+    distributed.barrier()
+    model = state.model
+    assert isinstance(model, ContrastiveModel)
+    return PretrainResult(run, state.step, state.elapsed, last_loss, resumed_from, model)
 
+
+def _new_state(
+    fset: FamilySet, cfg: PretrainConfig, run: Path, alphabet: Alphabet,
+    dist: distributed.DistInfo, device: torch.device, resume: bool,
+) -> RunState:  # fmt: skip
+    """The run's model (initialised from ``cfg.run.seed``; a k-mer encoder's weights fitted on
+    the families unless resuming), optimizer, this rank's shard of families, its batch
+    sampler and view maker, in the order that fixes every random draw."""
     families = [
         TrainingFamily.from_family(f)
         for f in fset.families
@@ -243,13 +252,13 @@ def pretrain(
                 else ""
             ),
         )
-
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, alphabet)
     if isinstance(model.encoder, KmerSpectrum) and not resume:
         # the idf (and mean input) of every family's members (all ranks alike); a resumed run
         # loads them
-        model.encoder.fit_idf([r.seq for f in fset.families for r in f.records])
+        pairs = homolog_pairs(fset, cfg.run.seed) if cfg.model.kmer_weights == "homology" else None
+        model.encoder.fit_idf([r.seq for f in fset.families for r in f.records], pairs)
     model = model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
@@ -266,171 +275,19 @@ def pretrain(
     )
     views = ViewMaker(shard, cfg.views, alphabet.name)
     view_rng = np.random.default_rng([cfg.run.seed, dist.rank, 7])
-    step, elapsed, resumed_from = 0, 0.0, None
+    return RunState(run, cfg, config_to_json(cfg), alphabet, dist, model, optimizer, sampler,
+                    views, view_rng)  # fmt: skip
 
-    if resume:
-        if not ckpt_path.exists():
-            raise InputError(run, "--resume: no checkpoint.pt in the run directory")
-        state = safe_torch_load(ckpt_path, "phyloclr checkpoint")
-        if not isinstance(state, dict) or state.get("format") != "phyloclr-checkpoint":
-            raise InputError(ckpt_path, "not a phyloclr checkpoint")
-        changed = _changed_keys(json.loads(state["config"]), json.loads(config_json))
-        if changed:
-            raise ConfigError(
-                f"{ckpt_path}: --resume with a config that differs from the run's in "
-                + ", ".join(changed)
-            )
-        if int(state.get("world_size", 1)) != dist.world_size:
-            raise ConfigError(
-                f"{ckpt_path}: saved by {state.get('world_size', 1)} ranks, resumed with "
-                f"{dist.world_size}; resume with the same number of processes"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state(state["sampler"][dist.rank])
-        views.phylo.load_state(state["phylo"][dist.rank])
-        view_rng.bit_generator.state = state["view_rng"][dist.rank]
-        torch.set_rng_state(state["torch_rng"])
-        step, elapsed, resumed_from = (
-            int(state["step"]),
-            float(state["elapsed"]),
-            int(state["step"]),
-        )
 
-    net: nn.Module = model
-    if dist.enabled:
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
-
-    if dist.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        for name in (CHECKPOINT, MODEL, METRICS):  # left by a run killed while writing them
-            remove_stale_temporaries(run, name)
-        (run / "config.json").write_text(json.dumps(json.loads(config_json), indent=2) + "\n")
-        rows = _read_metrics(run / METRICS, step)
-        with atomic_path(run / METRICS) as tmp, tmp.open("w", newline="") as fh:
-            header = csv.DictWriter(fh, METRIC_COLUMNS)  # rows up to the checkpoint
-            header.writeheader()
-            header.writerows(rows)
-
-    def save(final: bool) -> None:
-        if dist.enabled:
-            gathered: list[Any] = [None] * dist.world_size
-            local = (sampler.state(), views.phylo.state(), view_rng.bit_generator.state)
-            torch.distributed.all_gather_object(gathered, local)
-        else:
-            gathered = [(sampler.state(), views.phylo.state(), view_rng.bit_generator.state)]
-        if not dist.is_main:
-            return
-        atomic_torch_save(
-            {
-                "format": "phyloclr-checkpoint",
-                "format_version": 1,
-                "phyloclr_version": __version__,
-                "config": config_json,
-                "alphabet": alphabet.name,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "sampler": [g[0] for g in gathered],
-                "phylo": [g[1] for g in gathered],
-                "view_rng": [g[2] for g in gathered],
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "elapsed": elapsed,
-                "world_size": dist.world_size,
-            },
-            ckpt_path,
-        )
-        dtype = getattr(torch, cfg.run.model_dtype)
-        save_model(run / MODEL, model.encoder, alphabet, config_json, step, run.name, dtype)
-        if cfg.run.keep_models:  # a copy of the model just written, not a second serialisation
-            with atomic_path(run / "models" / f"step-{step:07d}.pt") as tmp:
-                shutil.copyfile(run / MODEL, tmp)
-
-    def progress_fraction() -> float:
-        parts = []
-        if cfg.run.max_steps is not None:
-            parts.append(step / cfg.run.max_steps)
-        if cfg.run.time_budget_s is not None:
-            parts.append(elapsed / cfg.run.time_budget_s)
-        return max(parts)
-
-    def finished() -> bool:
-        done = progress_fraction() >= 1.0
-        if dist.enabled:  # all ranks stop together (time budgets differ across ranks)
-            flag = torch.tensor([1.0 if done else 0.0], device=device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            done = bool(flag.item() > 0)
-        return done
-
-    last_loss = float("nan")
-    model.train()
-    with contextlib.ExitStack() as stack:
-        metrics_fh = (
-            stack.enter_context(open(run / METRICS, "a", newline="")) if dist.is_main else None
-        )
-        writer = csv.DictWriter(metrics_fh, METRIC_COLUMNS) if metrics_fh else None
-        while not finished():
-            t0 = time.perf_counter()
-            frac = progress_fraction()
-            lr = cfg.optim.lr * _lr_factor(step, frac, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            fallbacks_before = views.phylo.fallbacks
-            draws_before = views.phylo.draws
-            batch = views.make(sampler.next_batch(frac), frac, view_rng)
-            n = len(batch.first)
-            tokens = alphabet.batch(batch.first + batch.second).to(device)
-            groups = torch.as_tensor(batch.groups, device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss, z1, z2, bound, candidates = net(tokens, groups)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            step += 1
-            last_loss = float(loss.item())
-            draws = views.phylo.draws - draws_before
-            lo, hi = views.phylo.schedule.window(frac)
-            row = {
-                "step": step,
-                "elapsed_s": round(elapsed, 4),
-                "loss": last_loss,
-                "mi_bound": bound,
-                "candidates": candidates,
-                "alignment": alignment(z1.detach(), z2.detach()),
-                "uniformity": uniformity(torch.cat([z1, z2]).detach()),
-                "pos_distance": float(np.mean(batch.distances))
-                if batch.distances
-                else float("nan"),
-                "window_lo": lo,
-                "window_hi": hi,
-                "phylo_fallback_rate": (views.phylo.fallbacks - fallbacks_before) / draws
-                if draws
-                else 0.0,
-                "mutation_fallbacks": batch.mutation_fallbacks,
-                "lr": lr,
-                "pairs": n,
-                "seqs_per_s": 2 * n / dt,
-                "tokens_per_s": int((tokens != 0).sum().item()) / dt,
-            }
-            if writer is not None and metrics_fh is not None:
-                writer.writerow(row)
-                metrics_fh.flush()
-            if on_step is not None:
-                on_step(row)
-            if progress is not None:
-                total = cfg.run.max_steps if cfg.run.time_budget_s is None else None
-                progress("training", step, total)
-            if step % cfg.run.checkpoint_every == 0:
-                save(final=False)
-        save(final=True)
-    distributed.barrier()
-    return PretrainResult(run, step, elapsed, last_loss, resumed_from, model)
+def _prepare_run_dir(run: Path, config_json: str, step: int) -> None:
+    """Rank 0: the run directory, its config.json, leftover temporaries removed, and the
+    metrics CSV cut back to the rows up to ``step`` (the checkpoint's)."""
+    run.mkdir(parents=True, exist_ok=True)
+    for name in (CHECKPOINT, MODEL, METRICS):  # left by a run killed while writing them
+        remove_stale_temporaries(run, name)
+    (run / "config.json").write_text(json.dumps(json.loads(config_json), indent=2) + "\n")
+    rows = _read_metrics(run / METRICS, step)
+    with atomic_path(run / METRICS) as tmp, tmp.open("w", newline="") as fh:
+        header = csv.DictWriter(fh, METRIC_COLUMNS)  # rows up to the checkpoint
+        header.writeheader()
+        header.writerows(rows)

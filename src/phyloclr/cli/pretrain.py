@@ -1,0 +1,165 @@
+"""``phyloclr pretrain``: train an encoder on families
+(:func:`phyloclr.train.job.pretrain_files`)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from phyloclr.cli.app import (
+    DenovoMethodOption,
+    WorkersOption,
+    app,
+    err,
+    errors,
+    progress_bars,
+)
+
+
+def _read_ids(path: Path) -> list[str]:
+    from phyloclr.errors import InputError
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(path, f"cannot open: {exc.strerror or exc}") from exc
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1h30m', '2h' or plain seconds → seconds."""
+    import re
+
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise typer.BadParameter(f"cannot read the duration {text!r} (e.g. 90s, 10m, 1h30m)")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+# long only by its option declarations: typer reads the options from the signature
+@app.command()
+def pretrain(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Alignments, directories of them, or a FASTA corpus (see families)."),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory to write.")],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML preset, e.g. configs/cpu-small.yaml.")
+    ] = None,
+    trees: Annotated[Path | None, typer.Option(help="Newick file or directory of trees.")] = None,
+    hmm_db: Annotated[Path | None, typer.Option(help="HMM database for corpus families.")] = None,
+    label_pattern: Annotated[
+        str | None, typer.Option(help="Regex on FASTA headers giving family labels.")
+    ] = None,
+    denovo_method: DenovoMethodOption = None,
+    workers: WorkersOption = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    time_budget: Annotated[
+        str | None, typer.Option(help="Stop after this much training time (e.g. 10m).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    alphabet: Annotated[str | None, typer.Option(help="auto, protein or dna.")] = None,
+    views: Annotated[str | None, typer.Option(help="phylo or mutation views.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")
+    ] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Family cache directory.")] = None,
+    exclude_families: Annotated[
+        Path | None,
+        typer.Option(help="File of family ids (one per line) to leave out, e.g. held-out ones."),
+    ] = None,
+) -> None:
+    """Train an encoder with phylogenetic contrastive learning (evolution as augmentation)."""
+    from phyloclr.config import config_from_dict, config_to_dict
+    from phyloclr.families.model import FamilySet
+    from phyloclr.train import PretrainConfig, load_pretrain_config
+    from phyloclr.train.job import pretrain_files, run_config
+
+    with errors():
+        data = config_to_dict(
+            run_config(out_dir, None if config is None else load_pretrain_config(config), resume)
+        )
+        fam = data["families"]
+        if hmm_db is not None:
+            fam["hmm_db"] = str(hmm_db)
+        if label_pattern is not None:
+            fam["label_pattern"] = label_pattern
+        if denovo_method is not None:
+            fam["denovo_method"] = denovo_method
+        if workers is not None:
+            fam["workers"] = workers
+        run = data["run"]
+        if max_steps is not None:
+            run["max_steps"] = max_steps
+            if time_budget is None:
+                run["time_budget_s"] = None
+        if time_budget is not None:
+            run["time_budget_s"] = parse_duration(time_budget)
+            if max_steps is None:
+                run["max_steps"] = None
+        for key, value in (("device", device), ("alphabet", alphabet), ("seed", seed)):
+            if value is not None:
+                run[key] = value
+        if views is not None:
+            data["views"]["mode"] = views
+        cfg = config_from_dict(PretrainConfig, data)
+        excluded = [] if exclude_families is None else _read_ids(exclude_families)
+
+        def on_families(fset: FamilySet, missing: list[str]) -> None:
+            bar_stack.close()  # the families' progress bars end here
+            if missing:
+                err.print(
+                    f"[yellow]warning:[/] {len(missing)} ids in {exclude_families} match no "
+                    f"family: {', '.join(missing[:10])}",
+                    highlight=False,
+                )
+            for warning in fset.warnings:
+                err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err.print(
+                f"{len(fset)} families, {fset.n_sequences} sequences → training "
+                f"{cfg.model.encoder} (dim {cfg.model.dim}, {cfg.model.layers} layers), "
+                f"{cfg.views.mode} views"
+            )
+            bar_stack.enter_context(bars)
+
+        bars = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "loss {task.fields[loss]:.3f}  MI≥{task.fields[mi]:.2f}  "
+                "{task.fields[sps]:.0f} seq/s"
+            ),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
+        task = bars.add_task(
+            "training", total=cfg.run.max_steps, loss=float("nan"), mi=float("nan"), sps=0.0
+        )
+
+        def on_step(row: dict[str, float]) -> None:
+            bars.update(task, completed=row["step"], loss=row["loss"], mi=row["mi_bound"],
+                        sps=row["seqs_per_s"])  # fmt: skip
+
+        with contextlib.ExitStack() as bar_stack:
+            progress = bar_stack.enter_context(progress_bars())
+            job = pretrain_files(
+                inputs, out_dir, cfg, trees=trees, cache_dir=cache_dir,
+                exclude_families=excluded, resume=resume, progress=progress,
+                on_families=on_families, on_step=on_step,
+            )  # fmt: skip
+        result = job.result
+    err.print(
+        f"trained {result.steps} steps in {result.elapsed_s:.0f} s (final loss "
+        f"{result.final_loss:.3f}); wrote {out_dir}/model.pt, checkpoint.pt, metrics.csv"
+    )

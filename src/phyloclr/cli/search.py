@@ -1,0 +1,87 @@
+"""``phyloclr search``: nearest database proteins, realignment, label transfer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phyloclr.cli.app import (
+    app,
+    err,
+    errors,
+    progress_bars,
+)
+
+
+@app.command()
+def search(
+    queries: Annotated[
+        Path, typer.Argument(help="FASTA of queries, or an HDF5 of their embeddings.")
+    ],
+    db: Annotated[Path, typer.Option(help="HDF5 of the database's embeddings (phyloclr embed).")],
+    out_tsv: Annotated[
+        Path, typer.Option("--out", help="TSV: query target score rank (with --labels: transfers).")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="The database's model, when not at the path it recorded."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Hits per query.")] = 50,
+    min_score: Annotated[float, typer.Option(help="Lowest cosine reported.")] = -1.0,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV id,label of database proteins: write label transfers instead."),
+    ] = None,
+    realign: Annotated[
+        bool, typer.Option("--realign", help="Align hits (Smith-Waterman): bits, E-value.")
+    ] = False,
+    realign_depth: Annotated[
+        int,
+        typer.Option(
+            help="With --realign: nearest proteins aligned per query, the --top best "
+            "by bit score kept (0: the --top hits)."
+        ),
+    ] = 400,
+    db_fasta: Annotated[
+        Path | None, typer.Option(help="The database's sequences (for --realign).")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="auto, exact or faiss (approximate, large databases).")
+    ] = "auto",
+    threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
+) -> None:
+    """Nearest database proteins of every query by embedding, optionally realigned, or the
+    label they most likely share (annotation transfer)."""
+    from phyloclr.config import config_from_dict
+    from phyloclr.search import SearchConfig, write_hits
+    from phyloclr.search import search as run_search
+    from phyloclr.transfer import transfer_labels, write_transfers
+
+    with errors():
+        cfg = config_from_dict(
+            SearchConfig,
+            {"top": top, "min_score": min_score, "realign": realign,
+             "realign_depth": realign_depth, "threads": threads,
+             "neighbours": {"method": method}},
+        )  # fmt: skip
+        lab = None
+        if labels is not None:
+            from phyloclr.evaluate import read_labels
+
+            lab = read_labels(labels)
+        with progress_bars() as progress:
+            result = run_search(queries, db, model=model, config=cfg, db_fasta=db_fasta,
+                                progress=progress)  # fmt: skip
+        if lab is not None:
+            transfers = transfer_labels(result, lab, cfg)
+            write_transfers(out_tsv, transfers, cfg, result, db)
+            found = sum(t.label is not None for t in transfers)
+            err.print(f"wrote {out_tsv}: a label for {found} of {len(transfers)} queries")
+        else:
+            n = write_hits(out_tsv, result, cfg, db)
+            err.print(
+                f"wrote {out_tsv}: {n} hits for {len(result.query_ids)} queries "
+                f"({result.method} search of {len(result.db_ids)} proteins)"
+            )
