@@ -108,7 +108,7 @@ def main() -> None:
 
 def mmseqs_clean(corpus: list, held_seqs: list[str], args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     """The ``--method mmseqs`` path (module docstring)."""
-    from phyloclr.families.mmseqs import _run, require_binary
+    from phyloclr.families.mmseqs import require_binary, run_mmseqs
 
     mm = require_binary()
     work = args.work or Path(str(args.out) + ".mmseqs")
@@ -119,15 +119,15 @@ def mmseqs_clean(corpus: list, held_seqs: list[str], args: argparse.Namespace) -
     t0 = time.perf_counter()
     clusters = work / "clu_cluster.tsv"
     if not clusters.exists():
-        _run(mm, ["easy-cluster", str(args.corpus), str(work / "clu"), str(work / "tmp-clu"),
-                  "-e", "1e-5", "-c", "0.5", "--cov-mode", "0", "-s", "5.7", "--threads", threads],
-             "easy-cluster")  # fmt: skip
+        run_mmseqs(mm, ["easy-cluster", str(args.corpus), str(work / "clu"),
+                        str(work / "tmp-clu"), "-e", "1e-5", "-c", "0.5", "--cov-mode", "0",
+                        "-s", "5.7", "--threads", threads], "easy-cluster")  # fmt: skip
     cluster_s = time.perf_counter() - t0
     hits = work / "held_hits.m8"
     if not hits.exists():
-        _run(mm, ["easy-search", str(held_fa), str(args.corpus), str(hits), str(work / "tmp-s"),
-                  "-e", "1e-3", "-s", "7.5", "--max-seqs", "1000", "--threads", threads],
-             "easy-search")  # fmt: skip
+        run_mmseqs(mm, ["easy-search", str(held_fa), str(args.corpus), str(hits),
+                        str(work / "tmp-s"), "-e", "1e-3", "-s", "7.5", "--max-seqs", "1000",
+                        "--threads", threads], "easy-search")  # fmt: skip
     search_s = time.perf_counter() - t0 - cluster_s
     rep_of: dict[str, str] = {}
     for line in clusters.read_text().splitlines():

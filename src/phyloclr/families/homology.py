@@ -44,6 +44,7 @@ import numpy as np
 from phyloclr.families.config import SearchSettings
 from phyloclr.families.prefilter import KmerIndex, candidates, kmer_index
 from phyloclr.fsutil import atomic_path
+from phyloclr.io.ids import digest64
 from phyloclr.progress import Progress
 
 LAMBDA, K_STAT = 0.267, 0.041  # BLOSUM62, gap open 11, extend 1 (NCBI BLAST gapped values)
@@ -52,10 +53,7 @@ GAP_OPEN, GAP_EXTEND = 12, 1  # Opal charges gap_open for a gap's first residue:
 
 def digests(seqs: Sequence[str]) -> np.ndarray:
     """(N,) uint64 content digests (BLAKE2b, 8 bytes) of the sequences."""
-    return np.array(
-        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
-         for s in seqs], dtype=np.uint64,
-    )  # fmt: skip
+    return np.array([digest64(s) for s in seqs], dtype=np.uint64)
 
 
 def evalue(score: np.ndarray, query_length: int | np.ndarray, corpus_residues: int) -> np.ndarray:

@@ -86,7 +86,7 @@ class MmseqsSettings:
         return h.hexdigest()[:16]
 
 
-def _run(binary: str, args: list[str], step: str, hold: int | None = None) -> None:
+def run_mmseqs(binary: str, args: list[str], step: str, hold: int | None = None) -> None:
     """Run one MMseqs2 step; ``hold`` is a locked file descriptor its processes inherit."""
     proc = subprocess.run(
         [binary, *args], capture_output=True, text=True, pass_fds=() if hold is None else (hold,)
@@ -143,7 +143,7 @@ def _search(
         progress("mmseqs search", 0, steps)
     if not Path(f"{db}.dbtype").exists():
         args = ["createdb", str(fasta), str(db), "--dbtype", dbtype, "-v", "1"]
-        _run(binary, args, "createdb", hold)
+        run_mmseqs(binary, args, "createdb", hold)
     if progress is not None:
         progress("mmseqs search", 1, steps)
     if not Path(f"{aln}.dbtype").exists():
@@ -155,14 +155,15 @@ def _search(
         ]  # fmt: skip
         if alphabet == "dna":
             args += ["--search-type", "3"]
-        _run(binary, args, "search", hold)
+        run_mmseqs(binary, args, "search", hold)
     if progress is not None:
         progress("mmseqs search", 2, steps)
     if not hits.exists():
         part = hits.with_suffix(".part")
-        _run(binary, ["convertalis", str(db), str(db), str(aln), str(part), "--format-output",
-                      "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen", "-v", "1"],
-             "convertalis", hold)  # fmt: skip
+        columns = "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen"
+        args = ["convertalis", str(db), str(db), str(aln), str(part), "--format-output", columns,
+                "-v", "1"]  # fmt: skip
+        run_mmseqs(binary, args, "convertalis", hold)
         part.replace(hits)
     if progress is not None:
         progress("mmseqs search", 3, steps)

@@ -7,6 +7,11 @@ import hashlib
 import numpy as np
 
 
+def digest64(text: str) -> int:
+    """An 8-byte BLAKE2b content digest of ``text`` as an int (ids, sequences)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
 class SeenIds:
     """Duplicate-id detector holding 8 bytes per id: a sorted numpy array plus a small set."""
 
@@ -15,13 +20,9 @@ class SeenIds:
         self.recent: set[int] = set()
         self.flush_at = flush_at
 
-    @staticmethod
-    def _hash(text: str) -> int:
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
     def add(self, text: str) -> bool:
         """Record ``text``; True if it was seen before."""
-        h = self._hash(text)
+        h = digest64(text)
         if h in self.recent:
             return True
         pos = np.searchsorted(self.old, np.uint64(h))
