@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from phyloclr.fsutil import remove_stale_temporaries
 from phyloclr.io import hdf5
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.ids import SeenIds
-from phyloclr.io.sequences import record_alphabet
+from phyloclr.io.sequences import SeqRecord, record_alphabet
 from phyloclr.models.alphabet import Alphabet
 from phyloclr.models.encoders import Encoder
 from phyloclr.models.store import load_model
@@ -219,28 +219,14 @@ def embed_fasta(
         "model": loaded.weights_sha256,
         "config": config_to_dict(cfg),
     }
-    committed = hdf5.committed_parts(parts)
-    if committed:  # a directory holding no committed part has nothing to resume
-        if not resume:
-            raise InputError(
-                parts, "an interrupted run left its parts here: pass --resume, or delete them"
-            )
-        previous = hdf5.read_manifest(parts)
-        if previous is not None and previous != manifest:
-            raise InputError(
-                parts, "--resume with a different input, model or settings than the interrupted run"
-            )
-    hdf5.write_manifest(parts, manifest)
-    remove_stale_temporaries(parts)
-    remove_stale_temporaries(out_path.parent, out_path.name)
+    committed = _open_parts(parts, out_path, manifest, resume)
     done_rows = sum(hdf5.part_rows(p) for p in committed)
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    seen = SeenIds()
     block_ids: list[str] = []
     block_seqs: list[str] = []
-    n_rows = n_windowed = dups = 0
-    position = -1
+    n_rows = n_windowed = 0
+    dups = [0]
     part_index = len(committed)
     alphabet = loaded.alphabet
 
@@ -262,22 +248,7 @@ def embed_fasta(
         block_ids.clear()
         block_seqs.clear()
 
-    for rec in iter_fasta(fasta_path):
-        if seen.add(rec.id):
-            if not cfg.dedupe:
-                raise InputError(
-                    fasta_path, "duplicate sequence id (pass --dedupe to keep the first)", rec.id
-                )
-            dups += 1
-            continue
-        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != alphabet.name:
-            kind = "nucleotide" if alphabet.name == "protein" else "protein"
-            raise InputError(
-                fasta_path, f"{kind} sequence, but the model was trained on {alphabet.name}", rec.id
-            )
-        position += 1
-        if position % cfg.shard_count != cfg.shard_index:
-            continue  # another shard's sequence
+    for rec in _shard_records(fasta_path, cfg, alphabet.name, dups):
         n_rows += 1
         if n_rows <= done_rows:
             continue  # already in a committed part
@@ -302,7 +273,53 @@ def embed_fasta(
         cfg.per_residue,
     )  # fmt: skip
     hdf5.remove_parts(parts)
-    return EmbedResult(out_path, n, n_windowed, dups, done_rows, time.perf_counter() - t0)
+    return EmbedResult(out_path, n, n_windowed, dups[0], done_rows, time.perf_counter() - t0)
+
+
+def _open_parts(parts: Path, out_path: Path, manifest: dict[str, Any], resume: bool) -> list[Path]:
+    """The committed parts a resumed run keeps (refusing leftovers without ``resume``, and a
+    different input, model or settings with it); the manifest written, temporaries removed."""
+    committed = hdf5.committed_parts(parts)
+    if committed:  # a directory holding no committed part has nothing to resume
+        if not resume:
+            raise InputError(
+                parts, "an interrupted run left its parts here: pass --resume, or delete them"
+            )
+        previous = hdf5.read_manifest(parts)
+        if previous is not None and previous != manifest:
+            raise InputError(
+                parts, "--resume with a different input, model or settings than the interrupted run"
+            )
+    hdf5.write_manifest(parts, manifest)
+    remove_stale_temporaries(parts)
+    remove_stale_temporaries(out_path.parent, out_path.name)
+    return committed
+
+
+def _shard_records(
+    fasta: Path, cfg: EmbedConfig, alphabet: str, dups: list[int]
+) -> Iterator[SeqRecord]:
+    """This shard's records of ``fasta`` in input order; a repeated id is an error, or with
+    ``cfg.dedupe`` skipped and counted in ``dups[0]``; a sequence of the other alphabet is an
+    error naming it."""
+    seen = SeenIds()
+    position = -1
+    for rec in iter_fasta(fasta):
+        if seen.add(rec.id):
+            if not cfg.dedupe:
+                raise InputError(
+                    fasta, "duplicate sequence id (pass --dedupe to keep the first)", rec.id
+                )
+            dups[0] += 1
+            continue
+        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != alphabet:
+            kind = "nucleotide" if alphabet == "protein" else "protein"
+            raise InputError(
+                fasta, f"{kind} sequence, but the model was trained on {alphabet}", rec.id
+            )
+        position += 1
+        if position % cfg.shard_count == cfg.shard_index:  # else another shard's sequence
+            yield rec
 
 
 def merge_shards(shards: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
