@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -25,7 +25,7 @@ from phyloclr.families.corpus import (
     de_novo_prefilter,
 )
 from phyloclr.families.distances import compute_distances
-from phyloclr.families.load import InputFile, expand_inputs, read_alignments, sniff
+from phyloclr.families.load import InputFile, InputKind, expand_inputs, read_alignments, sniff
 from phyloclr.families.mmseqs import MmseqsSettings
 from phyloclr.families.model import Family, FamilySet
 from phyloclr.families.trees import assign_trees, attach_tree
@@ -120,46 +120,9 @@ def _build(
             cfg.unaligned == "corpus" or (cfg.unaligned == "auto" and not item.in_directory)
         )
         if as_corpus:
-            store = cdir / "edges" if cdir is not None else None
-            assignment = _split_corpus(item.path, cfg, store, progress)
-            unassigned.extend(assignment.unassigned)
-            if assignment.unassigned:
-                shown = ", ".join(assignment.unassigned[:10])
-                more = len(assignment.unassigned) - 10
-                warnings.append(
-                    f"{item.path}: {len(assignment.unassigned)} sequences were assigned to no "
-                    f"family: {shown}" + (f" … ({more} more)" if more > 0 else "")
-                )
-            for label, members in assignment.groups.items():
-                fam = Family(
-                    id=label,
-                    records=members,
-                    alphabet=detect_alphabet(members, item.path),
-                    source=str(item.path),
-                    accession=assignment.accessions.get(label),
-                    description=assignment.descriptions.get(label),
-                    hmm_name=label if label in assignment.hmms else None,
-                )
-                add(fam)
-                if label in assignment.hmms:
-                    hmms[label] = assignment.hmms[label]
+            _corpus_families(item, cfg, cdir, progress, add, hmms, unassigned, warnings)
         else:
-            for loaded in read_alignments(item, kind):
-                fam = Family(
-                    id=loaded.family_id,
-                    records=loaded.records,
-                    alphabet=detect_alphabet(loaded.records, item.path),
-                    source=str(item.path),
-                    accession=loaded.accession,
-                    description=loaded.description,
-                    alignment_origin="input" if kind != "fasta" else None,
-                )
-                add(fam)
-                if item.tree_path is not None:
-                    paired = read_newick_file(item.tree_path)
-                    if len(paired) != 1:
-                        raise InputError(item.tree_path, "expected exactly one tree in the file")
-                    attach_tree(fam, paired[0][1], item.tree_path, warnings)
+            _alignment_families(item, kind, add, warnings)
         if progress is not None:
             progress("reading inputs", n_done, len(items))
     if not families:
@@ -172,6 +135,74 @@ def _build(
     for fam in families:
         for note in fam.notes:
             warnings.append(f"family {fam.id!r}: {note}")
+    _saturation_warning(families, cfg, warnings)
+
+    return FamilySet(
+        families=families,
+        warnings=warnings,
+        unassigned=unassigned,
+        config_json=config_json,
+        cache_key=key,
+    )
+
+
+def _corpus_families(
+    item: InputFile, cfg: FamiliesConfig, cdir: Path | None, progress: Progress | None,
+    add: Callable[[Family], None], hmms: dict[str, plan7.HMM], unassigned: list[str],
+    warnings: list[str],
+) -> None:  # fmt: skip
+    """The families of an unaligned corpus (header pattern, hmmscan or de novo), each given to
+    ``add``; their HMMs into ``hmms``; sequences in no family into ``unassigned``."""
+    store = cdir / "edges" if cdir is not None else None
+    assignment = _split_corpus(item.path, cfg, store, progress)
+    unassigned.extend(assignment.unassigned)
+    if assignment.unassigned:
+        shown = ", ".join(assignment.unassigned[:10])
+        more = len(assignment.unassigned) - 10
+        warnings.append(
+            f"{item.path}: {len(assignment.unassigned)} sequences were assigned to no "
+            f"family: {shown}" + (f" … ({more} more)" if more > 0 else "")
+        )
+    for label, members in assignment.groups.items():
+        fam = Family(
+            id=label,
+            records=members,
+            alphabet=detect_alphabet(members, item.path),
+            source=str(item.path),
+            accession=assignment.accessions.get(label),
+            description=assignment.descriptions.get(label),
+            hmm_name=label if label in assignment.hmms else None,
+        )
+        add(fam)
+        if label in assignment.hmms:
+            hmms[label] = assignment.hmms[label]
+
+
+def _alignment_families(
+    item: InputFile, kind: InputKind, add: Callable[[Family], None], warnings: list[str]
+) -> None:
+    """The families of an alignment file (Stockholm, aligned FASTA, A3M), each given to
+    ``add``, with the tree paired with the file attached."""
+    for loaded in read_alignments(item, kind):
+        fam = Family(
+            id=loaded.family_id,
+            records=loaded.records,
+            alphabet=detect_alphabet(loaded.records, item.path),
+            source=str(item.path),
+            accession=loaded.accession,
+            description=loaded.description,
+            alignment_origin="input" if kind != "fasta" else None,
+        )
+        add(fam)
+        if item.tree_path is not None:
+            paired = read_newick_file(item.tree_path)
+            if len(paired) != 1:
+                raise InputError(item.tree_path, "expected exactly one tree in the file")
+            attach_tree(fam, paired[0][1], item.tree_path, warnings)
+
+
+def _saturation_warning(families: list[Family], cfg: FamiliesConfig, warnings: list[str]) -> None:
+    """One warning naming the families (worst five) with pairs past ``max_distance``."""
     saturated = [f for f in families if f.saturated_pairs]
     if saturated:
         worst = sorted(saturated, key=lambda f: -f.saturated_pairs / max(1, f.size**2))[:5]
@@ -181,14 +212,6 @@ def _build(
             + ", ".join(f"{f.id} ({f.saturated_pairs})" for f in worst)
             + (" …" if len(saturated) > 5 else "")
         )
-
-    return FamilySet(
-        families=families,
-        warnings=warnings,
-        unassigned=unassigned,
-        config_json=config_json,
-        cache_key=key,
-    )
 
 
 def _all_distances(

@@ -193,6 +193,35 @@ def remove_parts(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def _ordered_shards(shards: Sequence[Path], handles: list[Any]) -> list[Any]:
+    """The open shard files in shard order, after checking they are complete, one for each i
+    of one i/n, from one model and settings, and sized as one input split n ways."""
+    infos = []
+    for path, f in zip(shards, handles, strict=True):
+        if f.attrs.get("format") != FORMAT or not f.attrs.get("complete"):
+            raise InputError(path, "not a complete phyloclr embedding file")
+        index, count = (int(x) for x in str(f.attrs.get("shard", "0/1")).split("/"))
+        config = json.loads(f.attrs["config"])
+        config["embed"].pop("shard_index", None)
+        infos.append((index, count, f.attrs["model"], json.dumps(config, sort_keys=True)))
+    counts = {i[1] for i in infos}
+    if len(counts) != 1 or sorted(i[0] for i in infos) != list(range(counts.pop())):
+        raise InputError(
+            None, "shards must be exactly one file for each i of the same i/n: "
+            + ", ".join(f"{p} ({i[0]}/{i[1]})" for p, i in zip(shards, infos, strict=True))
+        )  # fmt: skip
+    if len({(i[2], i[3]) for i in infos}) != 1:
+        raise InputError(None, "shards come from different models or settings")
+    order = sorted(range(len(shards)), key=lambda k: infos[k][0])
+    files = [handles[k] for k in order]
+    n_shards = len(files)
+    sizes = [int(f["ids"].shape[0]) for f in files]
+    total = sum(sizes)
+    if any(sizes[i] != (total - i + n_shards - 1) // n_shards for i in range(n_shards)):
+        raise InputError(None, f"shard sizes {sizes} do not fit one input split {n_shards} ways")
+    return files
+
+
 def merge_round_robin(shards: Sequence[Path], out: Path, block: int = 8192) -> int:
     """Interleave complete shard files (shard i holds rows i, i+n, ...) into ``out``."""
     if out.exists():
@@ -204,31 +233,10 @@ def merge_round_robin(shards: Sequence[Path], out: Path, block: int = 8192) -> i
                 handles.append(h5py.File(path, "r"))
             except OSError as exc:
                 raise InputError(path, f"cannot read HDF5: {exc}") from exc
-        infos = []
-        for path, f in zip(shards, handles, strict=True):
-            if f.attrs.get("format") != FORMAT or not f.attrs.get("complete"):
-                raise InputError(path, "not a complete phyloclr embedding file")
-            index, count = (int(x) for x in str(f.attrs.get("shard", "0/1")).split("/"))
-            config = json.loads(f.attrs["config"])
-            config["embed"].pop("shard_index", None)
-            infos.append((index, count, f.attrs["model"], json.dumps(config, sort_keys=True)))
-        counts = {i[1] for i in infos}
-        if len(counts) != 1 or sorted(i[0] for i in infos) != list(range(counts.pop())):
-            raise InputError(
-                None, "shards must be exactly one file for each i of the same i/n: "
-                + ", ".join(f"{p} ({i[0]}/{i[1]})" for p, i in zip(shards, infos, strict=True))
-            )  # fmt: skip
-        if len({(i[2], i[3]) for i in infos}) != 1:
-            raise InputError(None, "shards come from different models or settings")
-        order = sorted(range(len(shards)), key=lambda k: infos[k][0])
-        files = [handles[k] for k in order]
+        files = _ordered_shards(shards, handles)
         n_shards = len(files)
         sizes = [int(f["ids"].shape[0]) for f in files]
         total = sum(sizes)
-        if any(sizes[i] != (total - i + n_shards - 1) // n_shards for i in range(n_shards)):
-            raise InputError(
-                None, f"shard sizes {sizes} do not fit one input split {n_shards} ways"
-            )
         first = files[0]
         dim = int(first["embeddings"].shape[1])
         per_residue = "residues" in first
