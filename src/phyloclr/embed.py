@@ -175,6 +175,8 @@ def _finished(out: Path, weights: str, cfg: EmbedConfig) -> int | None:
     return int(attrs["n_sequences"])
 
 
+# long (≈ 100 lines) because the streaming loop and its part flushes share the run's counters;
+# split further they would pass eight values back and forth
 def embed_fasta(
     fasta: str | os.PathLike[str],
     out: str | os.PathLike[str],
