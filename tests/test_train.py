@@ -242,3 +242,20 @@ def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
     assert "fn3" not in {f.id for f in job.families.families} and seen == [len(job.families)]
     again = pretrain_files([SEEDS], tmp_path / "run", None, resume=True)  # the saved config
     assert again.result.resumed_from == 3 and again.result.steps == 3
+
+
+def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
+    """Every architecture field of EncoderSpec comes from ModelConfig's field of that name (a
+    field added to one and not the other fails here); max_len rises to the views' crop."""
+    from dataclasses import fields
+
+    from phyloclr.models.encoders import EncoderSpec
+
+    spec_fields = {f.name for f in fields(EncoderSpec)} - {"name", "alphabet_letters"}
+    assert spec_fields <= {f.name for f in fields(ModelConfig)}
+    m = ModelConfig(encoder="kmer", dim=64, layers=1, spectrum="murphy10:3", centre=True,
+                    map="sketch", max_len=256)  # fmt: skip
+    spec = m.encoder_spec(20, crop_len=512)
+    assert spec.name == "kmer" and spec.alphabet_letters == 20 and spec.max_len == 512
+    assert all(getattr(spec, f) == getattr(m, f) for f in spec_fields - {"max_len"})
+    assert m.encoder_spec(20, crop_len=128).max_len == 256

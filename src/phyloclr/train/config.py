@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +15,7 @@ from phyloclr.families.config import FamiliesConfig
 from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum, word_weight
 from phyloclr.models.build import ENCODERS
 from phyloclr.models.critics import CRITICS
+from phyloclr.models.encoders import EncoderSpec
 from phyloclr.views.mutation import MutationConfig
 
 
@@ -107,6 +108,15 @@ class ModelConfig:
                     f"model.spectrum {self.spectrum!r} needs a table of {rows:,} rows; "
                     "set model.buckets (hashing) to at most 4,194,304"
                 )
+
+    def encoder_spec(self, alphabet_letters: int, crop_len: int) -> EncoderSpec:
+        """The saved architecture (:class:`~phyloclr.models.encoders.EncoderSpec`): every field
+        the two share, copied by name; ``max_len`` is raised to the views' ``crop_len`` (a
+        crop longer than the encoder's context would not fit)."""
+        shared = {f.name for f in fields(EncoderSpec)} & {f.name for f in fields(self)}
+        values = {name: getattr(self, name) for name in shared}
+        values["max_len"] = max(self.max_len, crop_len)
+        return EncoderSpec(name=self.encoder, alphabet_letters=alphabet_letters, **values)
 
 
 @dataclass(frozen=True)

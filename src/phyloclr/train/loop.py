@@ -25,7 +25,7 @@ from phyloclr.fsutil import atomic_path, remove_stale_temporaries
 from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.build import build_encoder
 from phyloclr.models.critics import build_critic
-from phyloclr.models.encoders import Encoder, EncoderSpec
+from phyloclr.models.encoders import Encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.objectives.contrastive import (
@@ -121,26 +121,7 @@ def homolog_pairs(fset: FamilySet, seed: int, per_family: int = 10) -> np.ndarra
 
 def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
     m = cfg.model
-    spec = EncoderSpec(
-        name=m.encoder,
-        dim=m.dim,
-        layers=m.layers,
-        kernel_size=m.kernel_size,
-        heads=m.heads,
-        dropout=m.dropout,
-        pooling=m.pooling,
-        max_len=max(m.max_len, cfg.views.crop_len),
-        kmer=m.kmer,
-        alphabet_letters=len(alphabet.letters),
-        spectrum=m.spectrum,
-        buckets=m.buckets,
-        hidden=m.hidden,
-        centre=m.centre,
-        map=m.map,
-        sketch=m.sketch,
-        sketch_dim=m.sketch_dim,
-        sketch_weight=m.sketch_weight,
-    )
+    spec = m.encoder_spec(len(alphabet.letters), cfg.views.crop_len)
     encoder = build_encoder(spec, alphabet.size)
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
     critic = build_critic(cfg.objective.critic, m.projection_dim or m.dim)
