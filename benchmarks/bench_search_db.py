@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import subprocess
 import tempfile
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_protein import DEFAULT_SETS, DevSet
+from benchmarks.bench_search import emit
 from phyloclr.embed import EmbedConfig, default_model_path, embed_fasta
 from phyloclr.families.mmseqs import mmseqs_binary
 from phyloclr.io.fasta import iter_fasta
@@ -185,12 +184,8 @@ def main() -> None:
         if args.only and root.name not in args.only:
             continue
         for row in run_set(DevSet(root), args, model):
-            row.update(threads=args.threads, model=str(model),
-                       machine=f"{platform.machine()}, {os.cpu_count()} cores")  # fmt: skip
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with args.out.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            row.update(threads=args.threads, model=str(model))
+            emit(row, args.out)
 
 
 if __name__ == "__main__":

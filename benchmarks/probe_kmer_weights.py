@@ -7,7 +7,8 @@ The default model's input, the centred log-tf-idf vectors of four Murphy-10 word
 - ``idf``: ln((1 + N) / (1 + df)) + 1 (what the model ships with);
 - ``homology``: :func:`phyloclr.kmers.homology_weights`, the log-odds that a homolog keeps the
   k-mer, from up to 10 random member pairs of every cluster of the training corpus
-  (``family=`` in its headers, benchmarks/training_corpus.py --method mmseqs);
+  (``family=`` in its headers, benchmarks/training_corpus.py --method mmseqs;
+  :func:`phyloclr.kmers.member_pairs`, as pretraining draws them);
 - two controls that shift the idf as ``homology`` does but give every k-mer the same share
   kept (the mean over occurrences, ``flat-occurrence``, or over k-mers, ``flat-kmer``): if
   they match ``homology``, the gain is the shift, not evolution.
@@ -19,54 +20,33 @@ mean cosine over the words on each development set, as ``bench_protein``'s space
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.bench_protein import DEFAULT_SETS, DevSet, score
+from benchmarks.bench_search import emit
 from phyloclr.io.fasta import read_fasta
 from phyloclr.kmers import (
     centred_cosines,
     homology_weights,
     inverse_document_frequency,
+    kept_shares,
     log_tfidf,
+    member_pairs,
     spectrum_counts,
 )
 
 WORDS = ("1111", "11011", "110101", "101011")
 
 
-def cluster_pairs(families: np.ndarray, seed: int = 0, per_family: int = 10) -> np.ndarray:
-    """(P, 2) rows: up to ``per_family`` random pairs within each family label."""
-    rng = np.random.default_rng(seed)
-    rows: dict[str, list[int]] = {}
-    for i, f in enumerate(families.tolist()):
-        rows.setdefault(f, []).append(i)
-    pairs = []
-    for members in rows.values():
-        n = len(members)
-        for _ in range(min(per_family, n * (n - 1) // 2)):
-            a, b = rng.choice(n, 2, replace=False)
-            pairs.append((members[a], members[b]))
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
-
-
 def flat_weights(counts: object, pairs: np.ndarray, per: str) -> np.ndarray:
-    """The homology weights' shift with one share kept for every k-mer (a control)."""
-    presence = counts.tocsr(copy=True)  # type: ignore[attr-defined]
-    presence.data[:] = 1.0
-    a, b = presence[pairs[:, 0]], presence[pairs[:, 1]]
-    both = np.asarray(a.multiply(b).sum(0), dtype=np.float64).ravel()
-    one = np.asarray(a.sum(0) + b.sum(0), dtype=np.float64).ravel()
-    if per == "occurrence":
-        kept = 2.0 * both.sum() / one.sum()
-    else:
-        kept = float(np.mean((2.0 * both + 20 * 2 * both.sum() / one.sum()) / (one + 20)))
-    n = presence.shape[0]
-    df = np.bincount(presence.indices, minlength=presence.shape[1])
-    return np.maximum(np.log(kept * (1.0 + n) / (1.0 + df)), 0.0).astype(np.float32)
+    """The homology weights' shift with one share kept for every k-mer (a control): the share
+    over all occurrences (``occurrence``) or the mean of the k-mers' smoothed shares."""
+    kept, mean, chance = kept_shares(counts, pairs)
+    share = mean if per == "occurrence" else float(kept.mean())
+    return np.maximum(np.log(share / chance), 0.0).astype(np.float32)
 
 
 def main() -> None:
@@ -85,7 +65,7 @@ def main() -> None:
     label = re.compile(r"family=(\S+)")
     families = np.array([m.group(1) if (m := label.search(records[i].description or "")) else ""
                          for i in pick])  # fmt: skip
-    pairs = cluster_pairs(families)
+    pairs = member_pairs(families, 0)
     train = {w: spectrum_counts(seqs, w, "murphy10") for w in WORDS}
     sets = [DevSet(args.sets / n) for n in ("go-function", "orthologs", "go-process")]
     for kind in args.kinds:
@@ -105,10 +85,7 @@ def main() -> None:
                 x = log_tfidf(spectrum_counts(ds.seqs, w, "murphy10"), weights[w])
                 sim += centred_cosines(x, mean) / len(WORDS)
             row[ds.name] = score(sim, ds.labels)["map"]
-        print(json.dumps(row), flush=True)
-        if args.out:
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+        emit(row, args.out)
 
 
 if __name__ == "__main__":

@@ -507,14 +507,13 @@ def test_homology_weights_favour_what_evolution_keeps() -> None:
 
 
 def test_fit_idf_with_pairs_uses_homology_weights(seeds) -> None:
-    from phyloclr.kmers import homology_weights
-    from phyloclr.train.loop import homolog_pairs
+    from phyloclr.kmers import homology_weights, member_pairs
 
     seqs = [r.seq for f in seeds.families for r in f.records]
-    pairs = homolog_pairs(seeds, 0)
     sizes = [f.size for f in seeds.families]
     starts = np.cumsum([0, *sizes])
     family_of = np.repeat(np.arange(len(sizes)), sizes)
+    pairs = member_pairs(family_of, 0)
     assert len(pairs) == sum(min(10, s * (s - 1) // 2) for s in sizes)
     assert (family_of[pairs[:, 0]] == family_of[pairs[:, 1]]).all()
     assert (pairs[:, 0] != pairs[:, 1]).all() and pairs.max() < starts[-1]

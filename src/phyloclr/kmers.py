@@ -179,14 +179,13 @@ def inverse_document_frequency(counts: Any) -> np.ndarray:
     return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
 
-def homology_weights(counts: Any, pairs: np.ndarray, prior: float = 20.0) -> np.ndarray:
-    """(V,) evolution-derived k-mer weights from sparse counts (N, V) and homologous ``pairs``
-    (P, 2) of their rows: the log-odds, floored at 0, that a k-mer present in one protein is
-    present in its homolog rather than in a random protein, ln(c / p). c is the share of the
-    pairs' occurrences (both directions) kept by the homolog, smoothed towards the mean share
-    with ``prior`` pseudo-occurrences; p = (1 + df) / (1 + N). Used in place of the idf
-    (which is ln(1 / p) + const): a k-mer that evolution keeps weighs more than one that is
-    merely rare."""
+def kept_shares(
+    counts: Any, pairs: np.ndarray, prior: float = 20.0
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """From sparse counts (N, V) and homologous ``pairs`` (P, 2) of their rows: (c, c̄, p).
+    c (V,) is the share of each k-mer's occurrences in the pairs (both directions) that the
+    homolog keeps, smoothed towards c̄ (the share over all occurrences) with ``prior``
+    pseudo-occurrences; p (V,) = (1 + df) / (1 + N) is its chance of being in a random row."""
     n, v = counts.shape
     presence = counts.tocsr(copy=True)
     presence.data[:] = 1.0
@@ -197,9 +196,34 @@ def homology_weights(counts: Any, pairs: np.ndarray, prior: float = 20.0) -> np.
     mean = 2.0 * both.sum() / max(one.sum(), 1.0)
     kept = (2.0 * both + prior * mean) / (one + prior)
     df = np.bincount(presence.indices, minlength=v)
-    chance = (1.0 + df) / (1.0 + n)
+    return kept, mean, (1.0 + df) / (1.0 + n)
+
+
+def homology_weights(counts: Any, pairs: np.ndarray, prior: float = 20.0) -> np.ndarray:
+    """(V,) evolution-derived k-mer weights: the log-odds, floored at 0, that a k-mer present in
+    one protein is present in its homolog rather than in a random protein, ln(c / p)
+    (:func:`kept_shares`). Used in place of the idf (which is ln(1 / p) + const): a k-mer that
+    evolution keeps weighs more than one that is merely rare."""
+    kept, _, chance = kept_shares(counts, pairs, prior)
     with np.errstate(divide="ignore"):
         return np.maximum(np.log(kept / chance), 0.0).astype(np.float32)
+
+
+def member_pairs(groups: np.ndarray, seed: int, per_group: int = 10) -> np.ndarray:
+    """(P, 2) row pairs: up to ``per_group`` random pairs of distinct rows within each group
+    of ``groups`` (N,) (family labels), groups in order of first appearance, drawn with
+    ``numpy.random.default_rng([seed, 11])``."""
+    rng = np.random.default_rng([seed, 11])
+    _, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    by_group = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    pairs = []
+    for g in np.argsort(first, kind="stable"):
+        rows = by_group[g]
+        n = len(rows)
+        for _ in range(min(per_group, n * (n - 1) // 2)):
+            a, b = rng.choice(n, 2, replace=False)
+            pairs.append((int(rows[a]), int(rows[b])))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def log_tfidf(counts: Any, idf: np.ndarray) -> Any:

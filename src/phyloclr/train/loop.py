@@ -22,6 +22,7 @@ from phyloclr.devices import resolve_device
 from phyloclr.errors import InputError
 from phyloclr.families.model import FamilySet
 from phyloclr.fsutil import atomic_path, remove_stale_temporaries
+from phyloclr.kmers import member_pairs
 from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.build import build_encoder
 from phyloclr.models.critics import build_critic
@@ -101,22 +102,6 @@ def _alphabet(fset: FamilySet, cfg: PretrainConfig) -> Alphabet:
             f"families (e.g. {prot.id!r} from {prot.source}); train on one, or set --alphabet",
         )
     return get_alphabet(kinds.pop())
-
-
-def homolog_pairs(fset: FamilySet, seed: int, per_family: int = 10) -> np.ndarray:
-    """(P, 2) rows of ``[r for f in fset.families for r in f.records]``: up to ``per_family``
-    random pairs of members of each family (the same for every rank), for the k-mer weights
-    that evolution keeps (``model.kmer_weights: homology``)."""
-    rng = np.random.default_rng([seed, 11])
-    pairs, start = [], 0
-    for f in fset.families:
-        n = f.size
-        if n >= 2:
-            for _ in range(min(per_family, n * (n - 1) // 2)):
-                a, b = rng.choice(n, 2, replace=False)
-                pairs.append((start + int(a), start + int(b)))
-        start += n
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
@@ -238,7 +223,10 @@ def _new_state(
     if isinstance(model.encoder, KmerSpectrum) and not resume:
         # the idf (and mean input) of every family's members (all ranks alike); a resumed run
         # loads them
-        pairs = homolog_pairs(fset, cfg.run.seed) if cfg.model.kmer_weights == "homology" else None
+        pairs = None
+        if cfg.model.kmer_weights == "homology":  # member pairs of every family
+            sizes = [f.size for f in fset.families]
+            pairs = member_pairs(np.repeat(np.arange(len(sizes)), sizes), cfg.run.seed)
         model.encoder.fit_idf([r.seq for f in fset.families for r in f.records], pairs)
     model = model.to(device)
     optimizer = torch.optim.AdamW(
