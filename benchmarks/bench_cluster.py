@@ -70,7 +70,7 @@ def _save(path: Path, y: np.ndarray, candidates: list[Candidate]) -> None:
         path, y=y, cut=np.array([c.cut for c in candidates]),
         silhouette=np.array([c.silhouette for c in candidates]),
         separation=np.array([c.separation for c in candidates]),
-        run=np.array([c.run for c in candidates]), k=np.array([c.k for c in candidates]),
+        run=np.array([c.run for c in candidates]), k=np.array([c.n_clusters for c in candidates]),
         source=np.array([c.source for c in candidates]),
         refined=np.array([c.refined for c in candidates]),
         labels=np.stack([c.labels for c in candidates]),
@@ -140,8 +140,8 @@ def main() -> None:
                 seconds = time.perf_counter() - t
                 if args.save is not None:
                     _save(args.save / f"{d.name}-autok{args.tag}-{seed}.npz", y, res.candidates)
-                emit(f"phyloclr-kmer{args.tag}-autok", seed, res.clusters, seconds, k_chosen=res.k,
-                     cluster_sizes=res.summary["cluster_sizes"],
+                emit(f"phyloclr-kmer{args.tag}-autok", seed, res.clusters, seconds,
+                     k_chosen=res.n_clusters, cluster_sizes=res.summary["cluster_sizes"],
                      k_scores=res.summary["k_scores"])  # fmt: skip
             continue
         if not args.fcgr_only:

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_families import MemoryWatch, machine
+from phyloclr import dna
 from phyloclr.cluster import read_dna
-from phyloclr.views import dna
+from phyloclr.views import dna as dna_views
 from phyloclr.views.mutation import MutationConfig
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "dna" / "idelucs_Influenza-A"
@@ -45,7 +46,7 @@ def synthesise(n: int, folder: Path, seed: int) -> tuple[Path, Path, int]:
         lab.write("id,label\n")
         for i in range(n):
             j = int(rng.integers(len(records)))
-            seq = _BASES[dna.mutate(codes[j], view, rng)].tobytes().decode()
+            seq = _BASES[dna_views.mutate(codes[j], view, rng)].tobytes().decode()
             fh.write(f">s{i}_{records[j].id}\n{seq}\n")
             lab.write(f"s{i}_{records[j].id},{labels[records[j].id]}\n")
     return fasta, table, len(set(labels.values()) - {"label"})

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_cluster import DATA, dataset_fasta
+from phyloclr import dna
 from phyloclr.cluster import (
     ClusterConfig,
     Featuriser,
@@ -25,7 +26,6 @@ from phyloclr.cluster import (
     read_dna,
     train_run,
 )
-from phyloclr.views import dna
 
 
 def main() -> None:

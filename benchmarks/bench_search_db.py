@@ -36,18 +36,8 @@ from benchmarks.bench_search import emit
 from phyloclr.embed import EmbedConfig, default_model_path, embed_fasta
 from phyloclr.families.mmseqs import mmseqs_binary
 from phyloclr.io.fasta import iter_fasta
+from phyloclr.metrics import average_precision
 from phyloclr.search import SearchConfig, SearchResult, realign, search
-
-
-def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
-    """AP of one query's ``scores`` (D,) over the database (itself already left out), the
-    ``relevant`` (D,) bool items sought; ties broken pessimistically (irrelevant items first)."""
-    order = np.lexsort((relevant, -scores))
-    rel = relevant[order]
-    if not rel.any():
-        return float("nan")
-    ranks = np.flatnonzero(rel) + 1
-    return float((np.arange(1, len(ranks) + 1) / ranks).mean())
 
 
 def build_database(ds: DevSet, distractors: Path, n: int, out: Path) -> list[str]:

@@ -30,6 +30,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 
 from benchmarks.bench_cluster import kmeans_6mer
 from benchmarks.cluster_selection import load, saved_sets
+from phyloclr import dna
 from phyloclr.cluster import (
     Candidate,
     assign,
@@ -40,7 +41,6 @@ from phyloclr.cluster import (
     silhouette,
 )
 from phyloclr.evaluate import hungarian_accuracy
-from phyloclr.views import dna
 
 RULES = [  # scores whose worst rank ranks the pool; "-" marks lower-is-better
     ("cut", "silhouette"), ("cut",), ("silhouette",), ("-inertia",),
@@ -93,7 +93,7 @@ def main() -> None:
         row: dict[str, list[float]] = defaultdict(list)
         for path in sorted(paths):
             y, cands = load(path, space)
-            seed, k = int(path.stem.rsplit("-", 1)[1]), cands[0].k
+            seed, k = int(path.stem.rsplit("-", 1)[1]), cands[0].n_clusters
             kc = replace(cfg, n_clusters=k, kmeans=3, seed=seed * 100)
             eye = np.eye(k)
             pool = [(c, eye[c.labels]) for c in cands if c.source == "tcl"]

@@ -120,7 +120,9 @@ def main() -> None:
             y, cands = load(path, space)
             seed = int(path.stem.rsplit("-", 1)[1])  # the benchmark's seed; its runs' is × 100
             if args.kmeans is not None:
-                kc = replace(cfg, n_clusters=cands[0].k, kmeans=args.kmeans, seed=seed * 100)
+                kc = replace(
+                    cfg, n_clusters=cands[0].n_clusters, kmeans=args.kmeans, seed=seed * 100
+                )
                 cands = [c for c in cands if c.source == "tcl"]
                 more = kmeans_candidates(spaces, graph, kc.n_clusters, kc) if args.kmeans else []
                 cands += [c for c, _ in more]
@@ -135,7 +137,7 @@ def main() -> None:
             worse3 += [max(c.rank_cut, c.rank_silhouette, c.rank_separation) / len(cands)
                        for c in ranked_pool]  # fmt: skip
             accs += acc.tolist()
-            k = cands[0].k
+            k = cands[0].n_clusters
             eye = np.eye(k)
             pool = [(c, eye[c.labels]) for c in cands]
             for rule, change in RULES.items():

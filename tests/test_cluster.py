@@ -15,10 +15,10 @@ from phyloclr.cli import EXIT_INPUT, app
 from phyloclr.cluster import (
     ClusterConfig,
     cluster_sequences,
+    kmeans_refine,
     label_mapping,
     neighbour_cut,
     read_dna,
-    refine,
     score,
 )
 from phyloclr.errors import ConfigError, InputError
@@ -55,7 +55,7 @@ def test_refine_moves_misplaced_points_and_keeps_empty_clusters_empty() -> None:
     space = centres[truth] + rng.normal(0, 1, (90, 2))
     start = truth.copy()
     start[[0, 1, 30, 31, 60]] = [1, 2, 0, 2, 1]  # five sequences in the wrong cluster
-    resp = refine(space, start, k=5)  # a 5-output head that uses 3 clusters
+    resp = kmeans_refine(space, start, n_clusters=5)  # a 5-output head that uses 3 clusters
     assert resp.shape == (90, 5) and np.allclose(resp.sum(1), 1.0)
     assert np.array_equal(resp.argmax(1), truth)
     assert np.all(resp[:, 3:] == 0)
@@ -151,10 +151,16 @@ def test_both_scores_must_agree() -> None:
 
     labels = np.zeros(4, dtype=np.int64)
     pool = [
-        Candidate(0, 0, cut=0.01, silhouette=0.1, labels=labels, k=2),  # best cut, worst sil.
-        Candidate(0, 1, cut=0.02, silhouette=0.5, labels=labels, k=2),  # second by both
-        Candidate(0, 2, cut=0.05, silhouette=0.6, labels=labels, k=2),  # best sil., worst cut
-        Candidate(0, 3, cut=0.03, silhouette=0.2, labels=labels, k=3),  # another K: own ranks
+        Candidate(
+            0, 0, cut=0.01, silhouette=0.1, labels=labels, n_clusters=2
+        ),  # best cut, worst sil.
+        Candidate(0, 1, cut=0.02, silhouette=0.5, labels=labels, n_clusters=2),  # second by both
+        Candidate(
+            0, 2, cut=0.05, silhouette=0.6, labels=labels, n_clusters=2
+        ),  # best sil., worst cut
+        Candidate(
+            0, 3, cut=0.03, silhouette=0.2, labels=labels, n_clusters=3
+        ),  # another K: own ranks
     ]
     ranked = with_ranks(pool)
     assert [(c.rank_cut, c.rank_silhouette) for c in ranked] == [
@@ -179,9 +185,9 @@ def test_three_scores_and_clade_separation() -> None:
     assert separation(space, np.zeros(80, dtype=np.int64)) == 0.0
     labels = np.zeros(4, dtype=np.int64)
     pool = [  # best by cut and silhouette, least separated: "both" picks it, "three" does not
-        Candidate(0, 0, cut=0.01, silhouette=0.6, labels=labels, k=2, separation=0.5),
-        Candidate(0, 1, cut=0.02, silhouette=0.5, labels=labels, k=2, separation=2.0),
-        Candidate(0, 2, cut=0.03, silhouette=0.4, labels=labels, k=2, separation=1.5),
+        Candidate(0, 0, cut=0.01, silhouette=0.6, labels=labels, n_clusters=2, separation=0.5),
+        Candidate(0, 1, cut=0.02, silhouette=0.5, labels=labels, n_clusters=2, separation=2.0),
+        Candidate(0, 2, cut=0.03, silhouette=0.4, labels=labels, n_clusters=2, separation=1.5),
     ]
     ranked = with_ranks(pool)
     assert [c.rank_separation for c in ranked] == [3.0, 1.0, 2.0]
@@ -291,7 +297,7 @@ def test_refined_heads_are_ranked_beside_the_raw_ones() -> None:
         c = Candidate(0, h, neighbour_cut(graph, labels), 0.0, labels, 3)
         heads.append((c, eye[labels]))
     refined = [refined_candidate(c, space, graph, cfg) for c, _ in heads]
-    assert all(c.refined and c.k == 3 for c, _ in refined)
+    assert all(c.refined and c.n_clusters == 3 for c, _ in refined)
     assert np.array_equal(refined[0][0].labels, truth) and refined[0][0].cut < heads[0][0].cut
     assert np.allclose(refined[0][1].sum(1), 1.0)  # k-means responsibilities
     pool = heads + refined
@@ -362,10 +368,10 @@ def test_choosing_k_finds_the_groups_and_reports_every_k(tmp_path: Path) -> None
     assert result.summary["k_chosen"] is True
     scores = result.summary["k_scores"]
     assert [s["k"] for s in scores] == list(range(2, 8))  # type: ignore[union-attr]
-    assert result.k == 4 and result.clusters.max() == 3
+    assert result.n_clusters == 4 and result.clusters.max() == 3
     assert score(result.ids, result.clusters, labels)["acc"] == 1.0
     assert len(result.candidates) == 2 * 6 + 2  # one head per K per run, the chosen K's refined
-    assert all(c.k == 4 for c in result.candidates if c.refined)
+    assert all(c.n_clusters == 4 for c in result.candidates if c.refined)
     with pytest.raises(ConfigError):
         ClusterConfig(n_clusters=0, runs=1)
 
@@ -418,24 +424,26 @@ def test_errors(tmp_path: Path) -> None:
 
 
 def test_vote_matches_labels_and_breaks_ties_by_the_best() -> None:
-    from phyloclr.cluster import vote
+    from phyloclr.cluster import vote_partitions
 
     eye = np.eye(3)
     best = eye[[0, 0, 1, 1, 2, 2]]
     renamed = eye[[2, 2, 0, 0, 1, 1]]  # same partition, other names
     other = eye[[0, 0, 1, 2, 2, 2]]
-    labels, mean, agree = vote([best, renamed, other], 3)
+    labels, mean, agree = vote_partitions([best, renamed, other], 3)
     assert labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert agree.tolist() == [3, 3, 3, 2, 3, 3]  # ``other`` dissents on the fourth
     assert np.allclose(mean.sum(1), 1.0)
-    labels, _, agree = vote([best, other], 3)  # a 1–1 tie goes to the first (best) partition
+    labels, _, agree = vote_partitions(
+        [best, other], 3
+    )  # a 1–1 tie goes to the first (best) partition
     assert labels.tolist() == [0, 0, 1, 1, 2, 2] and agree.tolist() == [2, 2, 2, 1, 2, 2]
 
 
 def test_featuriser_standardises_and_lays_out_fcgr() -> None:
+    from phyloclr import dna
     from phyloclr.cluster import Featuriser
-    from phyloclr.models.fcgr import fcgr, normalise
-    from phyloclr.views import dna
+    from phyloclr.dna import fcgr, normalise
 
     rng = np.random.default_rng(1)
     seqs = ["".join(rng.choice(list("ACGT"), 300)) for _ in range(20)]

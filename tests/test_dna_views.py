@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from phyloclr import dna
 from phyloclr.kmers import kmer_counts as string_counts
 from phyloclr.kmers import letter_index
-from phyloclr.views import dna
+from phyloclr.views import dna as dna_views
 from phyloclr.views.mutation import MutationConfig
 
 RNG_SEQ = "".join(np.random.default_rng(0).choice(list("ACGT"), 200_000))
@@ -23,7 +24,7 @@ def test_encode_and_counts_match_string_counter() -> None:
 def test_substitution_rates_and_transition_share() -> None:
     cfg = MutationConfig(transition_rate=0.02, transversion_rate=0.01, mask_rate=0.0, crop_min=1.0)
     codes = dna.encode(RNG_SEQ)
-    out = dna.mutate(codes, cfg, np.random.default_rng(1))
+    out = dna_views.mutate(codes, cfg, np.random.default_rng(1))
     changed = out != codes
     ts = ((out ^ codes) == 2) & changed
     assert abs(changed.mean() - 0.03) < 0.002
@@ -34,10 +35,10 @@ def test_substitution_rates_and_transition_share() -> None:
 def test_ambiguous_bases_untouched_and_revcomp() -> None:
     cfg = MutationConfig(transition_rate=0.5, transversion_rate=0.5, mask_rate=0.0, crop_min=1.0)
     codes = dna.encode("N" * 1000)
-    assert (dna.mutate(codes, cfg, np.random.default_rng(0)) == dna.AMBIGUOUS).all()
+    assert (dna_views.mutate(codes, cfg, np.random.default_rng(0)) == dna.AMBIGUOUS).all()
     rc = MutationConfig(transition_rate=0.0, transversion_rate=0.0, mask_rate=0.0, crop_min=1.0,
                         reverse_complement=1.0)  # fmt: skip
-    out = dna.mutate(dna.encode("AACGTN"), rc, np.random.default_rng(0))
+    out = dna_views.mutate(dna.encode("AACGTN"), rc, np.random.default_rng(0))
     assert out.tolist() == dna.encode("NACGTT").tolist()
 
 
@@ -45,16 +46,16 @@ def test_indels_crop_and_mask() -> None:
     codes = dna.encode(RNG_SEQ[:100_000])
     cfg = MutationConfig(transition_rate=0.0, transversion_rate=0.0, indel_rate=0.01,
                          mask_rate=0.0, crop_min=1.0)  # fmt: skip
-    lengths = [len(dna.mutate(codes, cfg, np.random.default_rng(s))) for s in range(5)]
+    lengths = [len(dna_views.mutate(codes, cfg, np.random.default_rng(s))) for s in range(5)]
     assert all(abs(n - 100_000) < 600 for n in lengths) and len(set(lengths)) > 1
     crop = MutationConfig(transition_rate=0.0, transversion_rate=0.0, mask_rate=0.1, crop_min=0.5)
-    out = dna.mutate(codes, crop, np.random.default_rng(2))
+    out = dna_views.mutate(codes, crop, np.random.default_rng(2))
     assert 50_000 <= len(out) <= 100_000
     assert abs((out == dna.AMBIGUOUS).mean() - 0.1) < 0.01
 
 
 def test_kmer_standardiser_matches_numpy_and_pools_strands() -> None:
-    from phyloclr.strand import rc_kmer_index
+    from phyloclr.dna import rc_kmer_index
 
     rng = np.random.default_rng(3)
     codes = [dna.encode("".join(rng.choice(list("ACGT"), 50))) for _ in range(7)]

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from phyloclr.embed import _windows, embed_sequences
-from phyloclr.metrics import embedding_retrieval, kmer_composition, retrieval_scores
+from phyloclr.metrics import (
+    average_precision,
+    embedding_retrieval,
+    kmer_composition,
+    retrieval_scores,
+)
 from phyloclr.models.alphabet import PROTEIN
 from phyloclr.models.build import build_encoder
 from phyloclr.models.encoders import EncoderSpec, KmerComposition
@@ -32,6 +37,22 @@ def test_retrieval_known_answer() -> None:
 def test_retrieval_skips_singleton_labels_and_is_pessimistic_on_ties() -> None:
     m, nn1 = retrieval_scores(np.ones((3, 3)), ["a", "a", "b"])
     assert m == pytest.approx(0.5) and nn1 == 0.0
+
+
+def test_average_precision_of_one_query() -> None:
+    scores = np.array([0.9, 0.5, 0.5, 0.1])
+    assert average_precision(scores, np.array([True, False, False, True])) == (1 + 2 / 4) / 2
+    # a tie: the irrelevant item ranks first
+    assert average_precision(scores, np.array([False, True, False, False])) == 1 / 3
+    assert np.isnan(average_precision(scores, np.zeros(4, dtype=bool)))
+    # the per-query term of retrieval_scores' mAP
+    rng = np.random.default_rng(0)
+    sim, labels = rng.random((30, 30)), rng.integers(0, 4, 30)
+    aps = []
+    for q in range(30):
+        keep = np.arange(30) != q
+        aps.append(average_precision(sim[q, keep], (labels == labels[q])[keep]))
+    assert np.isclose(np.mean(aps), retrieval_scores(sim, labels)[0])
 
 
 def test_kmer_composition() -> None:

@@ -224,3 +224,25 @@ def test_famsa_takes_selenocysteine_and_keeps_it(tmp_path: Path) -> None:
     rows = [r.aligned for r in align_famsa(recs, threads=1)]
     assert [row.replace("-", "") for row in rows] == [r.seq for r in recs]
     assert len({len(row) for row in rows}) == 1
+
+
+def test_search_settings_take_every_field_from_the_families_config() -> None:
+    """The engines' settings are built from the config's ``denovo_*`` fields by name, so a
+    field added to either side without its partner fails here, and every value arrives."""
+    from dataclasses import fields
+
+    from phyloclr.families.build import ENGINE_FIELDS, mmseqs_settings, search_settings
+    from phyloclr.families.config import FamiliesConfig, SearchSettings
+    from phyloclr.families.mmseqs import MmseqsSettings
+
+    cfg = FamiliesConfig(denovo_evalue=1e-3, denovo_min_coverage=0.3, denovo_prefilter_k=4,
+                         denovo_two_hit_window=20, denovo_max_candidates=50,
+                         denovo_max_kmer_ratio=3.0, denovo_mmseqs_sensitivity=7.5,
+                         denovo_mmseqs_max_seqs=1000)  # fmt: skip
+    assert search_settings(cfg) == SearchSettings(evalue=1e-3, min_coverage=0.3, prefilter_k=4,
+                                                  two_hit_window=20, max_candidates=50,
+                                                  max_kmer_ratio=3.0)  # fmt: skip
+    assert mmseqs_settings(cfg) == MmseqsSettings(evalue=1e-3, min_coverage=0.3,
+                                                  sensitivity=7.5, max_seqs=1000)  # fmt: skip
+    assert {f.name for f in fields(SearchSettings)} & ENGINE_FIELDS == {"batch", "version"}
+    assert {f.name for f in fields(MmseqsSettings)} & ENGINE_FIELDS == {"version"}

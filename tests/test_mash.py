@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from phyloclr import dna
 from phyloclr.cluster import ClusterConfig, mash_relatives
 from phyloclr.errors import ConfigError
 from phyloclr.evolution.mash import jaccard, kmer_set, mash_distance, pair_distances
-from phyloclr.views import dna
 
 
 def _mutant(a: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

@@ -76,3 +76,38 @@ def test_gzipped_multi_record(protein: Path, tmp_path: Path) -> None:
     path = tmp_path / "Pfam-A.seed.gz"
     path.write_bytes(gzip.compress((protein / "easel" / "demotic_example.sto").read_bytes()))
     assert [a.name for a in read_stockholm(path)] == ["Orn_DAP_Arg_deC", "NIF3"]
+
+
+def test_reasons_found_when_easel_gives_none(protein: Path, tmp_path: Path, monkeypatch) -> None:
+    """pyhmmer 0.12 returns an empty reason in some processes (a background job whose shell
+    has exited); the reader then finds the reason itself, and the messages stay the same."""
+    import pyhmmer.easel as easel
+
+    real = easel.MSAFile
+
+    class Blank:
+        def __init__(self, *args, **kwargs):
+            self.inner = real(*args, **kwargs)
+
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def __iter__(self):
+            try:
+                yield from self.inner
+            except ValueError:
+                raise ValueError("Could not parse file: ") from None
+
+    monkeypatch.setattr(easel, "MSAFile", Blank)
+    test_duplicate_names_reported(protein)
+    test_missing_terminator(tmp_path)
+    two = "# STOCKHOLM 1.0\nA  MKVL\nB  MK-L\n//\n# STOCKHOLM 1.0\nA  MK\nA  MK\n//\n"
+    with pytest.raises(InputError, match=r"'A'.*duplicate sequence name in alignment #2"):
+        read_stockholm(write(tmp_path / "two.sto", two))
+    interleaved = "# STOCKHOLM 1.0\nA  MK\nB  MK\n\nA  VL\nB  V-\n\nA  VL\nA  V-\n//\n"
+    with pytest.raises(InputError, match=r"'A'.*duplicate sequence name"):
+        read_stockholm(write(tmp_path / "il.sto", interleaved))

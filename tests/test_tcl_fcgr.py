@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from phyloclr.models.fcgr import FCGRNet, fcgr, normalise
+from phyloclr.dna import fcgr, normalise
+from phyloclr.models.fcgr import FCGRNet
 from phyloclr.objectives.tcl import ClusterLoss, marginal_entropy
 
 

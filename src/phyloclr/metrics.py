@@ -32,6 +32,28 @@ def retrieval_scores(
     return _retrieval(lambda rows: sim[rows].copy(), _codes(labels), chunk)
 
 
+def _ranked_relevance(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(AP (Q,), NaN where nothing is relevant; whether the top item is relevant (Q,)) of query
+    rows ``scores`` (Q, D) with ``relevant`` (Q, D) bool; ties ranked pessimistically (a stable
+    descending sort with the irrelevant items first among equal scores)."""
+    order = np.lexsort((relevant, -scores), axis=1)
+    rel = np.take_along_axis(relevant, order, axis=1)
+    n_rel = rel.sum(1)
+    cum = np.cumsum(rel, axis=1)
+    ranks = np.arange(1, scores.shape[1] + 1)[None, :]
+    prec = np.where(rel, cum / ranks, 0.0).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = np.where(n_rel > 0, prec / n_rel, np.nan)
+    return ap, rel[:, 0] if rel.shape[1] else np.zeros(len(rel), dtype=bool)
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """Average precision of one query's ``scores`` (D,) over items of which ``relevant`` (D,)
+    are sought (the query itself left out by the caller); ties ranked pessimistically; NaN
+    when nothing is relevant. The per-query term of :func:`retrieval_scores`' mAP."""
+    return float(_ranked_relevance(scores[None, :], relevant[None, :])[0][0])
+
+
 def _retrieval(
     rows_of: Callable[[np.ndarray], np.ndarray], codes: np.ndarray, chunk: int
 ) -> tuple[float, float]:
@@ -45,16 +67,10 @@ def _retrieval(
         s[np.arange(len(rows)), rows] = -np.inf
         same = codes[None, :] == codes[rows, None]
         same[np.arange(len(rows)), rows] = False
-        # stable descending sort with different-label items first among ties
-        order = np.lexsort((same, -s), axis=1)
-        rel = np.take_along_axis(same, order, axis=1)
-        n_rel = rel.sum(1)
-        cum = np.cumsum(rel, axis=1)
-        ranks = np.arange(1, n + 1)[None, :]
-        prec = np.where(rel, cum / ranks, 0.0).sum(1)
-        valid = n_rel > 0
-        aps.extend((prec[valid] / n_rel[valid]).tolist())
-        hits.extend(rel[valid, 0].astype(float).tolist())
+        ap, first = _ranked_relevance(s, same)
+        valid = ~np.isnan(ap)
+        aps.extend(ap[valid].tolist())
+        hits.extend(first[valid].astype(float).tolist())
     if not aps:
         return float("nan"), float("nan")
     return float(np.mean(aps)), float(np.mean(hits))

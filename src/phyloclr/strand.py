@@ -3,7 +3,7 @@
 Public collections hold some sequences on the opposite strand (a mitogenome assembled as a
 chromosome record, a segment submitted reverse-complemented). Strand-specific k-mer profiles
 then put such a sequence far from its relatives, and every alignment-free method misplaces it.
-:func:`orient` finds them in two steps:
+:func:`orient_strands` finds them in two steps:
 
 1. relatives by strand-free composition: each k-mer is pooled with its reverse complement
    (canonical k-mers), standardised, reduced by PCA, and each sequence's ``neighbours``
@@ -22,27 +22,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from phyloclr.views import dna
-from phyloclr.views.dna import reverse_complement
-
-__all__ = ["orient", "rc_kmer_index", "reverse_complement"]
-
-
-def rc_kmer_index(k: int) -> np.ndarray:
-    """(4^k,) index of each k-mer's reverse complement (k-mers in base 4, first base most
-    significant, as :func:`phyloclr.views.dna.kmer_counts`)."""
-    idx = np.arange(4**k)
-    out = np.zeros_like(idx)
-    for j in range(k):
-        out |= (3 - ((idx >> (2 * j)) & 3)) << (2 * (k - 1 - j))
-    return out
+from phyloclr import dna
+from phyloclr.dna import rc_kmer_index, reverse_complement
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def orient(
+def orient_strands(
     codes: Sequence[np.ndarray], k: int = 6, neighbours: int = 5, margin: float = 0.25,
     dims: int = 64, chunk: int = 512,
 ) -> np.ndarray:  # fmt: skip

@@ -157,7 +157,7 @@ def cluster(
             job = cluster_file(fasta, out_dir, cfg, labels, embeddings, progress)
     result, counts = job.result, job.counts
     out.print(
-        f"{len(result.ids)} sequences → {result.k} clusters "
+        f"{len(result.ids)} sequences → {result.n_clusters} clusters "
         f"(sizes {result.summary['cluster_sizes']}) in {result.summary['seconds']:.0f} s"
     )
     if job.scores is not None:
@@ -169,7 +169,8 @@ def cluster(
         )
     if result.summary["k_chosen"]:
         err.print(
-            f"[yellow]note:[/] K = {result.k} was chosen: the smallest K in 2..{cfg.max_clusters} "
+            f"[yellow]note:[/] K = {result.n_clusters} was chosen: the smallest K in "
+            f"2..{cfg.max_clusters} "
             f"whose partition the {cfg.runs} runs reproduce (mean ARI between runs "
             f"{result.summary['stability_of_k']:.2f}); data nested at several ranks may "
             "hold other answers (summary.json k_scores); pass --n-clusters for a known rank"

@@ -45,17 +45,13 @@ def embed(
     """Write embeddings of every sequence in FASTA to one HDF5 file, in input order.
 
     Under torchrun each rank embeds its shard and rank 0 merges them into --out."""
-    from phyloclr.config import config_from_dict
     from phyloclr.embed import EmbedConfig, embed_fasta_torchrun
 
     with errors():
         index, count = _parse_shard(shard)
-        cfg = config_from_dict(
-            EmbedConfig,
-            {"batch_tokens": batch_tokens, "device": device, "dtype": dtype,
-             "per_residue": per_residue, "dedupe": dedupe, "threads": threads,
-             "shard_index": index, "shard_count": count, "part_size": part_size},
-        )  # fmt: skip
+        cfg = EmbedConfig(batch_tokens=batch_tokens, device=device, dtype=dtype,  # type: ignore[arg-type]
+                          per_residue=per_residue, dedupe=dedupe, threads=threads,
+                          shard_index=index, shard_count=count, part_size=part_size)  # fmt: skip
         with progress_bars() as progress:
             result = embed_fasta_torchrun(
                 fasta, out_h5, model, cfg, resume=resume, progress=progress

@@ -86,9 +86,9 @@ def families(
         }
         changes = {k: v for k, v in overrides.items() if v is not None}
         if changes:
-            from phyloclr.config import config_from_dict, config_to_dict
+            from dataclasses import replace
 
-            cfg = config_from_dict(FamiliesConfig, {**config_to_dict(cfg), **changes})
+            cfg = replace(cfg, **changes)  # validated as it is built
         with progress_bars() as progress:
             fset = build_families(
                 inputs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -79,39 +79,39 @@ def pretrain(
     ] = None,
 ) -> None:
     """Train an encoder with phylogenetic contrastive learning (evolution as augmentation)."""
-    from phyloclr.config import config_from_dict, config_to_dict
+    from dataclasses import replace
+
     from phyloclr.families.model import FamilySet
-    from phyloclr.train import PretrainConfig, load_pretrain_config
+    from phyloclr.train import load_pretrain_config
     from phyloclr.train.job import pretrain_files, run_config
 
     with errors():
-        data = config_to_dict(
-            run_config(out_dir, None if config is None else load_pretrain_config(config), resume)
+        cfg = run_config(out_dir, None if config is None else load_pretrain_config(config), resume)
+        fam: dict[str, Any] = {
+            "hmm_db": None if hmm_db is None else str(hmm_db),
+            "label_pattern": label_pattern,
+            "denovo_method": denovo_method,
+            "workers": workers,
+        }
+        budget = None if time_budget is None else parse_duration(time_budget)
+        run: dict[str, Any] = {
+            "device": device,
+            "alphabet": alphabet,
+            "seed": seed,
+            "max_steps": max_steps,
+            "time_budget_s": budget,
+        }
+        run = {k: v for k, v in run.items() if v is not None}  # given on the command line
+        if max_steps is not None and time_budget is None:  # one stopping rule given: only it
+            run["time_budget_s"] = None
+        if time_budget is not None and max_steps is None:
+            run["max_steps"] = None
+        cfg = replace(  # each replaced part is validated as it is built
+            cfg,
+            families=replace(cfg.families, **{k: v for k, v in fam.items() if v is not None}),
+            run=replace(cfg.run, **run),
+            views=cfg.views if views is None else replace(cfg.views, mode=views),  # type: ignore[arg-type]
         )
-        fam = data["families"]
-        if hmm_db is not None:
-            fam["hmm_db"] = str(hmm_db)
-        if label_pattern is not None:
-            fam["label_pattern"] = label_pattern
-        if denovo_method is not None:
-            fam["denovo_method"] = denovo_method
-        if workers is not None:
-            fam["workers"] = workers
-        run = data["run"]
-        if max_steps is not None:
-            run["max_steps"] = max_steps
-            if time_budget is None:
-                run["time_budget_s"] = None
-        if time_budget is not None:
-            run["time_budget_s"] = parse_duration(time_budget)
-            if max_steps is None:
-                run["max_steps"] = None
-        for key, value in (("device", device), ("alphabet", alphabet), ("seed", seed)):
-            if value is not None:
-                run[key] = value
-        if views is not None:
-            data["views"]["mode"] = views
-        cfg = config_from_dict(PretrainConfig, data)
         excluded = [] if exclude_families is None else _read_ids(exclude_families)
 
         def on_families(fset: FamilySet, missing: list[str]) -> None:

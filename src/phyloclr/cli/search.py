@@ -54,18 +54,15 @@ def search(
 ) -> None:
     """Nearest database proteins of every query by embedding, optionally realigned, or the
     label they most likely share (annotation transfer)."""
-    from phyloclr.config import config_from_dict
+    from phyloclr.neighbours import NeighbourConfig
     from phyloclr.search import SearchConfig, write_hits
     from phyloclr.search import search as run_search
     from phyloclr.transfer import transfer_labels, write_transfers
 
     with errors():
-        cfg = config_from_dict(
-            SearchConfig,
-            {"top": top, "min_score": min_score, "realign": realign,
-             "realign_depth": realign_depth, "threads": threads,
-             "neighbours": {"method": method}},
-        )  # fmt: skip
+        cfg = SearchConfig(top=top, min_score=min_score, realign=realign,
+                           realign_depth=realign_depth, threads=threads,
+                           neighbours=NeighbourConfig(method=method))  # fmt: skip
         lab = None
         if labels is not None:
             from phyloclr.evaluate import read_labels

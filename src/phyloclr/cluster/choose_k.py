@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from phyloclr.cluster.select import Candidate, refine
+from phyloclr.cluster.select import Candidate, kmeans_refine
 
 
 def k_stability(
@@ -27,9 +27,9 @@ def k_stability(
     from sklearn.metrics import adjusted_rand_score
 
     out = []
-    for k in sorted({c.k for c in candidates}):
-        group = [c for c in candidates if c.k == k]
-        labels = [c.labels if space is None else refine(space, c.labels, k).argmax(1)
+    for k in sorted({c.n_clusters for c in candidates}):
+        group = [c for c in candidates if c.n_clusters == k]
+        labels = [c.labels if space is None else kmeans_refine(space, c.labels, k).argmax(1)
                   for c in group]  # fmt: skip
         pairs = [
             adjusted_rand_score(labels[i], labels[j])

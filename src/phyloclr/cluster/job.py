@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from phyloclr import dna
 from phyloclr.cluster.choose_k import choose_k, k_stability
 from phyloclr.cluster.config import ClusterConfig
 from phyloclr.cluster.select import (
@@ -41,7 +42,6 @@ from phyloclr.devices import resolve_device
 from phyloclr.errors import InputError
 from phyloclr.io.sequences import SeqRecord
 from phyloclr.progress import Progress
-from phyloclr.views import dna
 
 
 @dataclass
@@ -49,7 +49,7 @@ class ClusterResult:
     ids: list[str]
     clusters: np.ndarray  # (N,) int, 0..K-1
     probability: np.ndarray  # (N,) float
-    k: int
+    n_clusters: int
     embeddings: np.ndarray  # (N, 512) backbone output (float16-rounded) of the best head's run
     summary: dict[str, object]
     candidates: list[Candidate] = field(default_factory=list)  # heads' and refined, best first
@@ -67,9 +67,10 @@ def prepare(
     codes = [dna.encode(r.seq) for r in records]
     flipped = np.zeros(len(codes), dtype=bool)
     if cfg.orient:
-        from phyloclr.strand import orient, reverse_complement
+        from phyloclr.dna import reverse_complement
+        from phyloclr.strand import orient_strands
 
-        flipped = orient(codes, cfg.k, margin=cfg.orient_margin)
+        flipped = orient_strands(codes, cfg.k, margin=cfg.orient_margin)
         for i in np.flatnonzero(flipped):
             codes[i] = reverse_complement(codes[i])
     feats = Featuriser(codes, cfg)
@@ -112,7 +113,7 @@ def cluster_sequences(
         stability_of_k = next(x["stability"] for x in k_scores if x["k"] == k_used)
         if cfg.refine and cfg.rank_refined:  # the chosen K's heads, refined
             candidates += [refined_candidate(c, space, graph, cfg)
-                           for c, _ in candidates if c.k == k_used]  # fmt: skip
+                           for c, _ in candidates if c.n_clusters == k_used]  # fmt: skip
     candidates = _with_ranks(candidates)  # for the summary's order; ranked() ranks its pool
     candidates.sort(key=lambda c: c[0].rank_key(cfg.select))  # stable: ties keep run order
     done = assign(candidates, space, k_used, cfg)

@@ -44,7 +44,7 @@ class Candidate:
     cut: float  # mean fraction of the neighbour-graph links leaving a cluster (lower: better)
     silhouette: float
     labels: np.ndarray  # (N,) in the head's own labels
-    k: int  # the head's number of outputs
+    n_clusters: int  # the head's number of outputs
     refined: bool = False  # the head's partition refined by k-means (see ``rank_refined``)
     source: str = "tcl"  # "tcl" (a head), "kmeans" or "kmeans-raw" (see ``kmeans_candidates``)
     rank_cut: float = 0.0  # its rank by cut among the pool's partitions of its K (1: best)
@@ -68,24 +68,25 @@ class Candidate:
 
 
 def kmeans_candidates(
-    spaces: dict[str, np.ndarray], graph: np.ndarray, k: int, cfg: ClusterConfig
+    spaces: dict[str, np.ndarray], graph: np.ndarray, n_clusters: int, cfg: ClusterConfig
 ) -> list[tuple[Candidate, np.ndarray]]:
     """``cfg.kmeans`` k-means partitions (scikit-learn, each the least-inertia of 10 starts, as
     plain k-means is run; seeds ``cfg.seed`` + j) in each of ``spaces`` (name → (N, D); the
     standardised one is ``"kmeans"``), scored like heads on ``graph`` (N, m) and in the
-    standardised space, with their (N, k) responsibilities in their own space: the pool then
-    holds the partitions plain k-mer k-means would give, and the label-free ranking chooses.
-    (Single starts were tried first: their poor local optima, two groups merged and one split,
-    can score well by the cut.)"""
+    standardised space, with their (N, n_clusters) responsibilities in their own space: the
+    pool then holds the partitions plain k-mer k-means would give, and the label-free ranking
+    chooses. (Single starts were tried first: their poor local optima, two groups merged and
+    one split, can score well by the cut.)"""
     from sklearn.cluster import KMeans
 
     out = []
     for name, x in spaces.items():
         for j in range(cfg.kmeans):
-            labels = KMeans(k, n_init=10, random_state=cfg.seed + j).fit_predict(x)
-            resp = refine(x, labels, k, max_iter=0)
+            labels = KMeans(n_clusters, n_init=10, random_state=cfg.seed + j).fit_predict(x)
+            resp = kmeans_refine(x, labels, n_clusters, max_iter=0)
             sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
-            cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, k, source=name,
+            cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, n_clusters,
+                             source=name,
                              separation=separation(spaces["kmeans"], labels))  # fmt: skip
             out.append((cand, resp))
     return out
@@ -105,8 +106,8 @@ def with_ranks(candidates: Sequence[Candidate]) -> list[Candidate]:
     from scipy.stats import rankdata
 
     out = list(candidates)
-    for k in {c.k for c in candidates}:
-        idx = [i for i, c in enumerate(candidates) if c.k == k]
+    for n in {c.n_clusters for c in candidates}:
+        idx = [i for i, c in enumerate(candidates) if c.n_clusters == n]
         by_cut = rankdata([candidates[i].cut for i in idx])
         by_sil = rankdata([-candidates[i].silhouette for i in idx])
         by_sep = rankdata([-candidates[i].separation for i in idx])
@@ -178,14 +179,16 @@ def cluster_distances(space: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return 1.0 - (sums @ sums.T) / np.outer(size, size)
 
 
-def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -> np.ndarray:
+def kmeans_refine(
+    space: np.ndarray, labels: np.ndarray, n_clusters: int, max_iter: int = 100
+) -> np.ndarray:
     """Lloyd's k-means in ``space`` (N, D), started from the centroids of the clusters that
-    ``labels`` (N,) uses → (N, k) responsibilities of the refined partition under an isotropic
-    Gaussian mixture with the k-means variance (clusters ``labels`` leaves empty stay empty; a
-    cluster that loses every member keeps its centroid)."""
+    ``labels`` (N,) uses → (N, n_clusters) responsibilities of the refined partition under an
+    isotropic Gaussian mixture with the k-means variance (clusters ``labels`` leaves empty stay
+    empty; a cluster that loses every member keeps its centroid)."""
     n = len(labels)
     used = np.unique(labels)
-    out = np.zeros((n, k), dtype=np.float32)
+    out = np.zeros((n, n_clusters), dtype=np.float32)
     if len(used) < 2:
         out[np.arange(n), labels] = 1.0
         return out
@@ -209,15 +212,15 @@ def refine(space: np.ndarray, labels: np.ndarray, k: int, max_iter: int = 100) -
     return out
 
 
-def label_mapping(reference: np.ndarray, other: np.ndarray, k: int) -> np.ndarray:
-    """(k,) new label of each of ``other``'s clusters so that they best overlap
+def label_mapping(reference: np.ndarray, other: np.ndarray, n_clusters: int) -> np.ndarray:
+    """(n_clusters,) new label of each of ``other``'s clusters so that they best overlap
     ``reference``'s (Hungarian on the contingency table; no ground truth involved)."""
     from scipy.optimize import linear_sum_assignment
 
-    table = np.zeros((k, k))
+    table = np.zeros((n_clusters, n_clusters))
     np.add.at(table, (other, reference), 1)
     rows, cols = linear_sum_assignment(-table)
-    mapping = np.arange(k)
+    mapping = np.arange(n_clusters)
     mapping[rows] = cols
     return mapping
 
@@ -225,28 +228,33 @@ def label_mapping(reference: np.ndarray, other: np.ndarray, k: int) -> np.ndarra
 def refined_candidate(
     cand: Candidate, space: np.ndarray, graph: np.ndarray, cfg: ClusterConfig
 ) -> tuple[Candidate, np.ndarray]:
-    """``cand``'s partition refined by k-means in ``space`` (N, D) (:func:`refine`), scored
+    """``cand``'s partition refined by k-means in ``space`` (N, D) (:func:`kmeans_refine`), scored
     like a head on ``graph`` (N, m) → (candidate, its (N, K) k-means responsibilities)."""
-    resp = refine(space, cand.labels, cand.k)
+    resp = kmeans_refine(space, cand.labels, cand.n_clusters)
     labels = resp.argmax(1)
     sil = silhouette(space, labels, cfg.silhouette_sample, cfg.seed)
-    return Candidate(cand.run, cand.head, neighbour_cut(graph, labels), sil, labels, cand.k,
-                     refined=True, separation=separation(space, labels)), resp  # fmt: skip
+    return Candidate(cand.run, cand.head, neighbour_cut(graph, labels), sil, labels,
+                     cand.n_clusters, refined=True,
+                     separation=separation(space, labels)), resp  # fmt: skip
 
 
 def ranked(
-    candidates: Sequence[tuple[Candidate, np.ndarray]], k: int, cfg: ClusterConfig
+    candidates: Sequence[tuple[Candidate, np.ndarray]], n_clusters: int, cfg: ClusterConfig
 ) -> list[tuple[Candidate, np.ndarray]]:
-    """The candidates with ``k`` outputs that may be voted (refined ones only with
+    """The candidates with ``n_clusters`` outputs that may be voted (refined ones only with
     ``cfg.rank_refined``), best first by ``cfg.select`` (stable: ties keep their order), with
     their ranks among these set (:func:`with_ranks`)."""
-    pool = [c for c in candidates if c[0].k == k and (cfg.rank_refined or not c[0].refined)]
+    pool = [
+        c
+        for c in candidates
+        if c[0].n_clusters == n_clusters and (cfg.rank_refined or not c[0].refined)
+    ]
     pool = _with_ranks(pool)
     return sorted(pool, key=lambda c: c[0].rank_key(cfg.select))
 
 
 @dataclass(frozen=True)
-class Assignment:
+class Consensus:
     """The vote of the best candidate partitions and its refinement (:func:`assign`)."""
 
     final: np.ndarray  # (N,) cluster of each sequence, 0..K-1
@@ -264,16 +272,18 @@ def voters(cfg: ClusterConfig) -> int:
 
 
 def assign(
-    candidates: Sequence[tuple[Candidate, np.ndarray]], space: np.ndarray, k: int,
+    candidates: Sequence[tuple[Candidate, np.ndarray]], space: np.ndarray, n_clusters: int,
     cfg: ClusterConfig,
-) -> Assignment:  # fmt: skip
-    """Vote the :func:`voters` best of ``candidates`` (each with its (N, k) probabilities: a
-    head's softmax, or a refined partition's k-means responsibilities) and, with
-    ``cfg.refine``, refine the vote by k-means in ``space`` (N, D)."""
-    chosen = ranked(candidates, k, cfg)[: voters(cfg)]  # K chosen: one head per run (+ refined)
-    voted, mean_prob, agree = vote([c[1] for c in chosen], k)
-    final = refine(space, voted, k).argmax(1) if cfg.refine else voted
-    return Assignment(final, mean_prob[np.arange(len(final)), final], voted, agree, chosen)
+) -> Consensus:  # fmt: skip
+    """Vote the :func:`voters` best of ``candidates`` (each with its (N, n_clusters)
+    probabilities: a head's softmax, or a refined partition's k-means responsibilities) and,
+    with ``cfg.refine``, refine the vote by k-means in ``space`` (N, D)."""
+    chosen = ranked(candidates, n_clusters, cfg)[
+        : voters(cfg)
+    ]  # K chosen: one head per run (+ refined)
+    voted, mean_prob, agree = vote_partitions([c[1] for c in chosen], n_clusters)
+    final = kmeans_refine(space, voted, n_clusters).argmax(1) if cfg.refine else voted
+    return Consensus(final, mean_prob[np.arange(len(final)), final], voted, agree, chosen)
 
 
 def candidate_scores(c: Candidate) -> dict[str, object]:
@@ -281,7 +291,7 @@ def candidate_scores(c: Candidate) -> dict[str, object]:
         "source": c.source,
         "run": c.run,
         "head": c.head,
-        "k": c.k,
+        "k": c.n_clusters,
         "refined": c.refined,
         "cut": round(c.cut, 4),
         "silhouette": round(c.silhouette, 4),
@@ -292,20 +302,22 @@ def candidate_scores(c: Candidate) -> dict[str, object]:
     }
 
 
-def vote(probs: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Majority vote of partitions given as (N, k) probabilities, labels matched to the first
-    (which also breaks ties) → (final labels (N,), mean matched probabilities (N, k), number of
-    partitions agreeing with the final label (N,))."""
+def vote_partitions(
+    probs: list[np.ndarray], n_clusters: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Majority vote of partitions given as (N, n_clusters) probabilities, labels matched to
+    the first (which also breaks ties) → (final labels (N,), mean matched probabilities
+    (N, n_clusters), number of partitions agreeing with the final label (N,))."""
     reference = probs[0].argmax(1)
     n = len(reference)
-    counts = np.zeros((n, k))
+    counts = np.zeros((n, n_clusters))
     counts[np.arange(n), reference] += 0.5
-    total = np.zeros((n, k))
+    total = np.zeros((n, n_clusters))
     agree = np.zeros(n, dtype=np.int64)
     matched = []
     for p in probs:
         labels = p.argmax(1)
-        mapping = label_mapping(reference, labels, k)
+        mapping = label_mapping(reference, labels, n_clusters)
         matched.append(mapping[labels])
         counts[np.arange(n), mapping[labels]] += 1.0
         aligned = np.empty_like(p)

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from phyloclr import dna
 from phyloclr.cluster.config import ClusterConfig
+from phyloclr.dna import normalise
 from phyloclr.errors import InputError
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.sequences import SeqRecord, check_unique_ids, record_alphabet
-from phyloclr.models.fcgr import cell_index, normalise
 from phyloclr.neighbours import NeighbourConfig, chosen_method, neighbour_graph
-from phyloclr.views import dna
 
 
 class Featuriser:
@@ -28,7 +28,6 @@ class Featuriser:
     def __init__(self, codes: Sequence[np.ndarray], cfg: ClusterConfig, chunk: int = 2048):
         self.k, self.image = cfg.k, cfg.input == "fcgr"
         self.mean, self.scale = dna.kmer_standardiser(codes, cfg.k, chunk=chunk)
-        self.cells = np.argsort(cell_index(cfg.k))  # FCGR cell → k-mer index
 
     def standardised(self, codes: Sequence[np.ndarray]) -> np.ndarray:
         """(B, 4^k) standardised k-mer frequencies."""
@@ -37,9 +36,7 @@ class Featuriser:
     def __call__(self, codes: Sequence[np.ndarray]) -> torch.Tensor:
         if not self.image:
             return torch.from_numpy(self.standardised(codes))
-        side = 1 << self.k
-        images = dna.kmer_counts(codes, self.k)[:, self.cells].reshape(len(codes), side, side)
-        return torch.from_numpy(normalise(images)).unsqueeze(1)
+        return torch.from_numpy(normalise(dna.fcgr(codes, self.k))).unsqueeze(1)
 
 
 def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:

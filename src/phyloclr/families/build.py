@@ -5,9 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from os import PathLike
 from pathlib import Path
+from typing import TypeVar
 
 import pyhmmer.plan7 as plan7
 
@@ -34,6 +35,8 @@ from phyloclr.io.fasta import read_fasta
 from phyloclr.io.newick import read_newick_file, read_trees
 from phyloclr.io.sequences import detect_alphabet
 from phyloclr.progress import Progress
+
+S = TypeVar("S")
 
 PathArg = str | PathLike[str]
 
@@ -259,26 +262,31 @@ def _distances_task(task: tuple[int, Family, FamiliesConfig]) -> tuple[int, Fami
     return i, fam
 
 
+#: fields of the search settings that are the engine's own, not the families config's
+ENGINE_FIELDS = frozenset({"batch", "version"})
+
+
+def _settings_of(cls: type[S], cfg: FamiliesConfig, prefixes: tuple[str, ...]) -> S:
+    """``cls`` built from ``cfg``'s fields named by a prefix + its field name (the first prefix
+    that names one); :data:`ENGINE_FIELDS` keep their defaults."""
+    values = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in ENGINE_FIELDS:
+            continue
+        name = next(p + f.name for p in prefixes if hasattr(cfg, p + f.name))
+        values[f.name] = getattr(cfg, name)
+    return cls(**values)
+
+
 def search_settings(cfg: FamiliesConfig) -> SearchSettings:
-    """The prefilter search settings a families config asks for."""
-    return SearchSettings(
-        evalue=cfg.denovo_evalue,
-        min_coverage=cfg.denovo_min_coverage,
-        prefilter_k=cfg.denovo_prefilter_k,
-        two_hit_window=cfg.denovo_two_hit_window,
-        max_candidates=cfg.denovo_max_candidates,
-        max_kmer_ratio=cfg.denovo_max_kmer_ratio,
-    )
+    """The prefilter search settings a families config asks for (its ``denovo_*`` fields)."""
+    return _settings_of(SearchSettings, cfg, ("denovo_",))
 
 
 def mmseqs_settings(cfg: FamiliesConfig) -> MmseqsSettings:
-    """The MMseqs2 search settings a families config asks for."""
-    return MmseqsSettings(
-        evalue=cfg.denovo_evalue,
-        min_coverage=cfg.denovo_min_coverage,
-        sensitivity=cfg.denovo_mmseqs_sensitivity,
-        max_seqs=cfg.denovo_mmseqs_max_seqs,
-    )
+    """The MMseqs2 search settings a families config asks for (its ``denovo_mmseqs_*``, else
+    ``denovo_*`` fields)."""
+    return _settings_of(MmseqsSettings, cfg, ("denovo_mmseqs_", "denovo_"))
 
 
 def _split_corpus(

@@ -76,15 +76,6 @@ def _init_worker(seqs: list[str], index: KmerIndex, settings: SearchSettings) ->
     _W["aligner"] = pyopal.Aligner("BLOSUM62", gap_open=GAP_OPEN, gap_extend=GAP_EXTEND)
 
 
-def _find(parent: dict[int, int], x: int) -> int:
-    root = x
-    while parent.get(root, root) != root:
-        root = parent[root]
-    while parent.get(x, x) != root:  # path compression
-        parent[x], x = root, parent[x]
-    return root
-
-
 def _search_rows(task: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     rows, known = task
     return rows, _search_shard(rows, known)
@@ -105,7 +96,7 @@ def _search_shard(rows: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
     residues: int = _W["residues"]  # type: ignore[assignment]
     cand = candidates(_W["index"], rows, seqs, settings)  # type: ignore[arg-type]
     label = known.tolist()
-    parent: dict[int, int] = {}  # union-find over the known components' labels
+    joined = UnionFind(len(seqs))  # over the known components' labels (row numbers)
     out: dict[str, list[float]] = {c: [] for c in ("q", "t", "score", "q_cov", "t_cov")}
     for q, cols in zip(rows.tolist(), cand, strict=True):
         m = len(seqs[q])
@@ -114,11 +105,11 @@ def _search_shard(rows: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
         min_score = (math.log(K_STAT * m * residues) - math.log(settings.evalue)) / LAMBDA
         todo = cols.tolist()
         while todo:
-            root = _find(parent, label[q])
+            root = joined.find(label[q])
             batch: list[int] = []
             while todo and len(batch) < settings.batch:
                 c = todo.pop(0)
-                if _find(parent, label[c]) != root:
+                if joined.find(label[c]) != root:
                     batch.append(c)
             if not batch:
                 break
@@ -134,9 +125,7 @@ def _search_shard(rows: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
                     continue
                 for c, v in zip(out, (q, t, r.score, q_cov, t_cov), strict=True):
                     out[c].append(v)
-                a, b = _find(parent, label[q]), _find(parent, label[t])
-                if a != b:
-                    parent[a] = b
+                joined.union(label[q], label[t])
     return {
         "q": np.array(out["q"], dtype=np.int64), "t": np.array(out["t"], dtype=np.int64),
         "score": np.array(out["score"], dtype=np.float32),
@@ -145,38 +134,40 @@ def _search_shard(rows: np.ndarray, known: np.ndarray) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
-class _Components:
-    """Union-find over the corpus rows, fed with edges as shards finish; its labels are the
-    families once every shard is in."""
+class UnionFind:
+    """Union-find over the rows 0..n-1 (joining u and v makes v's root u's root's parent).
+    Used for the families (fed with edges as shards finish) and, inside a shard, over the
+    components known when it started."""
 
     def __init__(self, n: int):
         self.parent = np.arange(n, dtype=np.int64)
 
-    def _roots(self, x: np.ndarray) -> np.ndarray:
-        while True:
-            up = self.parent[x]
-            if np.array_equal(up, x):
-                return x
-            x = up
-
-    def _find(self, x: int) -> int:
+    def find(self, x: int) -> int:
+        """The root of x (with path halving)."""
         parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = int(parent[x])
-        return x
+        return int(x)
+
+    def union(self, u: int, v: int) -> None:
+        """Join the sets of u and v."""
+        ru, rv = self.find(u), self.find(v)
+        if ru != rv:
+            self.parent[ru] = rv
 
     def join(self, a: np.ndarray, b: np.ndarray) -> None:
         """Join rows a[i] and b[i] (arrays of equal length)."""
         for u, v in zip(a.tolist(), b.tolist(), strict=True):
-            ru, rv = self._find(u), self._find(v)
-            if ru != rv:
-                self.parent[ru] = rv
+            self.union(u, v)
 
     def labels(self) -> np.ndarray:
         """(N,) int32 root of every row (and the parents compressed to it)."""
-        self.parent = self._roots(self.parent)
-        return self.parent.astype(np.int32)
+        x = self.parent
+        while not np.array_equal(up := x[x], x):
+            x = up
+        self.parent = x
+        return x.astype(np.int32)
 
 
 # ---- edge store ------------------------------------------------------------------------------
@@ -246,7 +237,7 @@ def homology_components(
     # identical sequences join the first copy
     dup = np.array([i for i in range(n) if first_of[int(dig[i])] != i], dtype=np.int64)
     copy_of = np.array([first_of[int(dig[i])] for i in dup], dtype=np.int64)
-    components = _Components(n)  # fed with every edge as it is known; the families in the end
+    components = UnionFind(n)  # fed with every edge as it is known; the families in the end
     components.join(dup, copy_of)
     from_store = [stored] if stored is not None and len(stored["q"]) else []
     qi, ti = _edges(from_store, first_of, residues, settings)
@@ -286,7 +277,7 @@ def _edges(pieces: list[dict[str, np.ndarray]], first_of: dict[int, int], residu
     return qi[inside], ti[inside]
 
 
-def _run_shards(shards: list[np.ndarray], components: _Components, seqs: list[str],
+def _run_shards(shards: list[np.ndarray], components: UnionFind, seqs: list[str],
                 index: KmerIndex, settings: SearchSettings,
                 workers: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:  # fmt: skip
     """Search the shards, each handed the components known when it starts (a shard is

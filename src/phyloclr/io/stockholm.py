@@ -66,18 +66,37 @@ def read_stockholm(path: str | PathLike[str]) -> list[StockholmAlignment]:
     except InputError:
         raise
     except (ValueError, OSError, EOFError) as exc:
-        message = str(exc)
+        message = str(exc).replace("Could not parse file: ", "").strip()
+        message = message or _diagnose(raw, len(alignments))
         dup = _DUP.search(message)
         where = f"alignment #{len(alignments) + 1}"
         if dup:
             raise InputError(
                 p, f"duplicate sequence name in {where} (names must be unique)", dup.group(1)
             ) from exc
-        message = message.replace("Could not parse file: ", "")
         raise InputError(p, f"invalid Stockholm in {where}: {message}") from exc
     if not alignments:
         raise InputError(p, "no Stockholm alignment found")
     return alignments
+
+
+def _diagnose(raw: bytes, index: int) -> str:
+    """What Easel rejected in alignment ``index`` (0-based) of ``raw``, found by our own reading:
+    used when its message comes back empty (pyhmmer 0.12 leaves it blank in some processes,
+    e.g. a job left running in the background after its shell exits)."""
+    records = re.split(r"(?m)^//[ \t]*\r?$", raw.decode("utf-8", "replace"))
+    if index >= len(records) - 1 and records[-1].strip():
+        return "missing // terminator after MSA"
+    for block in re.split(r"\n[ \t]*\r?\n", records[min(index, len(records) - 1)]):
+        seen: set[str] = set()
+        for line in block.splitlines():
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if fields[0] in seen:
+                return f"duplicate seq name {fields[0]}"
+            seen.add(fields[0])
+    return "the parser gave no reason"
 
 
 def _convert(path: Path, msa: easel.TextMSA, index: int) -> StockholmAlignment:
