@@ -1,13 +1,16 @@
 """`phyloclr search` on the protein development sets (issue 23): recall, realignment, speed.
 
     python -m benchmarks.bench_search --sets DEVSETS [--model NAME=MODEL ...] [--mmseqs] \\
-        [--top 50] [--depth 0 200 ...] [--out rows.jsonl]
+        [--top 50] [--depth 0 200 ...] [--prefilter embedding words both] [--out rows.jsonl]
 
 Each set's labelled proteins are embedded (``phyloclr.embed.embed_fasta``, the database) and
 searched all against all with ``phyloclr.search.search`` (top ``--top`` + 1, the query itself
 dropped), then realigned (``--realign``: Smith-Waterman bit scores). With ``--depth D`` the
 ``D`` nearest proteins are realigned (``SearchConfig.realign_depth``) and the top hits are the
-``--top`` best of them by bit score; one row per depth. Per set, model and depth:
+``--top`` best of them by bit score; one row per depth. With ``--prefilter words`` or ``both``
+the proteins realigned are chosen by ``SearchConfig.prefilter`` instead (the queries as FASTA,
+so ``search`` also times their embedding and the word index). Per set, model, prefilter and
+depth:
 - ``group_found``: share of queries whose top hits (after realignment) hold a protein of their
   own group;
 - ``member_recall``: share of same-group pairs among the top hits;
@@ -40,9 +43,9 @@ from phyloclr.search import SearchConfig, SearchResult, realign, search
 
 def evaluate_set(
     ds: DevSet, name: str, model: Path, top: int, threads: int, mmseqs: np.ndarray | None,
-    depths: list[int],
+    depths: list[int], prefilters: tuple[str, ...] = ("embedding",),
 ) -> list[dict[str, object]]:  # fmt: skip
-    """One row per realignment depth (the nearest proteins aligned per query)."""
+    """One row per prefilter and realignment depth (the proteins aligned per query)."""
     fasta = ds.root / "sequences.fasta"
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "db.h5"
@@ -53,7 +56,22 @@ def evaluate_set(
         t0 = time.perf_counter()
         nearest = search(db, db, config=cfg)
         t_search = time.perf_counter() - t0
-    rows = []
+        rows = []
+        for prefilter in prefilters:
+            if prefilter == "embedding":
+                continue
+            for depth in depths:
+                d = max(top, depth) + 1
+                cfg = SearchConfig(top=d, realign=True, realign_depth=d, threads=threads,
+                                   prefilter=prefilter)  # type: ignore[arg-type]  # fmt: skip
+                t0 = time.perf_counter()
+                result = search(fasta, db, config=cfg, db_fasta=fasta)
+                row = _score(ds, name, result, top, mmseqs)
+                row.update(prefilter=prefilter, depth=d - 1,
+                           search_realign_s=round(time.perf_counter() - t0, 2))  # fmt: skip
+                rows.append(row)
+    if "embedding" not in prefilters:
+        return rows
     for depth in depths:
         d = max(top, depth) + 1
         result = dataclasses.replace(nearest, index=nearest.index[:, :d].copy(),
@@ -62,8 +80,8 @@ def evaluate_set(
         realign(result, ds.seqs, fasta, threads)
         t_realign = time.perf_counter() - t0
         row = _score(ds, name, result, top, mmseqs)
-        row.update(depth=max(top, depth), embed_s=round(t_embed, 2), search_s=round(t_search, 2),
-                   realign_s=round(t_realign, 2))  # fmt: skip
+        row.update(prefilter="embedding", depth=max(top, depth), embed_s=round(t_embed, 2),
+                   search_s=round(t_search, 2), realign_s=round(t_realign, 2))  # fmt: skip
         rows.append(row)
     return rows
 
@@ -132,6 +150,8 @@ def main() -> None:
         default=[0],
         help="realign this many nearest proteins, keep the top by bits (0: --top)",
     )
+    ap.add_argument("--prefilter", nargs="+", default=["embedding"],
+                    choices=["embedding", "words", "both"])  # fmt: skip
     ap.add_argument("--mmseqs", action="store_true", help="add MMseqs2 all-vs-all (slow)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=None)
@@ -145,7 +165,9 @@ def main() -> None:
         mm = mmseqs_all_vs_all(ds, args.threads) if args.mmseqs else None
         mm_s = time.perf_counter() - t0
         for name, path in models:
-            for row in evaluate_set(ds, name, Path(path), args.top, args.threads, mm, args.depth):
+            for row in evaluate_set(
+                ds, name, Path(path), args.top, args.threads, mm, args.depth, tuple(args.prefilter)
+            ):
                 if mm is not None:
                     row["mmseqs_s"] = round(mm_s, 1)
                 row["threads"] = args.threads

@@ -215,6 +215,79 @@ def test_realign_depth_keeps_the_best_aligned_of_more_candidates(db) -> None:
         SearchConfig(realign_depth=-1)
 
 
+def test_word_index_is_the_exact_mean_centred_cosine() -> None:
+    """WordIndex's scores equal the mean over the words of the centred cosines computed
+    directly (kmers.centred_cosines), and ``top`` is their best-first order in any block."""
+    from phyloclr.kmers import (
+        SEARCH_WORDS,
+        centred_cosines,
+        inverse_document_frequency,
+        log_tfidf,
+        parse_spectrum,
+        spectrum_counts,
+    )
+    from phyloclr.wordsearch import WordIndex
+
+    seqs = [r.split("\n", 1)[1].replace("\n", "") for r in PROTEOME.read_text().split(">")[1:121]]
+    index = WordIndex(seqs)
+    want = np.zeros((len(seqs), len(seqs)))
+    for alphabet, word in parse_spectrum(SEARCH_WORDS):
+        c = spectrum_counts(seqs, word, alphabet)
+        x = log_tfidf(c, inverse_document_frequency(c))
+        want += centred_cosines(x, np.asarray(x.mean(0)).ravel()) / 5
+    got = index.scores(seqs[:30])
+    assert np.allclose(got, want[:30], atol=1e-5)
+    for cells in (1, 1000, 1 << 24):  # one query a block, a few, all at once
+        scores, rows = index.top(seqs[:30], 7, max_cells=cells)
+        order = np.lexsort((np.tile(np.arange(len(seqs)), (30, 1)), -got), axis=1)[:, :7]
+        assert np.array_equal(rows, order)
+        assert np.allclose(scores, np.take_along_axis(got, rows, axis=1), atol=1e-6)
+    assert index.top(seqs[:3], 500)[1].shape == (3, len(seqs))  # depth above N: every row
+    assert index.top([], 5)[1].shape == (0, 5)
+
+
+def test_word_prefilter_aligns_the_best_by_spaced_words(db, tmp_path: Path) -> None:
+    """prefilter 'words' realigns the best proteins by spaced-word cosine, 'both' those and
+    the nearest by embedding: each query still finds itself first, hits are ranked by bits,
+    the score column is the embedding cosine, and 'both' is at least as good by bits."""
+    from phyloclr.io.fasta import read_fasta
+    from phyloclr.wordsearch import WordIndex
+
+    runs = {p: search(db["queries"], db["h5"], db_fasta=db["fasta"],
+                      config=SearchConfig(top=5, realign=True, realign_depth=20, prefilter=p))
+            for p in ("embedding", "words", "both")}  # fmt: skip
+    for res in runs.values():
+        assert res.index.shape == res.bits.shape == (7, 5)
+        assert (res.index[:, 0] == np.arange(7)).all()  # the queries are the first 7 rows
+        assert (np.diff(res.bits, axis=1) <= 0).all()
+    db_seqs = [r.seq for r in read_fasta(db["fasta"])]
+    q_seqs = [r.seq for r in read_fasta(db["queries"])]
+    words = WordIndex(db_seqs).top(q_seqs, 20)[1]
+    for q in range(7):  # 'words' kept hits are among the 20 best by spaced words
+        assert set(runs["words"].index[q].tolist()) <= set(words[q].tolist())
+    emb = search(db["queries"], db["h5"], config=SearchConfig(top=300)).scores
+    full = search(db["queries"], db["h5"], config=SearchConfig(top=300))
+    for q in range(7):  # the score column is the embedding cosine of the pair
+        cos = dict(zip(full.index[q].tolist(), emb[q].tolist(), strict=True))
+        assert runs["words"].scores[q] == pytest.approx([cos[t] for t in runs["words"].index[q]],
+                                                        abs=1e-5)  # fmt: skip
+    assert (runs["both"].bits.sum(1) >= runs["embedding"].bits.sum(1) - 1e-3).all()
+    assert (runs["both"].bits.sum(1) >= runs["words"].bits.sum(1) - 1e-3).all()
+    with pytest.raises(ConfigError, match="prefilter"):
+        SearchConfig(prefilter="kmers")  # type: ignore[arg-type]
+    records = PROTEOME.read_text().split(">")[1:50]
+    short = write(tmp_path / "short.faa", "".join(">" + r for r in records))
+    with pytest.raises(InputError, match="holds 49 sequences"):
+        search(db["queries"], db["h5"], db_fasta=short,
+               config=SearchConfig(realign=True, prefilter="words"))  # fmt: skip
+    out = tmp_path / "hits.tsv"
+    result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["h5"]), "--out",
+                                 str(out), "--realign", "--db-fasta", str(db["fasta"]),
+                                 "--prefilter", "words", "--top", "5"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"prefilter": "words"' in out.read_text().splitlines()[0]
+
+
 def test_exact_neighbours_match_brute_force_in_any_block_size() -> None:
     rng = np.random.default_rng(0)
     db, q = rng.normal(size=(500, 16)), rng.normal(size=(37, 16))

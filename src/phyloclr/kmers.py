@@ -101,6 +101,15 @@ def spectrum_counts(seqs: Sequence[str], k: int | str, alphabet: str = "murphy10
     return sparse.csr_matrix((data, ind, np.asarray(indptr)), shape=shape)
 
 
+#: the four Murphy-10 words (weight 4) of the default model and of cpu-small's appended sketch
+#: (the strongest 40,000-dimension row of benchmarks/RESULTS.md)
+SPACED_WORDS = "murphy10:1111,murphy10:11011,murphy10:110101,murphy10:101011"
+#: the five Murphy-10 words (weight 5) of the strongest k-mer row of benchmarks/RESULTS.md, the
+#: words of the search's exact prefilter (:mod:`phyloclr.wordsearch`): as sensitive there as the
+#: four above, with a tenth of their postings per k-mer
+SEARCH_WORDS = ("murphy10:11111,murphy10:110111,murphy10:111011,murphy10:1101011,"
+                "murphy10:1110111")  # fmt: skip
+
 #: multiplier of the k-mer hash (Knuth's multiplicative hashing, modulo 2^32)
 HASH_MULTIPLIER = 2654435761
 #: spectrum s of a list is hashed with salt HASH_SALT × s

@@ -9,7 +9,9 @@
   11/1) and get bit scores and BLAST-style E-values over the whole database's residues; the
   hits are then ranked by bit score. With ``realign_depth`` above ``top``, that many nearest
   proteins are aligned and the ``top`` best by bit score are kept: the embedding is then a
-  prefilter, as MMseqs2's k-mer stage is for its alignments.
+  prefilter, as MMseqs2's k-mer stage is for its alignments. ``prefilter`` chooses which
+  proteins are aligned: the nearest by embedding, the best by the exact cosine of the
+  database's spaced-word vectors (:mod:`phyloclr.wordsearch`), or both (their union).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from phyloclr import __version__
-from phyloclr.config import config_to_json
+from phyloclr.config import check_literals, config_to_json
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.fsutil import atomic_path
 from phyloclr.io.hdf5 import read_embeddings
@@ -42,13 +45,17 @@ class SearchConfig:
     """top: hits per query; min_score: lowest cosine reported; realign_depth: with realign, the
     nearest proteins aligned per query (0 or ≤ top: the top hits), of which the ``top`` best by
     bit score are kept (400: on the development sets, 50 → 400 lifts the realigned mAP by
-    0.04–0.06 at 4–5× the alignment time, benchmarks/RESULTS.md); calibration: labelled
-    database rows used to fit the reliability of label transfer (a random sample above that)."""
+    0.04–0.06 at 4–5× the alignment time, benchmarks/RESULTS.md); prefilter: with realign,
+    which proteins are aligned: the ``realign_depth`` nearest by embedding (``embedding``), the
+    best by spaced-word cosine (``words``), or the union of both (``both``); calibration:
+    labelled database rows used to fit the reliability of label transfer (a random sample above
+    that)."""
 
     top: int = 50
     min_score: float = -1.0
     realign: bool = False
     realign_depth: int = 400
+    prefilter: Literal["embedding", "words", "both"] = "embedding"
     batch_tokens: int = 32768
     threads: int = 0
     calibration: int = 20_000
@@ -56,6 +63,7 @@ class SearchConfig:
     neighbours: NeighbourConfig = field(default_factory=NeighbourConfig)
 
     def __post_init__(self) -> None:
+        check_literals(self)
         if self.top < 1:
             raise ConfigError("--top must be ≥ 1")
         if self.realign_depth < 0:
@@ -198,7 +206,12 @@ def search(
     if cfg.realign and qseqs is None:
         raise ConfigError("--realign needs the queries as FASTA (their sequences)")
     depth = max(cfg.top, cfg.realign_depth) if cfg.realign else cfg.top
-    scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
+    if cfg.realign and cfg.prefilter != "embedding":
+        assert qseqs is not None and db_fasta is not None
+        scores, index = _word_candidates(qemb, qseqs, store.embeddings, store.ids,
+                                         Path(db_fasta), depth, cfg, progress)  # fmt: skip
+    else:
+        scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
     index = np.where(scores >= cfg.min_score, index, -1)
     result = SearchResult(qids, store.ids, index, scores, db_model,
                           chosen_method(len(store.ids), cfg.neighbours),
@@ -211,6 +224,43 @@ def search(
             result.index, result.scores = result.index[:, : cfg.top], result.scores[:, : cfg.top]
             result.bits, result.evalues = result.bits[:, : cfg.top], result.evalues[:, : cfg.top]
     return result
+
+
+def _word_candidates(
+    qemb: np.ndarray, qseqs: Sequence[str], db_emb: np.ndarray, db_ids: list[str],
+    db_fasta: Path, depth: int, cfg: SearchConfig, progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Candidates for realignment by ``cfg.prefilter`` 'words' (the ``depth`` best by
+    spaced-word cosine) or 'both' (those and the ``depth`` nearest by embedding, up to 2 ×
+    ``depth`` a query, -1 padded): (embedding cosines (Q, C), database rows (Q, C))."""
+    from phyloclr.io.fasta import read_fasta
+    from phyloclr.wordsearch import WordIndex
+
+    by_id = {r.id: r.seq for r in read_fasta(db_fasta)}
+    if len(by_id) != len(db_ids):
+        raise InputError(
+            db_fasta, f"holds {len(by_id)} sequences, the embedding database {len(db_ids)}"
+        )
+    missing = [i for i in db_ids if i not in by_id]
+    if missing:
+        raise InputError(db_fasta, "has no sequence for a database protein", missing[0])
+    words = WordIndex([by_id[i] for i in db_ids])
+    index = words.top(qseqs, depth, threads=cfg.threads, progress=progress)[1]
+    if cfg.prefilter == "both":
+        near = knn(qemb, db_emb, depth, cfg.neighbours, progress=progress)[1]
+        both = np.full((len(qseqs), 2 * index.shape[1]), -1, dtype=np.int64)
+        for q in range(len(qseqs)):
+            rows = near[q][near[q] >= 0]
+            union = np.concatenate([rows, index[q][~np.isin(index[q], rows)]])
+            both[q, : len(union)] = union
+        index = both
+    scores = np.full(index.shape, -np.inf, dtype=np.float32)
+    for q in range(len(qseqs)):  # the embedding cosine of each candidate
+        cols = np.flatnonzero(index[q] >= 0)
+        x = db_emb[index[q, cols]].astype(np.float32)  # (C, D)
+        norms = np.linalg.norm(x, axis=1) * max(float(np.linalg.norm(qemb[q])), 1e-12)
+        scores[q, cols] = x @ qemb[q].astype(np.float32) / np.maximum(norms, 1e-12)
+    return scores, index
 
 
 def realign(

@@ -47,6 +47,13 @@ def search(
     db_fasta: Annotated[
         Path | None, typer.Option(help="The database's sequences (for --realign).")
     ] = None,
+    prefilter: Annotated[
+        str,
+        typer.Option(
+            help="With --realign, which proteins are aligned: embedding (the nearest by "
+            "embedding), words (the best by exact spaced-word cosine) or both."
+        ),
+    ] = "embedding",
     method: Annotated[
         str, typer.Option(help="auto, exact or faiss (approximate, large databases).")
     ] = "auto",
@@ -62,6 +69,7 @@ def search(
     with errors():
         cfg = SearchConfig(top=top, min_score=min_score, realign=realign,
                            realign_depth=realign_depth, threads=threads,
+                           prefilter=prefilter,  # type: ignore[arg-type]
                            neighbours=NeighbourConfig(method=method))  # fmt: skip
         lab = None
         if labels is not None:

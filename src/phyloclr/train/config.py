@@ -12,7 +12,7 @@ import yaml
 from phyloclr.config import check_literals, config_from_dict
 from phyloclr.errors import ConfigError
 from phyloclr.families.config import FamiliesConfig
-from phyloclr.kmers import REDUCED_ALPHABETS, parse_spectrum, word_weight
+from phyloclr.kmers import REDUCED_ALPHABETS, SPACED_WORDS, parse_spectrum, word_weight
 from phyloclr.models.build import ENCODERS
 from phyloclr.models.critics import CRITICS
 from phyloclr.models.encoders import EncoderSpec
@@ -249,10 +249,6 @@ class PretrainConfig:
             raise ConfigError(
                 "objective.geometry needs model.encoder 'kmer' (the cosines of its input)"
             )
-
-
-#: the four centred Murphy-10 words of the default model and of cpu-small's appended sketch
-SPACED_WORDS = "murphy10:1111,murphy10:11011,murphy10:110101,murphy10:101011"
 
 
 def default_pretrain_config() -> PretrainConfig:
