@@ -194,3 +194,42 @@ def plot_map(
 
 def finite_or_none(value: float) -> float | None:
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+@dataclass
+class EvaluateJob:
+    """What ``phyloclr evaluate`` computed: the scores and, with a plot, its method."""
+
+    result: Evaluation
+    plot_method: str | None = None
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """The scores (NaN as null) and the plot's method as JSON, written atomically."""
+        import json
+
+        from phyloclr.fsutil import atomic_path
+
+        data = {k: finite_or_none(v) if isinstance(v, float) else v
+                for k, v in self.result.as_dict().items()}  # fmt: skip
+        data["plot_method"] = self.plot_method
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def evaluate_file(
+    embeddings: str | os.PathLike[str], labels: str | os.PathLike[str],
+    plot: str | os.PathLike[str] | None = None, seed: int = 0,
+) -> EvaluateJob:  # fmt: skip
+    """What ``phyloclr evaluate`` runs: the embedding file's scores against the labels CSV
+    (:func:`evaluate_embeddings`) and, with ``plot``, the 2-D map of its labelled rows."""
+    from phyloclr.io.hdf5 import read_embeddings
+
+    store = read_embeddings(embeddings)
+    lab = read_labels(labels)
+    job = EvaluateJob(evaluate_embeddings(store.ids, store.embeddings, lab, seed=seed))
+    if plot is not None:
+        keep = [i for i, x in enumerate(store.ids) if x in lab]
+        job.plot_method = plot_map(
+            store.embeddings[keep], [lab[store.ids[i]] for i in keep], Path(plot), seed=seed
+        )
+    return job

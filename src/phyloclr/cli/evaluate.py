@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -29,19 +28,11 @@ def evaluate(
 ) -> None:
     """Score embeddings against labels: 1-NN, mAP, linear probe, k-means, geometry."""
 
-    from phyloclr.evaluate import evaluate_embeddings, finite_or_none, plot_map, read_labels
-    from phyloclr.io.hdf5 import read_embeddings
+    from phyloclr.evaluate import evaluate_file
 
     with errors():
-        store = read_embeddings(embeddings)
-        lab = read_labels(labels)
-        result = evaluate_embeddings(store.ids, store.embeddings, lab, seed=seed)
-        method = None
-        if plot is not None:
-            keep = [i for i, x in enumerate(store.ids) if x in lab]
-            method = plot_map(
-                store.embeddings[keep], [lab[store.ids[i]] for i in keep], plot, seed=seed
-            )
+        job = evaluate_file(embeddings, labels, plot=plot, seed=seed)
+    result, method = job.result, job.plot_method
     table = Table(title=f"{result.n} labelled embeddings, {result.n_labels} labels")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -61,9 +52,7 @@ def evaluate(
             )
             err.print(f"[yellow]warning:[/] {len(names)} {kind}: {shown}", highlight=False)
     if json_out is not None:
-        data = {k: finite_or_none(v) if isinstance(v, float) else v
-                for k, v in result.as_dict().items()}  # fmt: skip
-        data["plot_method"] = method
-        json_out.write_text(json.dumps(data, indent=2) + "\n")
+        with errors():
+            job.write_json(json_out)
     if plot is not None:
         err.print(f"wrote {plot} ({method})")
