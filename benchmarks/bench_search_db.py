@@ -108,14 +108,7 @@ def run_set(ds: DevSet, args: argparse.Namespace, model: Path) -> list[dict[str,
             realign(res, ds.seqs, db_fa, args.threads)
             t_realign = time.perf_counter() - t0
             assert res.bits is not None
-            rows = []
-            for qi in range(len(ds.ids)):
-                row = np.full(n_db, -np.inf)
-                ok = res.index[qi] >= 0
-                row[res.index[qi][ok]] = res.bits[qi][ok]
-                row[qi] = -np.inf
-                rows.append(row)
-            m, found = score_rows(rows, labels, n_db, args.top)
+            m, found = score_rows(bit_rows(res, len(ds.ids), n_db), labels, n_db, args.top)
             rows_out.append({**base, "method": "phyloclr", "depth": d - 1,
                              "map_realign": round(m, 4), "group_found": round(found, 4),
                              "realign_s": round(t_realign, 1)})  # fmt: skip
@@ -135,6 +128,19 @@ def run_set(ds: DevSet, args: argparse.Namespace, model: Path) -> list[dict[str,
     return rows_out
 
 
+def bit_rows(res: SearchResult, n_queries: int, n_db: int) -> list[np.ndarray]:
+    """Each query's (n_db,) bit scores of its realigned hits, -inf elsewhere and on itself."""
+    assert res.bits is not None
+    rows = []
+    for qi in range(n_queries):
+        row = np.full(n_db, -np.inf)
+        ok = res.index[qi] >= 0
+        row[res.index[qi][ok]] = res.bits[qi][ok]
+        row[qi] = -np.inf
+        rows.append(row)
+    return rows
+
+
 def prefilter_rows(
     ds: DevSet, q_fa: Path, db: Path, db_fa: Path, n_db: int, prefilter: str,
     args: argparse.Namespace, base: dict[str, object],
@@ -149,14 +155,7 @@ def prefilter_rows(
         res = search(q_fa, db, config=cfg, db_fasta=db_fa)
         secs = time.perf_counter() - t0
         assert res.bits is not None
-        rows = []
-        for qi in range(len(ds.ids)):
-            row = np.full(n_db, -np.inf)
-            ok = res.index[qi] >= 0
-            row[res.index[qi][ok]] = res.bits[qi][ok]
-            row[qi] = -np.inf
-            rows.append(row)
-        m, found = score_rows(rows, labels, n_db, args.top)
+        m, found = score_rows(bit_rows(res, len(ds.ids), n_db), labels, n_db, args.top)
         out.append({**base, "method": f"phyloclr-{prefilter}", "depth": depth,
                     "map_realign": round(m, 4), "group_found": round(found, 4),
                     "search_realign_s": round(secs, 1)})  # fmt: skip
