@@ -39,7 +39,6 @@ class _Word:
     word: int | str
     idf: np.ndarray  # (V,)
     mean: np.ndarray  # (V,) the database's mean unit tf-idf vector
-    offset: int  # where this word's rows start in the stacked table
 
     def query(self, seqs: Sequence[str]) -> tuple[Any, np.ndarray, np.ndarray]:
         """(Q, V) CSR unit tf-idf vectors of ``seqs`` with the database's idf; their · mean and
@@ -71,7 +70,6 @@ class WordIndex:
         self.n = len(seqs)
         self.words: list[_Word] = []
         tables, right = [], []
-        offset = 0
         for alphabet, word in parse_spectrum(words):
             counts = spectrum_counts(seqs, word, alphabet)
             idf = inverse_document_frequency(counts)
@@ -81,11 +79,10 @@ class WordIndex:
             inv = 1.0 / _centred_norm(x, dot, mean)
             tables.append((sparse.diags(inv) @ x).T.tocsr().astype(np.float32))  # (V, N)
             right += [inv, -dot * inv]
-            self.words.append(_Word(alphabet, word, idf, mean, offset))
-            offset += x.shape[1]
+            self.words.append(_Word(alphabet, word, idf, mean))
         # (Σ V, N): each k-mer's postings, over |x_dw − m_w|; float32 halves the memory
         self.table = sparse.vstack(tables, format="csr")
-        self.right = np.stack(right, axis=1)  # (N, 2W)
+        self.right = np.stack(right, axis=1).T.astype(np.float32)  # (2W, N)
 
     def _queries(self, seqs: Sequence[str]) -> tuple[Any, np.ndarray]:
         """Stacked query vectors over W |x − m| (Q, Σ V) CSR, and the left factor (Q, 2W) of
@@ -110,7 +107,7 @@ class WordIndex:
         """(B, N) scores of the query ``rows``: their shared k-mers by one sparse product with
         the postings, plus the centring terms."""
         shared = (x[rows] @ self.table).toarray()
-        shared += left[rows] @ self.right.T.astype(np.float32)
+        shared += left[rows].astype(np.float32) @ self.right
         return shared
 
     def top(
