@@ -206,10 +206,12 @@ def search(
     if cfg.realign and qseqs is None:
         raise ConfigError("--realign needs the queries as FASTA (their sequences)")
     depth = max(cfg.top, cfg.realign_depth) if cfg.realign else cfg.top
+    db_seqs = None
     if cfg.realign and cfg.prefilter != "embedding":
         assert qseqs is not None and db_fasta is not None
-        scores, index = _word_candidates(qemb, qseqs, store.embeddings, store.ids,
-                                         Path(db_fasta), depth, cfg, progress)  # fmt: skip
+        db_seqs = read_db_sequences(Path(db_fasta), store.ids)  # all of it, read once
+        scores, index = _word_candidates(qemb, qseqs, store.embeddings, store.ids, db_seqs,
+                                         depth, cfg, progress)  # fmt: skip
     else:
         scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
     index = np.where(scores >= cfg.min_score, index, -1)
@@ -218,7 +220,7 @@ def search(
                           db_embeddings=store.embeddings)  # fmt: skip
     if cfg.realign:
         assert qseqs is not None and db_fasta is not None
-        realign(result, qseqs, Path(db_fasta), cfg.threads, progress)
+        realign(result, qseqs, Path(db_fasta), cfg.threads, progress, db_seqs)
         if depth > cfg.top:  # keep the best by bit score
             assert result.bits is not None and result.evalues is not None
             result.index, result.scores = result.index[:, : cfg.top], result.scores[:, : cfg.top]
@@ -228,22 +230,15 @@ def search(
 
 def _word_candidates(
     qemb: np.ndarray, qseqs: Sequence[str], db_emb: np.ndarray, db_ids: list[str],
-    db_fasta: Path, depth: int, cfg: SearchConfig, progress: Progress | None,
+    db_seqs: tuple[dict[str, str], int], depth: int, cfg: SearchConfig,
+    progress: Progress | None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Candidates for realignment by ``cfg.prefilter`` 'words' (the ``depth`` best by
     spaced-word cosine) or 'both' (those and the ``depth`` nearest by embedding, up to 2 ×
     ``depth`` a query, -1 padded): (embedding cosines (Q, C), database rows (Q, C))."""
-    from phyloclr.io.fasta import read_fasta
     from phyloclr.wordsearch import WordIndex
 
-    by_id = {r.id: r.seq for r in read_fasta(db_fasta)}
-    if len(by_id) != len(db_ids):
-        raise InputError(
-            db_fasta, f"holds {len(by_id)} sequences, the embedding database {len(db_ids)}"
-        )
-    missing = [i for i in db_ids if i not in by_id]
-    if missing:
-        raise InputError(db_fasta, "has no sequence for a database protein", missing[0])
+    by_id = db_seqs[0]
     words = WordIndex([by_id[i] for i in db_ids])
     index = words.top(qseqs, depth, threads=cfg.threads, progress=progress)[1]
     if cfg.prefilter == "both":
@@ -263,19 +258,14 @@ def _word_candidates(
     return scores, index
 
 
-def realign(
-    result: SearchResult, query_seqs: Sequence[str], db_fasta: Path, threads: int = 0,
-    progress: Progress | None = None,
-) -> None:  # fmt: skip
-    """Give every hit a Smith-Waterman bit score and E-value, and rank each query's hits by
-    bit score (in place); queries are aligned on ``threads`` threads (0: every core)."""
-    import pyopal
-
-    from phyloclr.families.align import available_threads
-    from phyloclr.families.homology import GAP_EXTEND, GAP_OPEN, K_STAT, LAMBDA, evalue
+def read_db_sequences(
+    db_fasta: Path, db_ids: Sequence[str], wanted: set[str] | None = None
+) -> tuple[dict[str, str], int]:
+    """({id: sequence} of the ``wanted`` database ids (every one when None), residues of the
+    whole file), checking that the FASTA holds the embedding database's proteins."""
     from phyloclr.io.fasta import iter_fasta
 
-    wanted = {result.db_ids[t] for t in np.unique(result.index) if t >= 0}
+    wanted = set(db_ids) if wanted is None else wanted
     seqs: dict[str, str] = {}
     residues = 0
     n_db = 0
@@ -284,13 +274,30 @@ def realign(
         residues += len(rec.seq)
         if rec.id in wanted:
             seqs[rec.id] = rec.seq
+    if n_db != len(db_ids):
+        raise InputError(db_fasta, f"holds {n_db} sequences, the embedding database {len(db_ids)}")
     missing = wanted - seqs.keys()
     if missing:
         raise InputError(db_fasta, "has no sequence for a database hit", sorted(missing)[0])
-    if n_db != len(result.db_ids):
-        raise InputError(
-            db_fasta, f"holds {n_db} sequences, the embedding database {len(result.db_ids)}"
-        )
+    return seqs, residues
+
+
+def realign(
+    result: SearchResult, query_seqs: Sequence[str], db_fasta: Path, threads: int = 0,
+    progress: Progress | None = None, db_seqs: tuple[dict[str, str], int] | None = None,
+) -> None:  # fmt: skip
+    """Give every hit a Smith-Waterman bit score and E-value, and rank each query's hits by
+    bit score (in place); queries are aligned on ``threads`` threads (0: every core).
+    ``db_seqs``: :func:`read_db_sequences` of ``db_fasta`` when already read."""
+    import pyopal
+
+    from phyloclr.families.align import available_threads
+    from phyloclr.families.homology import GAP_EXTEND, GAP_OPEN, K_STAT, LAMBDA, evalue
+
+    if db_seqs is None:
+        wanted = {result.db_ids[t] for t in np.unique(result.index) if t >= 0}
+        db_seqs = read_db_sequences(db_fasta, result.db_ids, wanted)
+    seqs, residues = db_seqs
     local = threading.local()
 
     def raw_scores(qi: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -349,6 +356,7 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "header",
+    "read_db_sequences",
     "realign",
     "search",
     "write_hits",
