@@ -24,7 +24,8 @@ the ceiling of a model that learns its families exactly:
 
     python benchmarks/bench_families.py devset --set DEVSETS/go-function --out families.jsonl
 
-``--method`` (scale) and ``--methods`` (quality, devset) choose the engines.
+``--method`` (scale) and ``--methods`` (quality, devset) choose the engines: prefilter, mmseqs
+(all against all), mmseqs-cluster (cascaded), mmseqs-linclust (linear), phmmer (quality only).
 Each result is one JSON line appended to ``--out``; a row already there is skipped.
 """
 
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,7 @@ import psutil
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from phyloclr.families.build import mmseqs_settings, search_settings
+from phyloclr.families.build import MMSEQS_METHODS, mmseqs_settings, search_settings
 from phyloclr.families.config import FamiliesConfig
 from phyloclr.families.corpus import Assignment, de_novo, de_novo_mmseqs, de_novo_prefilter
 from phyloclr.io.fasta import read_aligned_fasta, read_fasta
@@ -87,8 +89,9 @@ def run_engine(
     """Families of ``records`` (proteins) by one engine, as ``phyloclr families`` builds them."""
     if method == "prefilter":
         return de_novo_prefilter(records, search_settings(cfg), workers=workers)
-    if method == "mmseqs":
-        return de_novo_mmseqs(records, "protein", mmseqs_settings(cfg), threads=workers)
+    if method in MMSEQS_METHODS:
+        settings = mmseqs_settings(replace(cfg, denovo_method=method))  # type: ignore[arg-type]
+        return de_novo_mmseqs(records, "protein", settings, threads=workers)
     return de_novo(records, "protein", evalue=cfg.denovo_evalue,
                    min_coverage=cfg.denovo_min_coverage, threads=workers)  # fmt: skip
 
@@ -103,8 +106,8 @@ def quality(out: Path, per_group: int, workers: int, methods: list[str]) -> None
     cfg = FamiliesConfig()
     done = _done(out, "set")
     for name, data, allowed in (
-        ("eggnog pooled", pooled, ("prefilter", "mmseqs")),
-        (f"eggnog ≤{per_group} per group", subset, ("prefilter", "mmseqs", "phmmer")),
+        ("eggnog pooled", pooled, ("prefilter", *MMSEQS_METHODS)),
+        (f"eggnog ≤{per_group} per group", subset, ("prefilter", *MMSEQS_METHODS, "phmmer")),
     ):
         records = [SeqRecord(str(i), s) for i, (s, _) in enumerate(data)]
         truth = [g for _, g in data]
@@ -273,12 +276,13 @@ def main() -> None:
     s.add_argument("--fasta", type=Path, required=True)
     s.add_argument("--sizes", default="20000,50000,100000,200000")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--method", default="prefilter", choices=("prefilter", "mmseqs"))
+    s.add_argument("--method", default="prefilter", choices=("prefilter", *MMSEQS_METHODS))
     d = sub.add_parser("devset")
     d.add_argument("--set", type=Path, required=True, help="a protein_devsets.py set directory")
     for p in (q, d):
         p.add_argument("--methods", default="prefilter,mmseqs",
-                       help="comma-separated: prefilter, mmseqs, phmmer (quality)")  # fmt: skip
+                       help="comma-separated: prefilter, mmseqs, mmseqs-cluster, "
+                       "mmseqs-linclust, phmmer (quality)")  # fmt: skip
     for p in (q, s, d):
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--workers", type=int, default=2)

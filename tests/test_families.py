@@ -245,4 +245,4 @@ def test_search_settings_take_every_field_from_the_families_config() -> None:
     assert mmseqs_settings(cfg) == MmseqsSettings(evalue=1e-3, min_coverage=0.3,
                                                   sensitivity=7.5, max_seqs=1000)  # fmt: skip
     assert {f.name for f in fields(SearchSettings)} & ENGINE_FIELDS == {"batch", "version"}
-    assert {f.name for f in fields(MmseqsSettings)} & ENGINE_FIELDS == {"version"}
+    assert {f.name for f in fields(MmseqsSettings)} & ENGINE_FIELDS == {"mode", "version"}

@@ -14,6 +14,7 @@ from phyloclr.families.mmseqs import (
     MmseqsError,
     MmseqsSettings,
     mmseqs_binary,
+    parse_clusters,
     parse_hits,
     search_edges,
 )
@@ -77,3 +78,40 @@ def test_settings_are_checked() -> None:
     for bad in ({"denovo_mmseqs_sensitivity": 9.0}, {"denovo_mmseqs_max_seqs": 0}):
         with pytest.raises(ConfigError):
             FamiliesConfig(denovo_method="mmseqs", **bad)  # type: ignore[arg-type]
+
+
+def test_parse_clusters_drops_self_pairs(tmp_path: Path) -> None:
+    path = write(tmp_path / "clusters.tsv", "0\t0\n0\t3\n0\t5\n2\t2\n4\t4\n4\t1\n")
+    rep, member = parse_clusters(path)
+    assert list(zip(rep.tolist(), member.tolist(), strict=True)) == [(0, 3), (0, 5), (4, 1)]
+    assert parse_clusters(write(tmp_path / "empty.tsv", ""))[0].shape == (0,)
+
+
+@needs_mmseqs
+@pytest.mark.parametrize("method", ["mmseqs-cluster", "mmseqs-linclust"])
+def test_clustering_modes_keep_groups_apart(protein: Path, tmp_path: Path, method: str) -> None:
+    """MMseqs2's clustering workflows give families that never join two eggNOG groups, and the
+    families config chooses the workflow (the cache key differs from the search's)."""
+    from Bio import SeqIO
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:3]
+    lines, truth = [], {}
+    for g, f in enumerate(files):
+        for k, r in enumerate(list(SeqIO.parse(f, "fasta"))[:10]):
+            lines.append(f">g{g}_{k}\n{str(r.seq).replace('-', '')}\n")
+            truth[f"g{g}_{k}"] = g
+    corpus = write(tmp_path / "corpus.fasta", "".join(lines))
+    fset = build_families([corpus], FamiliesConfig(denovo_method=method), use_cache=False)
+    groups = [{truth[i] for i in fam.names} for fam in fset.families]
+    assert all(len(g) == 1 for g in groups)  # no family mixes two groups
+    assert max(fam.size for fam in fset.families) >= 5  # and the groups are found
+
+
+def test_mmseqs_mode_follows_the_method() -> None:
+    from phyloclr.families.build import mmseqs_settings
+
+    modes = [mmseqs_settings(FamiliesConfig(denovo_method=m)).mode
+             for m in ("mmseqs", "mmseqs-cluster", "mmseqs-linclust")]  # fmt: skip
+    assert modes == ["search", "cluster", "linclust"]
+    with pytest.raises(ConfigError, match="mode"):
+        MmseqsSettings(mode="easy-cluster")

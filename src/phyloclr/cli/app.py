@@ -106,8 +106,9 @@ def fmt_distance(value: object) -> str:
 DenovoMethodOption = Annotated[
     str | None,
     typer.Option(
-        help="De novo corpus families: 'prefilter' (fast, proteins), 'mmseqs' (MMseqs2, "
-        "more sensitive) or 'phmmer'."
+        help="De novo corpus families: 'prefilter' (fast, proteins), 'mmseqs' (MMseqs2 "
+        "all against all, more sensitive), 'mmseqs-cluster' (its cascaded clustering), "
+        "'mmseqs-linclust' (linear time, close homologs) or 'phmmer'."
     ),
 ]
 

@@ -262,8 +262,11 @@ def _distances_task(task: tuple[int, Family, FamiliesConfig]) -> tuple[int, Fami
     return i, fam
 
 
-#: fields of the search settings that are the engine's own, not the families config's
-ENGINE_FIELDS = frozenset({"batch", "version"})
+#: fields of the search settings that are the engine's own, not the families config's (the
+#: MMseqs2 mode comes from ``denovo_method``: :data:`MMSEQS_METHODS`)
+ENGINE_FIELDS = frozenset({"batch", "version", "mode"})
+#: the ``denovo_method`` values that run MMseqs2, and its workflow for each
+MMSEQS_METHODS = {"mmseqs": "search", "mmseqs-cluster": "cluster", "mmseqs-linclust": "linclust"}
 
 
 def _settings_of(cls: type[S], cfg: FamiliesConfig, prefixes: tuple[str, ...]) -> S:
@@ -285,8 +288,9 @@ def search_settings(cfg: FamiliesConfig) -> SearchSettings:
 
 def mmseqs_settings(cfg: FamiliesConfig) -> MmseqsSettings:
     """The MMseqs2 search settings a families config asks for (its ``denovo_mmseqs_*``, else
-    ``denovo_*`` fields)."""
-    return _settings_of(MmseqsSettings, cfg, ("denovo_mmseqs_", "denovo_"))
+    ``denovo_*`` fields; the mode from its ``denovo_method``)."""
+    settings = _settings_of(MmseqsSettings, cfg, ("denovo_mmseqs_", "denovo_"))
+    return replace(settings, mode=MMSEQS_METHODS.get(cfg.denovo_method, "search"))
 
 
 def _split_corpus(
@@ -307,7 +311,7 @@ def _split_corpus(
             threads=cfg.threads,
             progress=progress,
         )
-    if cfg.denovo_method == "mmseqs":
+    if cfg.denovo_method in MMSEQS_METHODS:
         return de_novo_mmseqs(
             records,
             alphabet,

