@@ -90,6 +90,27 @@ def test_mixed_dna_and_protein(tmp_path: Path) -> None:
     assert str(path) in msg and "record 'prot1'" in msg and "mixed nucleotide and protein" in msg
 
 
+def test_protein_of_nucleotide_letters_is_not_mixed(tmp_path: Path) -> None:
+    """UniProt P02732 (an Ala-Ala-Thr repeat) is all nucleotide letters but lacks C and G: it
+    may be protein, so a protein corpus holding it is still protein; a real DNA record in
+    one is still an error, and a DNA file does not take it for protein."""
+    from phyloclr.io.sequences import ambiguous_alphabet, fits_alphabet
+
+    aat = "AATAATAATAATAATAATAATAATAATAATA"
+    prot = ">p1\nMKVLAAGIVGLLLQWERTYIPASDF\n"
+    path = write(tmp_path / "p.fa", f"{prot}>P02732\n{aat}\n>p3\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n")
+    assert detect_alphabet(read_fasta(path), path) == "protein"
+    assert ambiguous_alphabet(aat) and fits_alphabet(aat, "protein") and fits_alphabet(aat, "dna")
+    dna = "ACGTACGTACGTACGTACGTACGTAC"
+    assert not ambiguous_alphabet(dna) and not fits_alphabet(dna, "protein")
+    assert not fits_alphabet("MKVLAAGIVGLLLQWERTYIPASDF", "dna")
+    mixed = write(tmp_path / "m.fa", f"{prot}>d\n{dna}\n")
+    with pytest.raises(InputError, match=r"record 'd'.*mixed nucleotide and protein"):
+        detect_alphabet(read_fasta(mixed), mixed)
+    only = write(tmp_path / "d.fa", f">d\n{dna}\n>P02732\n{aat}\n")
+    assert detect_alphabet(read_fasta(only), only) == "dna"
+
+
 def test_duplicate_ids(tmp_path: Path) -> None:
     msg = _error(read_fasta, write(tmp_path / "d.fa", ">a\nMKV\n>b\nMKV\n>a\nMKL\n"))
     assert "record 'a'" in msg and "duplicate sequence id" in msg

@@ -54,7 +54,7 @@ def _two_nodes(args: list[str], cwd: Path) -> None:
         )
         for node in (0, 1)
     ]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
     for node, (p, out) in enumerate(zip(procs, outputs, strict=True)):
         assert p.returncode == 0, f"node {node} failed:\n{out[-3000:]}"
 
@@ -83,3 +83,55 @@ def test_pretrain_and_embed_on_two_nodes(tmp_path: Path) -> None:
         two, one = a["embeddings"][:], b["embeddings"][:]
     assert np.isfinite(two).all() and np.abs(two).sum() > 0
     assert np.allclose(two, one, atol=1e-5)
+
+
+def _corpus(protein: Path, tmp_path: Path, n_fam: int = 4, per: int = 10) -> Path:
+    from Bio import SeqIO
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))
+    lines = [
+        f">{rec.id}\n{str(rec.seq).replace('-', '')}\n"
+        for f in files[:n_fam]
+        for rec in list(SeqIO.parse(f, "fasta"))[:per]
+    ]
+    lines.append(lines[0].replace(">", ">copy_", 1))  # a duplicate joins its first copy
+    path = tmp_path / "corpus.fa"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_families_searched_in_parts_equal_one_search(protein: Path, tmp_path: Path) -> None:
+    """Three machines each search one part of the homology search into a shared cache; the
+    build afterwards searches nothing and gives the families of a single search."""
+    from phyloclr.families import FamiliesConfig, build_families
+    from phyloclr.families.build import search_part
+
+    corpus = _corpus(protein, tmp_path)
+    cfg = FamiliesConfig(workers=1, threads=1)
+    shared = tmp_path / "shared-cache"
+    searched = [search_part(corpus, i, 3, cfg, cache_dir=shared) for i in range(3)]
+    assert sum(searched) == 40 and all(n > 0 for n in searched)  # 41 records, one a copy
+    assert search_part(corpus, 1, 3, cfg, cache_dir=shared) == 0  # a part done is not redone
+    stages: list[str] = []
+    parts = build_families([corpus], cfg, cache_dir=shared,
+                           progress=lambda stage, done, total: stages.append(stage))  # fmt: skip
+    assert "homology search" not in stages  # every query came from the parts
+    single = build_families([corpus], cfg, use_cache=False)
+    assert [sorted(f.names) for f in parts] == [sorted(f.names) for f in single]
+    assert max(f.size for f in parts) >= 10
+
+
+def test_cli_part_option(protein: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from phyloclr.cli import app
+
+    corpus = _corpus(protein, tmp_path, n_fam=2, per=5)
+    runner = CliRunner()
+    cache = ["--cache-dir", str(tmp_path / "c"), "--workers", "1"]
+    ok = runner.invoke(app, ["families", str(corpus), "--part", "1/2", *cache])
+    assert ok.exit_code == 0 and "part 1/2: searched" in ok.output
+    for bad, why in ((["--part", "3/2"], "numbered 1 to 2"), (["--part", "x"], "I/N"),
+                     (["--part", "1/2", "--denovo-method", "mmseqs"], "prefilter")):  # fmt: skip
+        res = runner.invoke(app, ["families", str(corpus), *bad, *cache])
+        assert res.exit_code != 0 and why in res.output, res.output

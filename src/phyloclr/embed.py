@@ -22,7 +22,7 @@ from phyloclr.fsutil import remove_stale_temporaries
 from phyloclr.io import hdf5
 from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.ids import SeenIds
-from phyloclr.io.sequences import SeqRecord, record_alphabet
+from phyloclr.io.sequences import SeqRecord, fits_alphabet
 from phyloclr.models.alphabet import Alphabet
 from phyloclr.models.encoders import Encoder
 from phyloclr.models.store import load_model
@@ -314,7 +314,7 @@ def _shard_records(
                 )
             dups[0] += 1
             continue
-        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != alphabet:
+        if not fits_alphabet(rec.seq, alphabet):
             kind = "nucleotide" if alphabet == "protein" else "protein"
             raise InputError(
                 fasta, f"{kind} sequence, but the model was trained on {alphabet}", rec.id

@@ -169,12 +169,12 @@ def _queries(
 
     from phyloclr.embed import embed_sequences
     from phyloclr.io.fasta import read_fasta
-    from phyloclr.io.sequences import record_alphabet
+    from phyloclr.io.sequences import fits_alphabet
 
     records = read_fasta(path)
     loaded = resolve_model(db_model, db_path, model)
     for rec in records:
-        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != loaded.alphabet.name:
+        if not fits_alphabet(rec.seq, loaded.alphabet.name):
             raise InputError(
                 path, f"not {loaded.alphabet.name}, the alphabet of the database's model", rec.id
             )

@@ -16,7 +16,7 @@ from phyloclr.cluster.config import ClusterConfig
 from phyloclr.dna import normalise
 from phyloclr.errors import InputError
 from phyloclr.io.fasta import iter_fasta
-from phyloclr.io.sequences import SeqRecord, check_unique_ids, record_alphabet
+from phyloclr.io.sequences import SeqRecord, check_unique_ids, fits_alphabet
 from phyloclr.neighbours import NeighbourConfig, chosen_method, neighbour_graph
 
 
@@ -45,7 +45,7 @@ def read_dna(path: str | Path) -> tuple[list[SeqRecord], dict[str, int]]:
     check_unique_ids(records, path)
     ambiguous = 0
     for rec in records:
-        if len(rec.seq) >= 20 and record_alphabet(rec.seq) != "dna":
+        if not fits_alphabet(rec.seq, "dna"):
             raise InputError(path, "not a nucleotide sequence (cluster takes DNA/RNA)", rec.id)
         ambiguous += sum(rec.seq.count(c) for c in "RYKMSWBDHVN")
     return records, {"ambiguous_bases": ambiguous}

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pyhmmer.plan7 as plan7
 
 from phyloclr.config import config_to_json
-from phyloclr.errors import InputError
+from phyloclr.errors import ConfigError, InputError
 from phyloclr.families import cache as family_cache
 from phyloclr.families.align import available_threads
 from phyloclr.families.config import FamiliesConfig, SearchSettings
@@ -24,6 +24,7 @@ from phyloclr.families.corpus import (
     de_novo,
     de_novo_mmseqs,
     de_novo_prefilter,
+    prefilter_search,
 )
 from phyloclr.families.distances import compute_distances
 from phyloclr.families.load import InputFile, InputKind, expand_inputs, read_alignments, sniff
@@ -92,6 +93,42 @@ def build_families(
             why = os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0]
             fset.warnings.append(f"{cdir}: the families were not cached ({why})")
         return fset
+
+
+def search_part(
+    corpus: PathArg,
+    part: int,
+    parts: int,
+    config: FamiliesConfig | None = None,
+    *,
+    cache_dir: PathArg | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Search part ``part`` (0-based) of ``parts`` of a protein corpus's de novo homology
+    search into the edge store under ``cache_dir``, and return how many sequences it searched.
+
+    For machines that share ``cache_dir``: each runs one part (queries split by content
+    digest, so the split does not depend on which parts are done); :func:`build_families`
+    with the same corpus and config then searches nothing and builds the families. Only the
+    prefilter engine splits this way (MMseqs2 has its own MPI runner).
+    """
+    cfg = config or FamiliesConfig()
+    if cfg.denovo_method != "prefilter":
+        raise ConfigError(
+            f"a search in parts needs denovo_method 'prefilter', not {cfg.denovo_method!r}"
+        )
+    if not 0 <= part < parts:
+        raise ConfigError(f"part {part + 1} of {parts}: parts are numbered 1 to {parts}")
+    path = Path(corpus)
+    records = read_fasta(path)
+    if detect_alphabet(records, path) != "protein":
+        raise InputError(path, "a search in parts is for protein corpora")
+    cdir = Path(cache_dir) if cache_dir is not None else family_cache.default_cache_dir()
+    store = cdir / "edges"
+    result = prefilter_search(
+        records, search_settings(cfg), store, cfg.workers, progress, (part, parts)
+    )
+    return result.searched
 
 
 def _build(

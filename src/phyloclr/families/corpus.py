@@ -19,7 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from phyloclr.errors import InputError
 from phyloclr.families.align import available_threads
 from phyloclr.families.config import SearchSettings
-from phyloclr.families.homology import homology_components
+from phyloclr.families.homology import HomologyResult, homology_components
 from phyloclr.families.mmseqs import MmseqsSettings, search_edges
 from phyloclr.io.sequences import Alphabet, SeqRecord
 from phyloclr.progress import Progress
@@ -212,16 +212,30 @@ def de_novo_prefilter(
     """Protein families by :func:`phyloclr.families.homology.homology_components` (k-mer
     prefilter, SIMD Smith-Waterman, connected components, process shards, edge store under
     ``store_dir``). Labelled ``denovo_00001``... by decreasing size, as :func:`de_novo`."""
+    return _components(
+        records, prefilter_search(records, settings, store_dir, workers, progress).labels
+    )
+
+
+def prefilter_search(
+    records: Sequence[SeqRecord],
+    settings: SearchSettings,
+    store_dir: Path | None,
+    workers: int = 0,
+    progress: Progress | None = None,
+    part: tuple[int, int] | None = None,
+) -> HomologyResult:
+    """The prefilter's homology search over ``records`` (or one ``part`` of its queries)."""
     processes = available_threads(workers)
-    result = homology_components(
+    return homology_components(
         [r.seq for r in records],
         settings=settings,
         store_dir=store_dir,
         workers=processes,
         shard_size=max(50, min(1000, len(records) // (4 * processes))),
         progress=progress,
+        part=part,
     )
-    return _components(records, result.labels)
 
 
 def de_novo_mmseqs(

@@ -26,6 +26,11 @@ corpus that grew, searches only the sequences the store has not seen (their hits
 old ones, and edges are undirected) and re-applies the E-value and coverage thresholds with
 the current corpus size. (A pair skipped because its proteins were already joined is not
 searched again if a larger corpus later pushes the joining edge over the E-value cut-off.)
+
+Across machines: ``part=(i, n)`` searches only the sequences whose content digest is i modulo
+n (the same split on every machine, whatever the store holds when each starts) into the
+store; machines sharing the store each run one part, and a final run without a part finds
+every sequence searched and only joins the components.
 """
 
 from __future__ import annotations
@@ -220,8 +225,11 @@ def homology_components(
     workers: int = 1,
     shard_size: int = 1000,
     progress: Progress | None = None,
+    part: tuple[int, int] | None = None,
 ) -> HomologyResult:
-    """Families of ``seqs`` (proteins) as connected components; see the module docstring."""
+    """Families of ``seqs`` (proteins) as connected components; see the module docstring.
+    With ``part`` = (i, n) only that part of the queries is searched (the labels then hold
+    the components known so far)."""
     settings = settings or SearchSettings()
     seqs = list(seqs)
     n = len(seqs)
@@ -231,7 +239,10 @@ def homology_components(
     first_of: dict[int, int] = {}
     for i, d in enumerate(dig.tolist()):
         first_of.setdefault(d, i)
-    pending = np.array(sorted(i for d, i in first_of.items() if d not in searched), dtype=np.int64)
+    todo = sorted(i for d, i in first_of.items() if d not in searched)
+    if part is not None:
+        todo = [i for i in todo if int(dig[i]) % part[1] == part[0]]
+    pending = np.array(todo, dtype=np.int64)
     shards = [pending[s : s + shard_size] for s in range(0, len(pending), shard_size)]
     residues = sum(len(s) for s in seqs)
     # identical sequences join the first copy

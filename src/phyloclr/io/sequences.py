@@ -89,17 +89,35 @@ def record_alphabet(seq: str) -> Alphabet:
     return "dna" if core >= 0.9 * len(seq) else "protein"
 
 
+def ambiguous_alphabet(seq: str) -> bool:
+    """True for a record that looks nucleotide but may as well be a protein: shorter than 20,
+    or missing one of A, C, G and T/U (UniProt holds proteins such as P02732, 'AATAAT…', an
+    Ala-Ala-Thr repeat; real DNA of 20 bases or more holds all four)."""
+    if record_alphabet(seq) != "dna":
+        return False
+    return len(seq) < 20 or len(set(seq.upper().replace("U", "T")) & set("ACGT")) < 4
+
+
+def fits_alphabet(seq: str, alphabet: str) -> bool:
+    """Whether a record may belong to a file or model of ``alphabet`` (short records always
+    may; an ambiguous one may be protein)."""
+    if len(seq) < 20 or record_alphabet(seq) == alphabet:
+        return True
+    return alphabet == "protein" and ambiguous_alphabet(seq)
+
+
 def detect_alphabet(records: Iterable[SeqRecord], path: str | PathLike[str] | None) -> Alphabet:
     """The alphabet of a set of records; an InputError naming the first record that disagrees.
 
-    Short records (< 20 residues) that look like nucleotides are ambiguous and do not vote.
+    Records that look nucleotide but are ambiguous (:func:`ambiguous_alphabet`: shorter than
+    20, or without all four bases) do not vote.
     """
     first: SeqRecord | None = None
     kind_first: Alphabet | None = None
     short_only: list[Alphabet] = []
     for rec in records:
         kind = record_alphabet(rec.seq)
-        if kind == "dna" and len(rec.seq) < 20:
+        if kind == "dna" and ambiguous_alphabet(rec.seq):
             short_only.append(kind)
             continue
         if first is None:
