@@ -24,6 +24,10 @@ the ceiling of a model that learns its families exactly:
 
     python benchmarks/bench_families.py devset --set DEVSETS/go-function --out families.jsonl
 
+The giant-family split (``families.max_family_size``) on the eggNOG groups pooled as one:
+
+    python benchmarks/bench_families.py split --out families.jsonl [--per-group 40]
+
 ``--method`` (scale) and ``--methods`` (quality, devset) choose the engines: prefilter, mmseqs
 (all against all), mmseqs-cluster (cascaded), mmseqs-linclust (linear), phmmer (quality only).
 Each result is one JSON line appended to ``--out``; a row already there is skipped.
@@ -122,6 +126,31 @@ def quality(out: Path, per_group: int, workers: int, methods: list[str]) -> None
                    **pair_scores(truth, labels_of(a, len(records))), "workers": workers,
                    "machine": machine()}  # fmt: skip
             _append(out, row)
+
+
+def split(out: Path, per_group: int) -> None:
+    """The giant-family split (families/split.py) on the eggNOG groups pooled as one family
+    (at most ``per_group`` members each), parts of at most ``per_group``: the share of parts
+    holding one group (purity), and of same-group pairs kept in one part (recall)."""
+    from phyloclr.families.split import split_members
+
+    seqs, truth = [], []
+    for g, f in enumerate(sorted(EGGNOG.glob("*.fasta"))):
+        recs = read_aligned_fasta(f)[:per_group]
+        seqs += [r.seq for r in recs]
+        truth += [g] * len(recs)
+    t0 = time.perf_counter()
+    parts = split_members(seqs, per_group)
+    wall = time.perf_counter() - t0
+    labels = np.empty(len(seqs), dtype=np.int64)
+    for k, rows in enumerate(parts):
+        labels[rows] = k
+    row = {"kind": "split", "sequences": len(seqs), "groups": len(set(truth)),
+           "max_size": per_group, "parts": len(parts),
+           "pure_parts": round(float(np.mean([len({truth[i] for i in p}) == 1 for p in parts])), 4),
+           **pair_scores(truth, labels.tolist()), "wall_s": round(wall, 1),
+           "machine": machine()}  # fmt: skip
+    _append(out, row)
 
 
 def _done(out: Path, key: str) -> set:
@@ -272,6 +301,9 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     q = sub.add_parser("quality")
     q.add_argument("--per-group", type=int, default=30)
+    sp = sub.add_parser("split")
+    sp.add_argument("--per-group", type=int, default=40)
+    sp.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("scale")
     s.add_argument("--fasta", type=Path, required=True)
     s.add_argument("--sizes", default="20000,50000,100000,200000")
@@ -289,6 +321,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "quality":
         quality(args.out, args.per_group, args.workers, args.methods.split(","))
+    elif args.cmd == "split":
+        split(args.out, args.per_group)
     elif args.cmd == "devset":
         devset(args.set, args.out, args.workers, args.methods.split(","))
     else:

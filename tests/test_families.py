@@ -246,3 +246,39 @@ def test_search_settings_take_every_field_from_the_families_config() -> None:
                                                   sensitivity=7.5, max_seqs=1000)  # fmt: skip
     assert {f.name for f in fields(SearchSettings)} & ENGINE_FIELDS == {"batch", "version"}
     assert {f.name for f in fields(MmseqsSettings)} & ENGINE_FIELDS == {"mode", "version"}
+
+
+def test_giant_de_novo_families_are_split_by_similarity(
+    protein: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A family above max_family_size becomes parts of at most that size that keep the
+    eggNOG groups apart (the average-linkage tree of k-mer cosines), named ID.1, ID.2…;
+    nobody is lost."""
+    from phyloclr.families.split import split_members
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:3]
+    seqs, truth = [], []
+    for g, f in enumerate(files):
+        for rec in list(SeqIO.parse(f, "fasta"))[:12]:
+            seqs.append(str(rec.seq).replace("-", "").upper())
+            truth.append(g)
+    parts = split_members(seqs, 12)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(seqs)))
+    assert all(len(p) <= 12 for p in parts)
+    assert all(len({truth[i] for i in p}) == 1 for p in parts)  # each part one group
+    assert [len(p) for p in split_members(seqs, 100)] == [len(seqs)]  # fits: unchanged
+    import phyloclr.families.split as split_module
+
+    monkeypatch.setattr(split_module, "LINKAGE_MAX", 20)  # 2-means first, then the tree
+    parts = split_members(seqs, 12)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(seqs)))
+    assert all(len(p) <= 12 for p in parts)
+    with pytest.raises(ConfigError, match="max_family_size"):
+        FamiliesConfig(max_family_size=1)
+
+    corpus, _ = _pooled_corpus(protein, tmp_path)  # 4 groups of 12
+    cfg = FamiliesConfig(threads=1, workers=1, max_family_size=8)
+    fset = build_families([corpus], cfg, use_cache=False)
+    assert max(f.size for f in fset) <= 8 and fset.n_sequences == 48
+    assert any(f.id.endswith(".1") for f in fset)
+    assert any("max_family_size" in w for w in fset.warnings)

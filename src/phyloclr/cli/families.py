@@ -57,6 +57,10 @@ def families(
         int | None, typer.Option(help="Threads for pyhmmer/FAMSA (0 = all).")
     ] = None,
     denovo_method: DenovoMethodOption = None,
+    max_family_size: Annotated[
+        int | None,
+        typer.Option(help="Split de novo families above this many members (0 = never)."),
+    ] = None,
     workers: WorkersOption = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML config; its 'families' section is used.")
@@ -89,6 +93,7 @@ def families(
             "threads": threads,
             "build_nj": True if nj else None,
             "denovo_method": denovo_method,
+            "max_family_size": max_family_size,
             "workers": workers,
         }
         changes = {k: v for k, v in overrides.items() if v is not None}

@@ -30,6 +30,7 @@ from phyloclr.families.distances import compute_distances
 from phyloclr.families.load import InputFile, InputKind, expand_inputs, read_alignments, sniff
 from phyloclr.families.mmseqs import MmseqsSettings
 from phyloclr.families.model import Family, FamilySet
+from phyloclr.families.split import split_groups
 from phyloclr.families.trees import assign_trees, attach_tree
 from phyloclr.fsutil import file_lock
 from phyloclr.io.fasta import read_fasta
@@ -195,6 +196,12 @@ def _corpus_families(
     ``add``; their HMMs into ``hmms``; sequences in no family into ``unassigned``."""
     store = cdir / "edges" if cdir is not None else None
     assignment = _split_corpus(item.path, cfg, store, progress)
+    de_novo = cfg.label_pattern is None and cfg.hmm_db is None
+    if de_novo and cfg.max_family_size:
+        assignment.groups, n_split = split_groups(assignment.groups, cfg.max_family_size)
+        if n_split:
+            warnings.append(f"{item.path}: {n_split} de novo families above {cfg.max_family_size} "
+                            "members were split by k-mer similarity (max_family_size)")  # fmt: skip
     unassigned.extend(assignment.unassigned)
     if assignment.unassigned:
         shown = ", ".join(assignment.unassigned[:10])

@@ -37,6 +37,9 @@ class FamiliesConfig:
       then searches of the representatives up to that sensitivity) and 'mmseqs-linclust': its
       linear-time clustering alone (close homologs only), both as connected components under
       the same E-value and coverage. Otherwise DNA corpora use nhmmer.
+    max_family_size: de novo families above this many members are split by k-mer similarity
+      (:mod:`phyloclr.families.split`; 0 = never): connected components chain into giants
+      whose MSAs and n² distances dominate a large build.
     workers: processes for the prefilter search and for aligning de novo families (FAMSA, one
       thread each; 0 = every core this process may use).
     """
@@ -58,6 +61,7 @@ class FamiliesConfig:
     denovo_max_kmer_ratio: float = 5.0
     denovo_mmseqs_sensitivity: float = 5.7
     denovo_mmseqs_max_seqs: int = 300
+    max_family_size: int = 0
     workers: int = 0
     distance_model: Literal["auto", "p", "jc69", "poisson", "kimura"] = "auto"
     max_distance: float = 5.0
@@ -93,6 +97,8 @@ class FamiliesConfig:
             raise ConfigError("denovo_max_candidates must be ≥ 1")
         if not self.denovo_max_kmer_ratio > 0:
             raise ConfigError("denovo_max_kmer_ratio must be > 0")
+        if self.max_family_size < 0 or self.max_family_size == 1:
+            raise ConfigError("max_family_size must be 0 (no limit) or ≥ 2")
         if self.workers < 0:
             raise ConfigError("workers must be ≥ 0 (0 = all cores available to this process)")
         if self.threads < 0:
