@@ -121,7 +121,7 @@ def test_families_searched_in_parts_equal_one_search(protein: Path, tmp_path: Pa
     assert max(f.size for f in parts) >= 10
 
 
-def test_cli_part_option(protein: Path, tmp_path: Path) -> None:
+def test_cli_shard_option(protein: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from phyloclr.cli import app
@@ -129,9 +129,9 @@ def test_cli_part_option(protein: Path, tmp_path: Path) -> None:
     corpus = _corpus(protein, tmp_path, n_fam=2, per=5)
     runner = CliRunner()
     cache = ["--cache-dir", str(tmp_path / "c"), "--workers", "1"]
-    ok = runner.invoke(app, ["families", str(corpus), "--part", "1/2", *cache])
-    assert ok.exit_code == 0 and "part 1/2: searched" in ok.output
-    for bad, why in ((["--part", "3/2"], "numbered 1 to 2"), (["--part", "x"], "I/N"),
-                     (["--part", "1/2", "--denovo-method", "mmseqs"], "prefilter")):  # fmt: skip
+    ok = runner.invoke(app, ["families", str(corpus), "--shard", "1/2", *cache])
+    assert ok.exit_code == 0 and "shard 1/2: searched" in ok.output
+    for bad, why in ((["--shard", "2/2"], "0..n-1"), (["--shard", "x"], "i/n"),
+                     (["--shard", "0/2", "--denovo-method", "mmseqs"], "prefilter")):  # fmt: skip
         res = runner.invoke(app, ["families", str(corpus), *bad, *cache])
         assert res.exit_code != 0 and why in res.output, res.output

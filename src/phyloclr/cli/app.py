@@ -116,3 +116,16 @@ DenovoMethodOption = Annotated[
 WorkersOption = Annotated[
     int | None, typer.Option(help="Processes for the de novo homology search (0 = all).")
 ]
+
+
+def parse_shard(text: str | None, option: str = "--shard") -> tuple[int, int]:
+    """'i/n' (0 ≤ i < n) as (i, n); (0, 1) for None; a BadParameter naming ``option`` else."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes i/n, e.g. 0/4, not {text!r}") from None
+    if not 0 <= i < n:
+        raise typer.BadParameter(f"{option} {text}: i must lie in 0..n-1")
+    return i, n

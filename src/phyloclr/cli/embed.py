@@ -12,6 +12,7 @@ from phyloclr.cli.app import (
     app,
     err,
     errors,
+    parse_shard,
     progress_bars,
 )
 
@@ -48,7 +49,7 @@ def embed(
     from phyloclr.embed import EmbedConfig, embed_fasta_torchrun
 
     with errors():
-        index, count = _parse_shard(shard)
+        index, count = parse_shard(shard)
         cfg = EmbedConfig(batch_tokens=batch_tokens, device=device, dtype=dtype,  # type: ignore[arg-type]
                           per_residue=per_residue, dedupe=dedupe, threads=threads,
                           shard_index=index, shard_count=count, part_size=part_size)  # fmt: skip
@@ -67,16 +68,6 @@ def embed(
     err.print(
         f"wrote {result.n_sequences} embeddings to {result.out} in {result.elapsed_s:.1f} s{extra}"
     )
-
-
-def _parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise typer.BadParameter(f"--shard takes i/n, e.g. 0/4, not {text!r}") from None
-    return i, n
 
 
 @app.command()

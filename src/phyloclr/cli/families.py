@@ -16,6 +16,7 @@ from phyloclr.cli.app import (
     errors,
     fmt_distance,
     out,
+    parse_shard,
     progress_bars,
 )
 from phyloclr.config import load_config
@@ -71,11 +72,11 @@ def families(
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
     ] = False,
     max_rows: Annotated[int, typer.Option(help="Rows to print (the TSV has them all).")] = 60,
-    part: Annotated[
+    shard: Annotated[
         str | None,
         typer.Option(
-            help="I/N: search only part I of N of a protein corpus's de novo homology search "
-            "into the cache (one part per machine, sharing --cache-dir); then run without it."
+            help="i/n: search only shard i of n (0-based) of a protein corpus's de novo homology "
+            "search into the cache (one per machine, sharing --cache-dir); then run without it."
         ),
     ] = None,
 ) -> None:
@@ -101,8 +102,8 @@ def families(
             from dataclasses import replace
 
             cfg = replace(cfg, **changes)  # validated as it is built
-        if part is not None:
-            _search_part(inputs, part, cfg, cache_dir, no_cache)
+        if shard is not None:
+            _search_part(inputs, shard, cfg, cache_dir, no_cache)
             return
         with progress_bars() as progress:
             fset = build_families(
@@ -143,21 +144,18 @@ def families(
 
 
 def _search_part(
-    inputs: list[Path], part: str, cfg: Any, cache_dir: Path | None, no_cache: bool
+    inputs: list[Path], shard: str, cfg: Any, cache_dir: Path | None, no_cache: bool
 ) -> None:
-    """``--part I/N``: one machine's share of the homology search, into the shared cache."""
+    """``--shard i/n``: one machine's share of the homology search, into the shared cache."""
     from phyloclr.errors import ConfigError
     from phyloclr.families.build import search_part
 
-    i, sep, n = part.partition("/")
-    if not (sep and i.isdigit() and n.isdigit() and int(n) > 0):
-        raise ConfigError(f"--part must be I/N (for example 2/8), not {part!r}")
+    i, n = parse_shard(shard)
     if no_cache or len(inputs) != 1:
-        raise ConfigError("--part needs one corpus FASTA and the cache (no --no-cache)")
+        raise ConfigError("--shard needs one corpus FASTA and the cache (no --no-cache)")
     with progress_bars() as progress:
-        searched = search_part(inputs[0], int(i) - 1, int(n), cfg, cache_dir=cache_dir,
-                               progress=progress)  # fmt: skip
+        searched = search_part(inputs[0], i, n, cfg, cache_dir=cache_dir, progress=progress)
     err.print(
-        f"part {i}/{n}: searched {searched} sequences into the cache; once every part is done, "
-        "run the same command without --part"
+        f"shard {i}/{n}: searched {searched} sequences into the cache; once every shard is "
+        "done, run the same command without --shard"
     )

@@ -105,11 +105,11 @@ def search_part(
     cache_dir: PathArg | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Search part ``part`` (0-based) of ``parts`` of a protein corpus's de novo homology
+    """Search shard ``part`` (0-based) of ``parts`` of a protein corpus's de novo homology
     search into the edge store under ``cache_dir``, and return how many sequences it searched.
 
-    For machines that share ``cache_dir``: each runs one part (queries split by content
-    digest, so the split does not depend on which parts are done); :func:`build_families`
+    For machines that share ``cache_dir``: each runs one shard (queries split by content
+    digest, so the split does not depend on which shards are done); :func:`build_families`
     with the same corpus and config then searches nothing and builds the families. Only the
     prefilter engine splits this way (MMseqs2 has its own MPI runner).
     """
@@ -119,11 +119,11 @@ def search_part(
             f"a search in parts needs denovo_method 'prefilter', not {cfg.denovo_method!r}"
         )
     if not 0 <= part < parts:
-        raise ConfigError(f"part {part + 1} of {parts}: parts are numbered 1 to {parts}")
+        raise ConfigError(f"shard {part}/{parts}: the shard must lie in 0..{parts - 1}")
     path = Path(corpus)
     records = read_fasta(path)
     if detect_alphabet(records, path) != "protein":
-        raise InputError(path, "a search in parts is for protein corpora")
+        raise InputError(path, "a sharded search is for protein corpora")
     cdir = Path(cache_dir) if cache_dir is not None else family_cache.default_cache_dir()
     store = cdir / "edges"
     result = prefilter_search(
