@@ -162,6 +162,30 @@ def test_evaluate_scores_and_label_mismatch(model: Path, tmp_path: Path) -> None
     assert hungarian_accuracy(np.array([0, 0, 1, 1]), np.array([5, 5, 5, 7])) == 0.75
 
 
+def test_evaluate_file_reads_only_the_labelled_rows(tmp_path: Path) -> None:
+    """evaluate_file reads the labelled rows block by block: the same rows, in file order, and
+    the same scores as evaluating the whole file read into memory."""
+    from phyloclr.evaluate import evaluate_file
+
+    rng = np.random.default_rng(1)
+    ids = [f"s{i}" for i in range(500)]
+    emb = rng.normal(size=(500, 6)).astype(np.float32)
+    emb[::2] += 2.0
+    path = tmp_path / "e.h5"
+    hdf5.write_array_file(path, ids, emb, {"format": hdf5.FORMAT, "model": "{}"})
+    labels = {x: "even" if i % 2 == 0 else "odd" for i, x in enumerate(ids) if i % 7 != 3}
+    labels["ghost"] = "odd"
+    part = read_embeddings(path, only=labels, block=64)
+    rows = [i for i in range(500) if i % 7 != 3]
+    assert part.ids == [ids[i] for i in rows] and part.all_ids == ids
+    assert np.array_equal(part.embeddings, emb[rows])
+    csv = tmp_path / "labels.csv"
+    csv.write_text("id,label\n" + "".join(f"{k},{v}\n" for k, v in labels.items()))
+    got = evaluate_file(path, csv).result
+    want = evaluate_embeddings(ids, emb, labels)
+    assert got.as_dict() == want.as_dict()
+
+
 def test_cli_embed_and_evaluate(model: Path, tmp_path: Path) -> None:
     fasta, ids, _ = _fasta(tmp_path / "in.fa", 30)
     out = tmp_path / "e.h5"

@@ -221,15 +221,17 @@ def evaluate_file(
     plot: str | os.PathLike[str] | None = None, seed: int = 0,
 ) -> EvaluateJob:  # fmt: skip
     """What ``phyloclr evaluate`` runs: the embedding file's scores against the labels CSV
-    (:func:`evaluate_embeddings`) and, with ``plot``, the 2-D map of its labelled rows."""
+    (:func:`evaluate_embeddings`) and, with ``plot``, the 2-D map of its labelled rows. Only
+    the labelled rows are read, so a file of millions of rows costs the labelled subset."""
     from phyloclr.io.hdf5 import read_embeddings
 
-    store = read_embeddings(embeddings)
     lab = read_labels(labels)
-    job = EvaluateJob(evaluate_embeddings(store.ids, store.embeddings, lab, seed=seed))
+    store = read_embeddings(embeddings, only=lab)  # the labelled rows alone: any file size
+    scores = evaluate_embeddings(store.ids, store.embeddings, lab, seed=seed)
+    scores.unmatched_ids = [x for x in store.all_ids or [] if x not in lab]
+    job = EvaluateJob(scores)
     if plot is not None:
-        keep = [i for i, x in enumerate(store.ids) if x in lab]
         job.plot_method = plot_map(
-            store.embeddings[keep], [lab[store.ids[i]] for i in keep], Path(plot), seed=seed
+            store.embeddings, [lab[x] for x in store.ids], Path(plot), seed=seed
         )
     return job

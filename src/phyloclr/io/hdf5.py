@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,15 +146,21 @@ def merge_parts(
 
 @dataclass
 class EmbeddingFile:
-    """An embedding file read back: ids, embeddings (N, D) and the root attributes."""
+    """An embedding file read back: ids, embeddings (N, D) and the root attributes; read with
+    ``only``, the rows kept (``ids`` and ``embeddings``) and every id of the file (``all_ids``)."""
 
     ids: list[str]
     embeddings: np.ndarray
     attrs: dict[str, Any]
+    all_ids: list[str] | None = None
 
 
-def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingFile:
-    """Read a complete phyloclr embedding file (an error for anything else)."""
+def read_embeddings(
+    path: str | os.PathLike[str], only: Container[str] | None = None, block: int = 65536
+) -> EmbeddingFile:
+    """Read a complete phyloclr embedding file (an error for anything else); with ``only``,
+    just the rows whose id it holds, ``block`` rows at a time (memory: those rows and a block,
+    however large the file)."""
     p = Path(path)
     try:
         with h5py.File(p, "r") as f:
@@ -178,7 +184,15 @@ def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingFile:
                     f"{raw_emb.shape[0]} rows",
                 )  # fmt: skip
             ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw_ids[:]]
-            emb = np.asarray(raw_emb[:], dtype=np.float32)
+            if only is None:
+                emb = np.asarray(raw_emb[:], dtype=np.float32)
+            else:
+                rows = np.array([i for i, x in enumerate(ids) if x in only], dtype=np.int64)
+                emb = np.zeros((len(rows), raw_emb.shape[1]), dtype=np.float32)
+                for a in range(0, raw_emb.shape[0], block):
+                    at = np.flatnonzero((rows >= a) & (rows < a + block))
+                    if len(at):
+                        emb[at] = raw_emb[a : a + block][rows[at] - a]
     except OSError as exc:
         raise InputError(p, f"cannot read HDF5: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -186,7 +200,9 @@ def read_embeddings(path: str | os.PathLike[str]) -> EmbeddingFile:
     n = attrs.get("n_sequences")
     if n is not None and int(n) != len(ids):
         raise InputError(p, f"holds {len(ids)} sequences, its n_sequences attribute says {n}")
-    return EmbeddingFile(ids, emb, attrs)
+    if only is None:
+        return EmbeddingFile(ids, emb, attrs)
+    return EmbeddingFile([ids[i] for i in rows], emb, attrs, all_ids=ids)
 
 
 def remove_parts(directory: Path) -> None:
