@@ -282,3 +282,16 @@ def test_giant_de_novo_families_are_split_by_similarity(
     assert max(f.size for f in fset) <= 8 and fset.n_sequences == 48
     assert any(f.id.endswith(".1") for f in fset)
     assert any("max_family_size" in w for w in fset.warnings)
+
+
+def test_a_family_of_nucleotide_letters_in_a_protein_corpus_is_protein(
+    protein: Path, tmp_path: Path
+) -> None:
+    """UniProt P02732 ('AATAAT…', an Ala-Ala-Thr repeat) is a singleton family of a protein
+    corpus: it takes the corpus's alphabet, so pretraining does not see mixed alphabets."""
+    corpus, _ = _pooled_corpus(protein, tmp_path, n_fam=2, per=5)
+    with corpus.open("a") as fh:
+        fh.write(">P02732\nAATAATAATAATAATAATAATAATAATAATA\n")
+    fset = build_families([corpus], FamiliesConfig(workers=1, threads=1), use_cache=False)
+    assert any(f.names == ["P02732"] for f in fset)
+    assert {f.alphabet for f in fset} == {"protein"}

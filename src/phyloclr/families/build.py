@@ -210,11 +210,14 @@ def _corpus_families(
             f"{item.path}: {len(assignment.unassigned)} sequences were assigned to no "
             f"family: {shown}" + (f" … ({more} more)" if more > 0 else "")
         )
+    # one alphabet for the corpus: a family of ambiguous records alone (a protein such as
+    # 'AATAAT…') must not read as nucleotide beside the rest
+    alphabet = detect_alphabet((r for ms in assignment.groups.values() for r in ms), item.path)
     for label, members in assignment.groups.items():
         fam = Family(
             id=label,
             records=members,
-            alphabet=detect_alphabet(members, item.path),
+            alphabet=alphabet,
             source=str(item.path),
             accession=assignment.accessions.get(label),
             description=assignment.descriptions.get(label),
