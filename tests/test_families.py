@@ -295,3 +295,19 @@ def test_a_family_of_nucleotide_letters_in_a_protein_corpus_is_protein(
     fset = build_families([corpus], FamiliesConfig(workers=1, threads=1), use_cache=False)
     assert any(f.names == ["P02732"] for f in fset)
     assert {f.alphabet for f in fset} == {"protein"}
+
+
+def test_split_rejoins_the_outliers_a_tree_cut_peels_off(protein: Path) -> None:
+    """Six eggNOG groups of 30 cut at 30: the tree alone peels a 2-member part off one group;
+    rejoined to its nearest part, the split gives the six groups back."""
+    from phyloclr.families.split import split_members
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:6]
+    seqs, truth = [], []
+    for g, f in enumerate(files):
+        for rec in list(SeqIO.parse(f, "fasta"))[:30]:
+            seqs.append(str(rec.seq).replace("-", "").upper())
+            truth.append(g)
+    parts = split_members(seqs, 30)
+    assert sorted(len(p) for p in parts) == [30] * 6
+    assert all(len({truth[i] for i in p}) == 1 for p in parts)

@@ -4,8 +4,10 @@ Connected components chain: at 200,000 UniProt proteins the largest de novo fami
 6,511 members, joined through multi-domain proteins, and its MSA and n² distances dominate the
 build. A family above ``max_size`` is split top-down along the average-linkage tree of its
 members' Murphy-10 4-mer log-tf-idf cosine distances (idf fitted on the family): a node too
-large is replaced by its two children until every part fits. On the 69 eggNOG groups pooled
-(2,604 proteins, parts of at most 40) 98.8 % of the parts hold one group. A family above
+large is replaced by its two children until every part fits. Average linkage peels outliers
+off one at a time, so parts under a tenth of ``max_size`` then join the larger part whose mean
+vector is nearest theirs, where it has room (the component said they have a homolog in it).
+A family above
 :data:`LINKAGE_MAX` members (the tree costs n² memory) is first bisected by 2-means on a
 16-dimension SVD of those vectors. Each part is a family of its own (``ID.1``, ``ID.2``, … in
 order of their first member); the split is deterministic.
@@ -22,6 +24,8 @@ from phyloclr.io.sequences import SeqRecord
 
 #: members above which a family is bisected by 2-means before the average-linkage tree
 LINKAGE_MAX = 8000
+#: parts under max_size / MIN_PART members are joined to the nearest larger part that has room
+MIN_PART = 10
 
 
 def split_members(seqs: Sequence[str], max_size: int, seed: int = 0) -> list[np.ndarray]:
@@ -39,7 +43,33 @@ def split_members(seqs: Sequence[str], max_size: int, seed: int = 0) -> list[np.
     parts: list[np.ndarray] = []
     for block in _bisect(x, rows, LINKAGE_MAX, seed):
         parts.extend(_tree_parts(x[block], max_size, block))
+    parts = _reattach(x, parts, max_size, max(2, max_size // MIN_PART))
     return sorted((np.sort(p) for p in parts), key=lambda p: int(p[0]))
+
+
+def _reattach(x: Any, parts: list[np.ndarray], max_size: int, small: int) -> list[np.ndarray]:
+    """Parts under ``small`` members (the outliers a top-down cut peels off one by one) joined,
+    largest first, to the larger part whose mean vector is nearest theirs, where it still fits;
+    a part that fits nowhere stays."""
+    big = [p for p in parts if len(p) >= small]
+    if not big:
+        return parts
+    from sklearn.preprocessing import normalize
+
+    def centre(rows: np.ndarray) -> np.ndarray:
+        return normalize(np.asarray(x[rows].mean(0)))[0]
+
+    centres = np.stack([centre(p) for p in big])
+    kept = []
+    for part in sorted((p for p in parts if len(p) < small), key=len, reverse=True):
+        room = np.array([len(b) + len(part) <= max_size for b in big])
+        if not room.any():
+            kept.append(part)
+            continue
+        sims = np.where(room, centres @ centre(part), -np.inf)
+        j = int(np.argmax(sims))
+        big[j] = np.concatenate([big[j], part])
+    return big + kept
 
 
 def _bisect(x: Any, rows: np.ndarray, limit: int, seed: int) -> list[np.ndarray]:
