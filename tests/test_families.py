@@ -248,6 +248,16 @@ def test_search_settings_take_every_field_from_the_families_config() -> None:
     assert {f.name for f in fields(MmseqsSettings)} & ENGINE_FIELDS == {"mode", "version"}
 
 
+def _eggnog_sequences(protein: Path, n_fam: int, per: int) -> tuple[list[str], list[int]]:
+    """Ungapped sequences of the first ``n_fam`` eggNOG groups (``per`` each), their group."""
+    seqs, truth = [], []
+    for g, f in enumerate(sorted((protein / "trimal_eggnog").glob("*.fasta"))[:n_fam]):
+        for rec in list(SeqIO.parse(f, "fasta"))[:per]:
+            seqs.append(str(rec.seq).replace("-", "").upper())
+            truth.append(g)
+    return seqs, truth
+
+
 def test_giant_de_novo_families_are_split_by_similarity(
     protein: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,12 +266,7 @@ def test_giant_de_novo_families_are_split_by_similarity(
     nobody is lost."""
     from phyloclr.families.split import split_members
 
-    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:3]
-    seqs, truth = [], []
-    for g, f in enumerate(files):
-        for rec in list(SeqIO.parse(f, "fasta"))[:12]:
-            seqs.append(str(rec.seq).replace("-", "").upper())
-            truth.append(g)
+    seqs, truth = _eggnog_sequences(protein, 3, 12)
     parts = split_members(seqs, 12)
     assert sorted(np.concatenate(parts).tolist()) == list(range(len(seqs)))
     assert all(len(p) <= 12 for p in parts)
@@ -302,12 +307,7 @@ def test_split_rejoins_the_outliers_a_tree_cut_peels_off(protein: Path) -> None:
     rejoined to its nearest part, the split gives the six groups back."""
     from phyloclr.families.split import split_members
 
-    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:6]
-    seqs, truth = [], []
-    for g, f in enumerate(files):
-        for rec in list(SeqIO.parse(f, "fasta"))[:30]:
-            seqs.append(str(rec.seq).replace("-", "").upper())
-            truth.append(g)
+    seqs, truth = _eggnog_sequences(protein, 6, 30)
     parts = split_members(seqs, 30)
     assert sorted(len(p) for p in parts) == [30] * 6
     assert all(len({truth[i] for i in p}) == 1 for p in parts)

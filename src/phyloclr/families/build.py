@@ -125,11 +125,15 @@ def search_part(
     if detect_alphabet(records, path) != "protein":
         raise InputError(path, "a sharded search is for protein corpora")
     cdir = Path(cache_dir) if cache_dir is not None else family_cache.default_cache_dir()
-    store = cdir / "edges"
     result = prefilter_search(
-        records, search_settings(cfg), store, cfg.workers, progress, (part, parts)
+        records, search_settings(cfg), _edge_store(cdir), cfg.workers, progress, (part, parts)
     )
     return result.searched
+
+
+def _edge_store(cache_dir: Path) -> Path:
+    """Where the de novo homology search keeps its hits (and MMseqs2 its work) in a cache."""
+    return cache_dir / "edges"
 
 
 def _build(
@@ -194,10 +198,10 @@ def _corpus_families(
 ) -> None:  # fmt: skip
     """The families of an unaligned corpus (header pattern, hmmscan or de novo), each given to
     ``add``; their HMMs into ``hmms``; sequences in no family into ``unassigned``."""
-    store = cdir / "edges" if cdir is not None else None
+    store = _edge_store(cdir) if cdir is not None else None
     assignment = _split_corpus(item.path, cfg, store, progress)
-    de_novo = cfg.label_pattern is None and cfg.hmm_db is None
-    if de_novo and cfg.max_family_size:
+    by_homology = cfg.label_pattern is None and cfg.hmm_db is None
+    if by_homology and cfg.max_family_size:
         assignment.groups, n_split = split_groups(assignment.groups, cfg.max_family_size)
         if n_split:
             warnings.append(f"{item.path}: {n_split} de novo families above {cfg.max_family_size} "
