@@ -478,7 +478,7 @@ def test_appended_sketch_mixes_the_cosines_and_is_not_trained(seeds, tmp_path: P
         with pytest.raises(ConfigError, match=r"model\.sketch"):
             ModelConfig(encoder="kmer", **{"sketch": "murphy10:4", **bad})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"model\.sketch"):
-        ModelConfig(encoder="cnn", sketch="murphy10:4")
+        ModelConfig(encoder="transformer", sketch="murphy10:4")
     with pytest.raises(ConfigError, match="rows of idf and mean"):  # 20^6 rows
         ModelConfig(encoder="kmer", sketch="protein:6")
 

@@ -75,8 +75,11 @@ def embed_sequences(
     dim = encoder.dim
     sums = np.zeros((len(seqs), dim), dtype=np.float64)
     counts = np.zeros(len(seqs), dtype=np.float64)
+    width = encoder.residue_dim
     per_res = (
-        [np.zeros((len(s), dim), dtype=np.float32) for s in seqs] if residues is not None else None
+        [np.zeros((len(s), width), dtype=np.float32) for s in seqs]
+        if residues is not None
+        else None
     )
     per_cnt = [np.zeros(len(s), dtype=np.float32) for s in seqs] if residues is not None else None
     done = 0

@@ -6,6 +6,7 @@ k-mer spectrum encoder, a subclass) do not import each other."""
 from __future__ import annotations
 
 from phyloclr.models.encoders import DilatedCNN, Encoder, EncoderSpec, Transformer
+from phyloclr.models.hybrid import SketchedCNN
 from phyloclr.models.spectrum import KmerSpectrum
 
 ENCODERS: dict[str, type[Encoder]] = {
@@ -16,9 +17,12 @@ ENCODERS: dict[str, type[Encoder]] = {
 
 
 def build_encoder(spec: EncoderSpec, vocab: int) -> Encoder:
-    """The encoder ``spec.name`` names, built from ``spec`` for a vocabulary of ``vocab`` tokens."""
+    """The encoder ``spec.name`` names, built from ``spec`` for a vocabulary of ``vocab`` tokens
+    (a CNN with ``spec.sketch`` is a :class:`~phyloclr.models.hybrid.SketchedCNN`)."""
     try:
         cls = ENCODERS[spec.name]
     except KeyError:
         raise ValueError(f"unknown encoder {spec.name!r}; choose from {sorted(ENCODERS)}") from None
+    if cls is DilatedCNN and spec.sketch:
+        cls = SketchedCNN
     return cls(spec, vocab)

@@ -118,6 +118,12 @@ class Encoder(nn.Module):
 
     @property
     def dim(self) -> int:
+        """Width of the pooled embedding."""
+        return self.spec.dim
+
+    @property
+    def residue_dim(self) -> int:
+        """Width of the per-residue features (``residues``)."""
         return self.spec.dim
 
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

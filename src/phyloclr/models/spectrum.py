@@ -116,12 +116,7 @@ class KmerSpectrum(Encoder):
             _Block(spec.dim, spec.hidden, spec.dropout) for _ in range(spec.layers - 1)
         )
         # an appended, untrained sketch of other spectra (spec.sketch): in eval mode only
-        self.branch: KmerSpectrum | None = None
-        if spec.sketch:
-            sub = replace(spec, spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
-                          centre=True, buckets=0, layers=1, sketch="")  # fmt: skip
-            self.branch = KmerSpectrum(sub, vocab)
-            self.branch.spectrum_weight.requires_grad_(False)
+        self.branch = appended_sketch(spec, vocab) if spec.sketch else None
 
     @property
     def dim(self) -> int:
@@ -290,10 +285,26 @@ class KmerSpectrum(Encoder):
         x = self.embed_features(self.features(tokens))
         if self.branch is None or self.training:
             return x
-        w = self.spec.sketch_weight
-        own = torch.nn.functional.normalize(x, dim=1) * math.sqrt(1.0 - w)
-        other = torch.nn.functional.normalize(self.branch(tokens), dim=1) * math.sqrt(w)
-        return torch.cat([own, other], dim=1)
+        return side_by_side(x, self.branch(tokens), self.spec.sketch_weight)
 
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise ValueError("the k-mer spectrum encoder has no per-residue features")
+
+
+def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
+    """The untrained, centred count sketch of ``spec.sketch``'s spectra, ``spec.sketch_dim``
+    wide, that an encoder appends to its embedding (its idf and mean row come from
+    ``fit_idf`` on the training corpus; its spectrum weights stay fixed)."""
+    sub = replace(spec, name="kmer", spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
+                  centre=True, buckets=0, layers=1, sketch="")  # fmt: skip
+    branch = KmerSpectrum(sub, vocab)
+    branch.spectrum_weight.requires_grad_(False)
+    return branch
+
+
+def side_by_side(own: torch.Tensor, sketch: torch.Tensor, weight: float) -> torch.Tensor:
+    """(B, D + S): the unit-normed ``own`` (B, D) and ``sketch`` (B, S) scaled by √(1 − w) and
+    √w, so that cosine = (1 − w) × own's cosine + w × the sketch's."""
+    a = torch.nn.functional.normalize(own, dim=1) * math.sqrt(1.0 - weight)
+    b = torch.nn.functional.normalize(sketch, dim=1) * math.sqrt(weight)
+    return torch.cat([a, b], dim=1)

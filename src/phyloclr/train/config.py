@@ -37,11 +37,11 @@ class ModelConfig:
     common composition. ``map`` (k-mer spectrum encoder only): 'linear', a learned (V, dim)
     table; 'sketch', a count sketch of the k-mer rows into ``dim`` columns (signed hashing, no
     stored table: a wide embedding at no cost in file size), with one learned weight per
-    spectrum. ``sketch`` (k-mer spectrum encoder only; spectra, e.g. 'murphy10:11011'): the
-    embedding users get is the trained map's output and a centred count sketch of these spectra
-    (``sketch_dim`` columns), each unit-normed, weighted so that its cosine is (1 −
-    ``sketch_weight``) × the map's cosine + ``sketch_weight`` × the sketch's; the loss sees
-    the map alone (the sketch is fitted on the corpus, not trained). ``kmer_weights`` (k-mer
+    spectrum. ``sketch`` (k-mer spectrum and CNN encoders; spectra, e.g. 'murphy10:11011'): the
+    embedding users get is the trained map's (or CNN's) output and a centred count sketch of
+    these spectra (``sketch_dim`` columns), each unit-normed, weighted so that its cosine is
+    (1 − ``sketch_weight``) × the map's cosine + ``sketch_weight`` × the sketch's; the loss
+    sees the map alone (the sketch is fitted on the corpus, not trained). ``kmer_weights`` (k-mer
     spectrum encoder only): 'idf', or 'homology', the log-odds that evolution keeps a k-mer in
     a homolog (:func:`phyloclr.kmers.homology_weights`), fitted on up to 10 member pairs of
     every training family."""
@@ -80,8 +80,10 @@ class ModelConfig:
         if self.encoder == "transformer" and self.dim % self.heads:
             raise ConfigError("model.dim must be divisible by model.heads")
         if self.sketch:
-            if self.encoder != "kmer":
-                raise ConfigError("model.sketch (an appended sketch) needs model.encoder 'kmer'")
+            if self.encoder not in ("kmer", "cnn"):
+                raise ConfigError(
+                    "model.sketch (an appended sketch) needs model.encoder 'kmer' or 'cnn'"
+                )
             if not 0.0 < self.sketch_weight < 1.0 or self.sketch_dim < 1:
                 raise ConfigError("model.sketch_weight must lie in (0, 1), sketch_dim be ≥ 1")
             rows = _spectrum_rows("sketch", self.sketch)

@@ -28,6 +28,7 @@ from phyloclr.models.build import build_encoder
 from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import Encoder
 from phyloclr.models.heads import ProjectionHead
+from phyloclr.models.hybrid import SketchedCNN
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.objectives.contrastive import (
     build_objective,
@@ -220,7 +221,7 @@ def _new_state(
         )
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, alphabet)
-    if isinstance(model.encoder, KmerSpectrum) and not resume:
+    if isinstance(model.encoder, KmerSpectrum | SketchedCNN) and not resume:
         # the idf (and mean input) of every family's members (all ranks alike); a resumed run
         # loads them
         pairs = None

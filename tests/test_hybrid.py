@@ -1,0 +1,98 @@
+"""A CNN with an appended k-mer sketch (model.encoder cnn with model.sketch): it trains the CNN
+alone, fits the sketch on the corpus, mixes the two cosines as the weight says, embeds whole
+sequences and round-trips through model.pt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phyloclr.embed import embed_sequences
+from phyloclr.families import build_families
+from phyloclr.models.alphabet import PROTEIN
+from phyloclr.models.build import build_encoder
+from phyloclr.models.encoders import DilatedCNN, EncoderSpec
+from phyloclr.models.hybrid import SketchedCNN
+from phyloclr.models.store import load_model
+from phyloclr.train import PretrainConfig, pretrain
+from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig
+from tests.conftest import ROOT
+
+SEEDS = ROOT / "data" / "protein" / "seeds"
+WORDS = "murphy10:1111,murphy10:11011"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    seeds = build_families([SEEDS], use_cache=False)
+    model = ModelConfig(encoder="cnn", dim=32, layers=2, max_len=64, projection_dim=0,
+                        sketch=WORDS, sketch_dim=256, sketch_weight=0.8)  # fmt: skip
+    cfg = PretrainConfig(
+        model=model,
+        views=ViewsConfig(crop_len=64),
+        run=RunConfig(max_steps=6, batch_tokens=4096, checkpoint_every=3, threads=1),
+    )
+    out = tmp_path_factory.mktemp("hybrid") / "run"
+    pretrain(seeds, cfg, out)
+    return out
+
+
+def _seqs() -> list[str]:
+    seeds = build_families([SEEDS], use_cache=True)
+    return [r.seq for f in seeds.families for r in f.records][:25]
+
+
+def _cos(x: np.ndarray) -> np.ndarray:
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return x @ x.T
+
+
+def test_sketched_cnn_mixes_the_cosines_and_trains_the_cnn_alone(run: Path) -> None:
+    enc = load_model(run).encoder
+    assert isinstance(enc, SketchedCNN) and not enc.windowed
+    assert enc.dim == 32 + 256 and enc.residue_dim == 32
+    assert torch.equal(enc.branch.spectrum_weight, torch.zeros(2))  # the sketch is not trained
+    assert float(enc.branch.idf.max()) > 1.0  # fitted on the corpus, saved, loaded
+    fresh = build_encoder(enc.spec, PROTEIN.size)
+    fresh.load_state_dict(enc.state_dict())
+    init = DilatedCNN(EncoderSpec(name="cnn", dim=32, layers=2, max_len=64), PROTEIN.size)
+    assert not torch.equal(enc.blocks[0].conv.weight, init.blocks[0].conv.weight)
+    seqs = _seqs()
+    tokens = PROTEIN.batch(seqs)
+    with torch.no_grad():
+        emb = enc(tokens).numpy()
+        own = DilatedCNN.forward(enc, tokens).numpy()  # the CNN alone
+        other = enc.branch(tokens).numpy()
+        enc.train()
+        trained_on = enc(tokens)  # what the loss sees: the CNN alone
+        enc.eval()
+    assert own.shape == (25, 32) and emb.shape == (25, 288) and trained_on.shape == (25, 32)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(_cos(emb), 0.2 * _cos(own) + 0.8 * _cos(other), atol=1e-5)
+
+
+def test_sketched_cnn_embeds_whole_sequences_with_cnn_wide_residues(run: Path) -> None:
+    """Sequences longer than max_len are not windowed (the sketch counts the whole sequence);
+    per-residue features are the CNN's."""
+    enc = load_model(run).encoder
+    long = "".join(_seqs())[:300]  # longer than max_len (64)
+    residues: list[np.ndarray] = []
+    got, windowed = embed_sequences(enc, PROTEIN, [long, "MKVLAAGIV"], residues=residues)
+    assert windowed == 0 and got.shape == (2, 288)
+    with torch.no_grad():
+        whole = enc(PROTEIN.batch([long])).numpy()[0]
+    np.testing.assert_allclose(got[0], whole, rtol=1e-4, atol=1e-6)
+    assert [r.shape for r in residues] == [(300, 32), (9, 32)]
+
+
+def test_sketch_needs_a_kmer_or_cnn_encoder() -> None:
+    from phyloclr.errors import ConfigError
+
+    ModelConfig(encoder="cnn", sketch=WORDS)  # allowed
+    with pytest.raises(ConfigError, match=r"model\.sketch"):
+        ModelConfig(encoder="transformer", sketch=WORDS)
+    with pytest.raises(ValueError, match=r"spec\.sketch"):
+        SketchedCNN(EncoderSpec(name="cnn", dim=8, layers=1), PROTEIN.size)
