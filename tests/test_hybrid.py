@@ -96,3 +96,28 @@ def test_sketch_needs_a_kmer_or_cnn_encoder() -> None:
         ModelConfig(encoder="transformer", sketch=WORDS)
     with pytest.raises(ValueError, match=r"spec\.sketch"):
         SketchedCNN(EncoderSpec(name="cnn", dim=8, layers=1), PROTEIN.size)
+
+
+def test_per_residue_output_keeps_the_cnn_width_through_shards(run: Path, tmp_path: Path) -> None:
+    """`embed --per-residue` with a sketched CNN: pooled rows are CNN + sketch wide, residue
+    rows the CNN's; sharded files merge to the same."""
+    import h5py
+
+    from phyloclr.embed import EmbedConfig, embed_fasta, merge_shards
+    from tests.conftest import write
+
+    seqs = _seqs()[:9]
+    fasta = write(tmp_path / "in.fa", "".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    whole = tmp_path / "whole.h5"
+    embed_fasta(fasta, whole, run, EmbedConfig(per_residue=True, part_size=4))
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"s{i}.h5")
+        cfg = EmbedConfig(per_residue=True, shard_index=i, shard_count=2, part_size=3)
+        embed_fasta(fasta, shards[-1], run, cfg)
+    merge_shards(shards, tmp_path / "merged.h5")
+    with h5py.File(whole) as f, h5py.File(tmp_path / "merged.h5") as g:
+        assert f["embeddings"].shape == (9, 288)
+        assert f["residues"].shape == (sum(len(s) for s in seqs), 32)
+        assert np.allclose(f["residues"][:], g["residues"][:], atol=1e-6)
+        assert np.allclose(f["embeddings"][:], g["embeddings"][:], atol=1e-6)

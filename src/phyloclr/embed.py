@@ -205,7 +205,7 @@ def embed_fasta(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_model(model_path, device)
-    if cfg.per_residue and not loaded.encoder.windowed:
+    if cfg.per_residue and not loaded.encoder.per_residue:
         raise ConfigError(
             f"{model_path}: --per-residue needs a residue-level encoder (cnn, transformer); "
             f"this model is a {loaded.encoder.spec.name!r} encoder"
@@ -275,7 +275,7 @@ def embed_fasta(
     }
     n = hdf5.merge_parts(
         hdf5.committed_parts(parts), out_path, attrs, loaded.encoder.dim, cfg.dtype,
-        cfg.per_residue,
+        cfg.per_residue, loaded.encoder.residue_dim,
     )  # fmt: skip
     hdf5.remove_parts(parts)
     return EmbedResult(out_path, n, n_windowed, dups[0], done_rows, time.perf_counter() - t0)

@@ -97,9 +97,17 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def merge_parts(
-    parts: Sequence[Path], out: Path, attrs: dict[str, Any], dim: int, dtype: str, per_residue: bool
+    parts: Sequence[Path],
+    out: Path,
+    attrs: dict[str, Any],
+    dim: int,
+    dtype: str,
+    per_residue: bool,
+    residue_dim: int | None = None,
 ) -> int:
-    """Stream parts into ``out`` (chunked, resizable datasets), then mark it complete."""
+    """Stream parts into ``out`` (chunked, resizable datasets), then mark it complete; the
+    per-residue rows are ``residue_dim`` wide (default ``dim``)."""
+    rdim = dim if residue_dim is None else residue_dim
     n = 0
     require_space(out, sum(p.stat().st_size for p in parts))
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -116,8 +124,8 @@ def merge_parts(
         ids = f.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=STR, chunks=(chunk,))
         if per_residue:
             res = f.create_dataset(
-                "residues", shape=(0, dim), maxshape=(None, dim), dtype=dtype,
-                chunks=(4096, dim),
+                "residues", shape=(0, rdim), maxshape=(None, rdim), dtype=dtype,
+                chunks=(4096, rdim),
             )  # fmt: skip
             offsets = f.create_dataset(
                 "offsets", shape=(1,), maxshape=(None,), dtype="int64", chunks=(chunk,)
@@ -290,7 +298,7 @@ def merge_round_robin(shards: Sequence[Path], out: Path, block: int = 8192) -> i
                 part += 1
             n = merge_parts(
                 committed_parts(tmp_dir), out, attrs, dim, str(first["embeddings"].dtype),
-                per_residue,
+                per_residue, first["residues"].shape[1] if per_residue else None,
             )  # fmt: skip
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -93,7 +93,8 @@ class KmerComposition(nn.Module):
 class Encoder(nn.Module):
     """Common interface: ``residues(tokens, mask)`` and ``forward(tokens, mask)`` (pooled).
 
-    ``windowed``: whether sequences longer than ``spec.max_len`` are embedded in windows.
+    ``windowed``: whether sequences longer than ``spec.max_len`` are embedded in windows;
+    ``per_residue``: whether the encoder has per-residue features.
 
     The pooled embedding is the pooled residue features plus, when ``spec.kmer`` > 0, a
     learned k-mer composition branch (:class:`KmerComposition`).
@@ -101,6 +102,8 @@ class Encoder(nn.Module):
 
     spec: EncoderSpec
     windowed = True
+    #: whether ``residues`` gives per-residue features
+    per_residue = True
 
     def __init__(self, spec: EncoderSpec, vocab: int):
         super().__init__()

@@ -75,8 +75,9 @@ class KmerSpectrum(Encoder):
     shared table of that many rows (``phyloclr.kmers.hash_kmers``), so large k fits in memory.
     """
 
-    #: sequences are embedded whole (no windows)
+    #: sequences are embedded whole (no windows); no per-residue features
     windowed = False
+    per_residue = False
 
     def __init__(self, spec: EncoderSpec, vocab: int):
         super().__init__(spec, vocab)
