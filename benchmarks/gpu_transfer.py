@@ -274,14 +274,18 @@ def train(args: argparse.Namespace) -> None:
     def done() -> bool:
         return step >= args.max_steps if args.max_steps else trained >= args.budget_s
 
+    def checkpoint() -> None:
+        """The resumable state, written atomically."""
+        state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step}
+        state |= {"trained": trained, "next_eval": next_eval, "gen": gen.get_state()}
+        torch.save(state, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
+
     while not done():
         if trained >= next_eval:
             evaluate(step, trained, float(np.mean(losses[-10:])) if losses else None)
             next_eval += args.eval_every_s
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step}
-            state |= {"trained": trained, "next_eval": next_eval, "gen": gen.get_state()}
-            torch.save(state, ckpt.with_suffix(".tmp"))
-            ckpt.with_suffix(".tmp").replace(ckpt)
+            checkpoint()
         tick = time.perf_counter()
         frac = step / args.max_steps if args.max_steps else trained / args.budget_s
         warm = min(1.0, (step + 1) / args.warmup)
@@ -314,6 +318,7 @@ def train(args: argparse.Namespace) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     row = evaluate(step, trained, float(np.mean(losses[-10:])) if losses else None, final=True)
+    checkpoint()  # a later --resume with a larger budget or --max-steps continues from here
     (out / "final.json").write_text(json.dumps({**meta, **row}, indent=1))
     save_model(out / "model.pt", model.cpu(), PROTEIN, json.dumps(meta), step, out.name)
 
