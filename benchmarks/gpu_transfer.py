@@ -41,24 +41,6 @@ import torch.nn.functional as F
 SETS = ("orthologs", "go-function", "go-process")
 
 
-def _read_fasta(path: Path) -> list[tuple[str, str]]:
-    records: list[tuple[str, str]] = []
-    header: str | None = None
-    chunks: list[str] = []
-    with path.open() as fh:
-        for line in fh:
-            line = line.rstrip()
-            if line.startswith(">"):
-                if header is not None:
-                    records.append((header, "".join(chunks)))
-                header, chunks = line[1:], []
-            elif line:
-                chunks.append(line)
-    if header is not None:
-        records.append((header, "".join(chunks)))
-    return records
-
-
 def _tokens(seqs: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated (T,) uint8 token ids and (N + 1,) int64 offsets."""
     from phyloclr.models.alphabet import PROTEIN
@@ -71,13 +53,15 @@ def _tokens(seqs: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def pack(train: Path, sets: Path, out: Path, pattern: str) -> dict:
     """Write the training tokens grouped by family (≥ 2 members) and the sets' tokens."""
+    from phyloclr.io.fasta import iter_fasta
+
     rx = re.compile(pattern)
     fam_of: dict[str, list[str]] = {}
-    for header, seq in _read_fasta(train):
-        m = rx.search(header)
+    for rec in iter_fasta(train):
+        m = rx.search(f"{rec.id} {rec.description}")
         if m is None:
-            raise SystemExit(f"{train}: record {header.split()[0]!r} has no {pattern!r}")
-        fam_of.setdefault(m.group(1), []).append(seq)
+            raise SystemExit(f"{train}: record {rec.id!r} has no {pattern!r}")
+        fam_of.setdefault(m.group(1), []).append(rec.seq)
     fams = [v for v in fam_of.values() if len(v) >= 2]
     seqs = [s for v in fams for s in v]
     tok, off = _tokens(seqs)
@@ -94,7 +78,7 @@ def pack(train: Path, sets: Path, out: Path, pattern: str) -> dict:
             line.rstrip("\n").split(",", 1)
             for line in (sets / name / "labels.csv").read_text().splitlines()[1:]
         )
-        recs = [(h.split()[0], s) for h, s in _read_fasta(sets / name / "sequences.fasta")]
+        recs = [(r.id, r.seq) for r in iter_fasta(sets / name / "sequences.fasta")]
         recs = [(i, s) for i, s in recs if i in labels]
         names = sorted({labels[i] for i, _ in recs})
         code = {n: k for k, n in enumerate(names)}
