@@ -85,6 +85,17 @@ def test_pretrain_and_embed_on_two_nodes(tmp_path: Path) -> None:
     assert np.allclose(two, one, atol=1e-5)
 
 
+def test_sketched_cnn_pretrains_on_two_nodes(tmp_path: Path) -> None:
+    """The appended sketch is never trained, so DDP sees no parameter without a gradient."""
+    config = tmp_path / "hybrid.yaml"
+    config.write_text(
+        TINY.replace("model: {", "model: {encoder: cnn, sketch: 'murphy10:1111', sketch_dim: 64, ")
+    )
+    _two_nodes(["pretrain", str(SEEDS), "--config", str(config), "--out", "run",
+                "--cache-dir", str(tmp_path / "cache")], tmp_path)  # fmt: skip
+    assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) == 1 + 2
+
+
 def _corpus(protein: Path, tmp_path: Path, n_fam: int = 4, per: int = 10) -> Path:
     from Bio import SeqIO
 

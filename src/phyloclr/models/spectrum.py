@@ -299,7 +299,7 @@ def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
     sub = replace(spec, name="kmer", spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
                   centre=True, buckets=0, layers=1, sketch="")  # fmt: skip
     branch = KmerSpectrum(sub, vocab)
-    branch.spectrum_weight.requires_grad_(False)
+    branch.requires_grad_(False)  # never trained (and no unused gradients under DDP)
     return branch
 
 
