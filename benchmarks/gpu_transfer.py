@@ -252,7 +252,7 @@ def train(args: argparse.Namespace) -> None:
         state = torch.load(ckpt, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"].to(gen.device) if dev.type == "cuda" else state["gen"])
+        gen.set_state(state["gen"].cpu())  # a generator state is a CPU byte tensor
         step, trained, next_eval = state["step"], state["trained"], state["next_eval"]
 
     def done() -> bool:
@@ -356,9 +356,10 @@ def hybrid(cnn: Path, sketch_from: Path | None, weight: float, out: Path) -> dic
         raise SystemExit(f"{sketch_from}: not a centred k-mer sketch model")
     spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=s.dim, sketch_weight=weight)
     model = build_encoder(spec, PROTEIN.size)
-    missing = model.load_state_dict(trained.encoder.state_dict(), strict=False).missing_keys
-    if any(not k.startswith("branch.") for k in missing):
-        raise SystemExit(f"{cnn}: weights do not fit the CNN ({missing[:3]})")
+    keys = model.load_state_dict(trained.encoder.state_dict(), strict=False)
+    wrong = [k for k in keys.missing_keys if not k.startswith("branch.")] + keys.unexpected_keys
+    if wrong:
+        raise SystemExit(f"{cnn}: weights do not fit the CNN ({wrong[:3]})")
     model.branch.load_state_dict(sketch.encoder.state_dict())
     config = {
         "recipe": "benchmarks/gpu_transfer.py hybrid",
