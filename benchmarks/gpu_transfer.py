@@ -95,6 +95,19 @@ def pack(train: Path, sets: Path, out: Path, pattern: str) -> dict:
 # training (torch and numpy only)
 
 
+def _gather(
+    tokens: torch.Tensor, start: torch.Tensor, length: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, width) padded tokens of the windows ``start`` (B,), ``length`` (B,) of the
+    concatenated ``tokens``, and their mask (True = residue)."""
+    pos = torch.arange(width, device=tokens.device)
+    mask = pos[None, :] < length[:, None]
+    where = torch.where(
+        mask, start[:, None] + pos[None, :], torch.zeros_like(mask, dtype=torch.long)
+    )
+    return torch.where(mask, tokens[where].long(), torch.zeros_like(where)), mask
+
+
 def _batch_from(
     tokens: torch.Tensor, offsets: torch.Tensor, idx: torch.Tensor, crop: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,11 +116,7 @@ def _batch_from(
     length = offsets[idx + 1] - start
     take = length.clamp(max=crop)
     shift = (torch.rand(len(idx), device=tokens.device, generator=gen) * (length - take + 1)).long()
-    pos = torch.arange(crop, device=tokens.device)
-    mask = pos[None, :] < take[:, None]
-    where = (start + shift)[:, None] + pos[None, :]
-    where = torch.where(mask, where, torch.zeros_like(where))
-    return torch.where(mask, tokens[where].long(), torch.zeros_like(where)), mask
+    return _gather(tokens, start + shift, take, crop)
 
 
 def _embed(
@@ -124,23 +133,14 @@ def _embed(
     out = torch.empty(n, int(model.dim), device=tokens.device)  # type: ignore[arg-type]
     i = 0
     while i < n:
-        width = int(lengths[order[min(n - 1, i)]])
         j = i
         while j < n and (j - i + 1) * int(lengths[order[j]]) <= batch_residues:
             j += 1
-        j = max(j, i + 1)
-        idx = order[i:j]
-        width = int(lengths[idx].max())
-        start = offsets[idx]
-        pos = torch.arange(width, device=tokens.device)
-        mask = pos[None, :] < lengths[idx][:, None]
-        where = torch.where(
-            mask, start[:, None] + pos[None, :], torch.zeros_like(mask, dtype=torch.long)
-        )
-        batch = torch.where(mask, tokens[where].long(), torch.zeros_like(where))
+        idx = order[i : max(j, i + 1)]
+        batch, mask = _gather(tokens, offsets[idx], lengths[idx], int(lengths[idx].max()))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=tokens.is_cuda):
             out[idx] = model(batch, mask).float()
-        i = j
+        i += len(idx)
     return out
 
 
