@@ -5,7 +5,7 @@ input, and the CNN that shipped before them, trained 10 minutes on 2 CPU cores, 
 zero-shot on the orthologs set. This script trains phyloclr's own residue encoders
 (:class:`phyloclr.models.encoders.DilatedCNN`, :class:`~phyloclr.models.encoders.Transformer`)
 on a GPU for a fixed time on the homolog pairs of a cleaned training corpus (two members of one
-MMseqs2 cluster, as ``configs/default-model.yaml`` trains on; no MSAs there, so no distance
+MMseqs2 cluster, as ``configs/sketch-model.yaml`` trains on; no MSAs there, so no distance
 window), and scores the three development sets at checkpoints, so the curve of zero-shot mAP
 against GPU time says whether compute, capacity or data is the limit.
 
@@ -17,7 +17,7 @@ Three steps::
     # on the GPU machine (needs torch and numpy only; PYTHONPATH=src)
     python -m benchmarks.gpu_transfer train --pack pack.npz --arch cnn --dim 128 --layers 6 \
         --budget-s 300 --out runs/cnn128
-    # here: the harness's metrics on the embeddings it wrote, alone and mixed with the default
+    # here: the harness's metrics on the embeddings it wrote, alone and mixed with the sketch model
     python -m benchmarks.gpu_transfer score --pack pack.npz --run runs/cnn128
 
 The data pipeline runs on the device: the corpus's tokens sit in one GPU tensor and each step
@@ -169,7 +169,7 @@ def _map(x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
 def train(args: argparse.Namespace) -> None:
     from phyloclr.models.alphabet import PROTEIN
     from phyloclr.models.encoders import DilatedCNN, EncoderSpec, Transformer
-    from phyloclr.models.store import save_model
+    from phyloclr.models.store import load_model, save_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,6 +205,15 @@ def train(args: argparse.Namespace) -> None:
     )
     cls = DilatedCNN if args.arch == "cnn" else Transformer
     model = cls(spec, PROTEIN.size).to(dev)
+    # the shipped sketch model: its cosines mixed into the scores, and with --residual into the loss
+    sketch = load_model(args.sketch_model, dev).encoder.eval() if args.sketch_model else None
+    if args.residual and sketch is None:
+        raise SystemExit("--residual needs --sketch-model")
+    with torch.no_grad():
+        sketched = {
+            name: F.normalize(_embed(sketch, tk, of, args.eval_len), dim=1)
+            for name, (tk, of, _) in sets.items()
+        } if sketch is not None else {}  # fmt: skip
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     n_fam = len(fam_size)
@@ -229,6 +238,12 @@ def train(args: argparse.Namespace) -> None:
                 embed_s += time.perf_counter() - tick
                 residues += int((of[1:] - of[:-1]).clamp(max=args.eval_len).sum())
                 row[name] = _map(e, lab)[0]
+                if name in sketched:  # cosine = w × the encoder's + (1 − w) × the sketch's
+                    w = args.mix_weight
+                    mixed = torch.cat(
+                        [math.sqrt(w) * F.normalize(e, dim=1), math.sqrt(1 - w) * sketched[name]], 1
+                    )
+                    row[f"{name}@mix"] = _map(mixed, lab)[0]
                 embs[name] = e
         # embedding speed, bfloat16 on a GPU (shared with the other arms: a lower bound)
         row["embed_residues_per_s"] = round(residues / embed_s)
@@ -286,7 +301,12 @@ def train(args: argparse.Namespace) -> None:
             z = model(torch.cat([xa, xb]), torch.cat([ma, mb])).float()
         z = F.normalize(z, dim=1)
         za, zb = z[:pairs], z[pairs:]
-        logits = za @ zb.T / args.temperature
+        sim = za @ zb.T
+        if args.residual:  # the loss sees the mix the model is used in: the CNN learns what the
+            with torch.no_grad():  # sketch gets wrong (its confident pairs give little gradient)
+                s = F.normalize(sketch(torch.cat([xa, xb])).float(), dim=1)  # type: ignore[misc]
+            sim = (1 - args.residual) * sim + args.residual * (s[:pairs] @ s[pairs:].T)
+        logits = sim / args.temperature
         target = torch.arange(pairs, device=dev)
         loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
         opt.zero_grad(set_to_none=True)
@@ -313,10 +333,10 @@ def train(args: argparse.Namespace) -> None:
 
 def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
     """The harness's mAP / 1-NN / R@1%FP of a run's embeddings, alone and mixed with the
-    shipped default model's cosines (weight w on the trained encoder's)."""
+    shipped ``sketch`` model's cosines (weight w on the trained encoder's)."""
     from benchmarks.bench_protein import cosine, embed_model
     from benchmarks.bench_protein import score as harness_score
-    from phyloclr.embed import default_model_path
+    from phyloclr.embed import bundled_model_path
     from phyloclr.models.alphabet import PROTEIN
 
     data = np.load(pack_path)
@@ -328,7 +348,7 @@ def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
         tok, off, lab = data[f"{key}_tokens"], data[f"{key}_offsets"], data[f"{key}_labels"]
         seqs = ["".join(letters[tok[off[i] : off[i + 1]]]) for i in range(len(off) - 1)]
         trained = cosine(emb[key].astype(np.float32))
-        base = cosine(embed_model(str(default_model_path()), seqs, 0))
+        base = cosine(embed_model(str(bundled_model_path("sketch")), seqs, 0))
         labels = [str(v) for v in lab]
         for w in mix:
             rows.append(
@@ -339,18 +359,18 @@ def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
 
 def hybrid(cnn: Path, sketch_from: Path | None, weight: float, out: Path) -> dict:
     """A phyloclr model file of the trained CNN ``cnn`` with the sketch of ``sketch_from`` (a
-    k-mer spectrum model with ``model.map: sketch``; default: the shipped default model)
+    k-mer spectrum model with ``model.map: sketch``; default: the shipped ``sketch`` model)
     appended (:class:`phyloclr.models.hybrid.SketchedCNN`): its cosine is (1 − ``weight``) ×
     the CNN's + ``weight`` × the sketch model's, exactly the mix ``score`` measures."""
     from dataclasses import replace
 
-    from phyloclr.embed import default_model_path
+    from phyloclr.embed import bundled_model_path
     from phyloclr.models.alphabet import PROTEIN
     from phyloclr.models.build import build_encoder
     from phyloclr.models.store import load_model, save_model
 
     trained = load_model(cnn)
-    sketch = load_model(sketch_from or default_model_path())
+    sketch = load_model(sketch_from or bundled_model_path("sketch"))
     s = sketch.encoder.spec
     if s.name != "kmer" or s.map != "sketch" or not s.centre or s.sketch:
         raise SystemExit(f"{sketch_from}: not a centred k-mer sketch model")
@@ -364,7 +384,7 @@ def hybrid(cnn: Path, sketch_from: Path | None, weight: float, out: Path) -> dic
     config = {
         "recipe": "benchmarks/gpu_transfer.py hybrid",
         "cnn": {"path": str(cnn), "weights_sha256": trained.weights_sha256, **trained.config},
-        "sketch": {"path": str(sketch_from or "default"), "weights_sha256": sketch.weights_sha256},
+        "sketch": {"path": str(sketch_from or "sketch"), "weights_sha256": sketch.weights_sha256},
         "sketch_weight": weight,
     }
     save_model(out, model, PROTEIN, json.dumps(config), trained.step, out.stem)
@@ -401,13 +421,18 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--max-steps", type=int, default=0, help="train this many steps instead")
     b.add_argument("--eval-every-s", type=float, default=60.0)
     b.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    b.add_argument("--sketch-model", default=None, help="a k-mer sketch model file to mix in")
+    b.add_argument("--mix-weight", type=float, default=0.1, help="the encoder's weight in the mix")
+    b.add_argument(
+        "--residual", type=float, default=0.0, help="the sketch's weight in the training loss"
+    )
     c = sub.add_parser("score")
     c.add_argument("--pack", type=Path, required=True)
     c.add_argument("--run", type=Path, required=True)
     c.add_argument("--mix", type=float, nargs="+", default=[1.0, 0.5, 0.3])
     h = sub.add_parser("hybrid")
     h.add_argument("--cnn", type=Path, required=True, help="model.pt that train wrote")
-    h.add_argument("--sketch-from", type=Path, default=None, help="default: the shipped model")
+    h.add_argument("--sketch-from", type=Path, default=None, help="default: the sketch model")
     h.add_argument("--weight", type=float, required=True, help="the sketch's cosine weight")
     h.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)

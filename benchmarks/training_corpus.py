@@ -20,7 +20,7 @@ held-out protein against the corpus (``easy-search -s 7.5``, E ≤ 1e-3, any cov
 sensitive than the families' own rule), and drops every cluster holding a hit, then the
 singletons. Each kept protein's header names its cluster (``ID family=REPRESENTATIVE``), so
 ``phyloclr pretrain`` trains on the clusters with ``families.label_pattern: 'family=(\\S+)'``
-(configs/default-model.yaml); ``OUT.labels.tsv`` holds the same (id, cluster) pairs for
+(configs/sketch-model.yaml); ``OUT.labels.tsv`` holds the same (id, cluster) pairs for
 ``probe_transfer.py --labels``. MMseqs2's outputs stay in ``--work`` and are reused.
 """
 

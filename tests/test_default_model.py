@@ -1,5 +1,6 @@
-"""The default model that ships: it loads, `phyloclr embed` uses it with no other argument, and
-(slow, opt-in) the README's commands reproduce it."""
+"""The models that ship: the default (a residue CNN with the sketch model appended) and the
+sketch model load, `phyloclr embed` uses the default with no other argument and the sketch with
+`--model sketch`, and (slow, opt-in) the README's commands reproduce both."""
 
 from __future__ import annotations
 
@@ -11,22 +12,57 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from phyloclr.cli import app
-from phyloclr.embed import default_model_path, embed_sequences
+from phyloclr.embed import bundled_model_path, default_model_path, embed_sequences
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.metrics import embedding_retrieval
+from phyloclr.models.hybrid import SketchedCNN
+from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import load_model
 from tests.conftest import ROOT, write
 
 
 def test_default_model_ships_and_loads() -> None:
+    """The default is the recipe's composition: its CNN's training and, appended, exactly the
+    shipped sketch model (idf, mean row and word weights) at the sketch weight it records."""
     path = default_model_path()
     assert path.is_file() and path.stat().st_size < 20 * 2**20
     model = load_model(path)
     assert model.alphabet.name == "protein"
-    assert model.config["views"]["mode"] == "phylo"
+    assert isinstance(model.encoder, SketchedCNN)
+    assert model.config["recipe"] == "benchmarks/gpu_transfer.py hybrid"
+    assert model.config["cnn"]["cmd"] == "train" and model.config["sketch_weight"] == 0.9
+    sketch = load_model(bundled_model_path("sketch"))
+    assert isinstance(sketch.encoder, KmerSpectrum) and sketch.config["views"]["mode"] == "phylo"
+    assert model.config["sketch"]["weights_sha256"] == sketch.weights_sha256
+    own, shipped = model.encoder.branch.state_dict(), sketch.encoder.state_dict()
+    assert own.keys() == shipped.keys()
+    assert all(torch.equal(own[k], shipped[k]) for k in own)
+    assert model.encoder.spec.sketch == sketch.encoder.spec.spectrum
+    assert model.encoder.spec.sketch_dim == sketch.encoder.dim == 4096
+
+
+def test_embed_with_a_bundled_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fasta = write(tmp_path / "some.fasta", ">a\nMKVLAAGIVGLLAW\n>b\nMKVLGGIVGAQW\n")
+    for name, dim in (("sketch", 4096), ("default", 4096 + 128)):
+        out = tmp_path / f"{name}.h5"
+        result = CliRunner().invoke(app, ["embed", str(fasta), "--out", str(out), "--model", name])
+        assert result.exit_code == 0, result.output
+        store = read_embeddings(out)
+        assert store.embeddings.shape == (2, dim)
+        sha = json.loads(store.attrs["model"])["weights_sha256"]
+        assert sha == load_model(bundled_model_path(name)).weights_sha256
+    # a path of that name wins over the bundled model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sketch").mkdir()
+    result = CliRunner().invoke(
+        app, ["embed", str(fasta), "--out", str(tmp_path / "x.h5"), "--model", "sketch"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code != 0
 
 
 def test_embed_with_no_model_argument(tmp_path: Path) -> None:
@@ -55,22 +91,50 @@ def _devset_maps(model_path: Path, devsets: Path) -> list[float]:
     return maps
 
 
-@pytest.mark.slow
-def test_readme_command_reproduces_the_default_model(tmp_path: Path) -> None:
-    """Needs the README's training corpus and development sets: PHYLOCLR_DEVSETS=DEVSETS (from
+def _devsets() -> Path:
+    """The README's development sets and training corpus (PHYLOCLR_DEVSETS=DEVSETS, from
     benchmarks/protein_devsets.py, with DEVSETS/train300/clean.fasta from
-    benchmarks/training_corpus.py --method mmseqs)."""
+    benchmarks/training_corpus.py --method mmseqs), or skip."""
     devsets = Path(os.environ.get("PHYLOCLR_DEVSETS", "/nonexistent"))
-    corpus = devsets / "train300" / "clean.fasta"
-    if not corpus.is_file():
+    if not (devsets / "train300" / "clean.fasta").is_file():
         pytest.skip("set PHYLOCLR_DEVSETS to the README's development sets and training corpus")
-    run = tmp_path / "default-model"
+    return devsets
+
+
+@pytest.mark.slow
+def test_readme_command_reproduces_the_sketch_model(tmp_path: Path) -> None:
+    devsets = _devsets()
+    run = tmp_path / "sketch-model"
     cmd = [
-        sys.executable, "-m", "phyloclr.cli", "pretrain", str(corpus),
-        "--config", str(ROOT / "configs" / "default-model.yaml"), "--out", str(run),
+        sys.executable, "-m", "phyloclr.cli", "pretrain", str(devsets / "train300" / "clean.fasta"),
+        "--config", str(ROOT / "configs" / "sketch-model.yaml"), "--out", str(run),
         "--cache-dir", str(tmp_path / "cache"),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=ROOT)
-    shipped = _devset_maps(default_model_path(), devsets)
+    shipped = _devset_maps(bundled_model_path("sketch"), devsets)
     rebuilt = _devset_maps(run / "model.pt", devsets)
     assert np.allclose(shipped, rebuilt, atol=0.02), (shipped, rebuilt)
+
+
+@pytest.mark.slow
+def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
+    """The CNN's training, by steps rather than GPU seconds (minutes on a GPU; hours on 2 CPU
+    cores), then the composition with the shipped sketch model."""
+    devsets = _devsets()
+    shipped_model = load_model(default_model_path())
+    pack, run = tmp_path / "pack.npz", tmp_path / "cnn"
+    gpu = [sys.executable, "-m", "benchmarks.gpu_transfer"]
+    cnn = shipped_model.config["cnn"]
+    for cmd in (
+        [*gpu, "pack", "--train", str(devsets / "train300" / "clean.fasta"),
+         "--sets", str(devsets), "--out", str(pack)],
+        [*gpu, "train", "--pack", str(pack), "--out", str(run), "--crop", str(cnn["crop"]),
+         "--eval-len", str(cnn["eval_len"]), "--seed", str(cnn["seed"]),
+         "--max-steps", str(shipped_model.step), "--eval-every-s", "1e9"],
+        [*gpu, "hybrid", "--cnn", str(run / "model.pt"), "--weight", "0.9",
+         "--out", str(tmp_path / "default.pt")],
+    ):  # fmt: skip
+        subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": "src"})
+    shipped = _devset_maps(default_model_path(), devsets)
+    rebuilt = _devset_maps(tmp_path / "default.pt", devsets)
+    assert np.allclose(shipped, rebuilt, atol=0.01), (shipped, rebuilt)

@@ -161,7 +161,7 @@ def test_transformer_encoder_trains(seeds, tmp_path: Path) -> None:
 
 
 def test_presets_load() -> None:
-    for name in ("cpu-small", "gpu-base", "cnn-small", "default-model"):
+    for name in ("cpu-small", "gpu-base", "cnn-small", "sketch-model"):
         cfg = load_pretrain_config(ROOT / "configs" / f"{name}.yaml")
         assert isinstance(cfg, PretrainConfig)
 

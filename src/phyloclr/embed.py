@@ -154,9 +154,29 @@ class EmbedResult:
     elapsed_s: float
 
 
+#: the models that ship inside the package, by the name ``--model`` accepts
+BUNDLED = {"default": "default_model.pt", "sketch": "sketch_model.pt"}
+
+
+def bundled_model_path(name: str) -> Path:
+    """A model that ships inside the package: ``default`` (a residue CNN with a k-mer sketch
+    appended) or ``sketch`` (the k-mer sketch alone: 8× faster, less sensitive)."""
+    return Path(str(resources.files("phyloclr") / "data" / BUNDLED[name]))
+
+
 def default_model_path() -> Path:
-    """The small model that ships inside the package."""
-    return Path(str(resources.files("phyloclr") / "data" / "default_model.pt"))
+    """The model ``embed`` uses when none is given."""
+    return bundled_model_path("default")
+
+
+def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
+    """A run directory or model file; a bundled model's name (``BUNDLED``) unless a path of that
+    name exists; None: the default model."""
+    if model is None:
+        return default_model_path()
+    if str(model) in BUNDLED and not Path(model).exists():
+        return bundled_model_path(str(model))
+    return Path(model)
 
 
 def _finished(out: Path, weights: str, cfg: EmbedConfig) -> int | None:
@@ -193,14 +213,14 @@ def embed_fasta(
 
     Streams the input in blocks of ``part_size`` sequences, so memory does not grow with the
     file; rows are written in input order. See :mod:`phyloclr.io.hdf5` for the layout and for
-    why an interrupted run loses nothing. ``model`` is a run directory or ``model.pt``; None
-    uses the default model that ships with phyloclr.
+    why an interrupted run loses nothing. ``model`` is a run directory, a ``model.pt`` or the
+    name of a bundled model (``default``, ``sketch``); None uses the default model.
     """
     cfg = config or EmbedConfig()
     t0 = time.perf_counter()
     out_path = Path(out)
     fasta_path = Path(fasta)
-    model_path = Path(model) if model is not None else default_model_path()
+    model_path = resolve_model_path(model)
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

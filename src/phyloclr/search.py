@@ -117,13 +117,13 @@ def _db_model(attrs: dict[str, object], path: Path) -> dict[str, str]:
 
 def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None) -> LoadedModel:
     """The model that embedded the database: ``model`` if given (it must be the same weights),
-    else the path the database recorded, else the shipped default model if it matches."""
-    from phyloclr.embed import default_model_path
+    else the path the database recorded, else a model that ships with phyloclr if it matches."""
+    from phyloclr.embed import BUNDLED, bundled_model_path, resolve_model_path
     from phyloclr.models.store import load_model
 
     want = db_model["weights_sha256"]
     if model is not None:
-        loaded = load_model(model)
+        loaded = load_model(resolve_model_path(model))
         if loaded.weights_sha256 != want:
             raise InputError(
                 model,
@@ -131,8 +131,9 @@ def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None
                 f"the database {db_path}: {db_model['name']!r} (weights {want})",
             )
         return loaded
-    for candidate in (Path(db_model["path"]) if db_model["path"] else None, default_model_path()):
-        if candidate is not None and candidate.exists():
+    recorded = [Path(db_model["path"])] if db_model["path"] else []
+    for candidate in recorded + [bundled_model_path(name) for name in BUNDLED]:
+        if candidate.exists():
             loaded = load_model(candidate)
             if loaded.weights_sha256 == want:
                 return loaded

@@ -22,7 +22,11 @@ def embed(
     fasta: Annotated[Path, typer.Argument(help="FASTA file (plain or gzipped).")],
     out_h5: Annotated[Path, typer.Option("--out", help="HDF5 file to write.")],
     model: Annotated[
-        Path | None, typer.Option(help="Run directory or model.pt (default: the shipped model).")
+        Path | None,
+        typer.Option(
+            help="Run directory, model.pt, or a shipped model: default (CNN + k-mer sketch) or "
+            "sketch (the sketch alone, 8x faster)."
+        ),
     ] = None,
     batch_tokens: Annotated[int, typer.Option(help="Residues per batch (padded).")] = 32768,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
