@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from phyloclr.cli import EXIT_INPUT, app
 from phyloclr.embed import EmbedConfig, embed_fasta
 from phyloclr.errors import ConfigError, InputError
+from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.alphabet import PROTEIN
 from phyloclr.models.build import build_encoder
 from phyloclr.models.encoders import EncoderSpec
@@ -244,6 +245,67 @@ def test_word_index_is_the_exact_mean_centred_cosine() -> None:
         assert np.allclose(scores, np.take_along_axis(got, rows, axis=1), atol=1e-6)
     assert index.top(seqs[:3], 500)[1].shape == (3, len(seqs))  # depth above N: every row
     assert index.top([], 5)[1].shape == (0, 5)
+
+
+def test_word_ranking_mixes_in_a_learned_cosine() -> None:
+    """With ``learned`` embeddings, ``top`` ranks by (1 − w) × the words' score + w × the
+    embeddings' cosine, in any block size; w = 0 is the words alone."""
+    from phyloclr.wordsearch import WordIndex
+
+    seqs = [r.split("\n", 1)[1].replace("\n", "") for r in PROTEOME.read_text().split(">")[1:81]]
+    index = WordIndex(seqs)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(seqs), 8)) * rng.uniform(0.5, 3, size=(len(seqs), 1))
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    words = index.scores(seqs[:20])
+    assert np.array_equal(index.top(seqs[:20], 9, learned=(emb[:20], emb), learned_weight=0)[1],
+                          index.top(seqs[:20], 9)[1])  # fmt: skip
+    want = 0.7 * words + 0.3 * unit[:20] @ unit.T
+    order = np.lexsort((np.tile(np.arange(len(seqs)), (20, 1)), -want), axis=1)[:, :9]
+    for cells in (1, 1 << 24):
+        scores, rows = index.top(seqs[:20], 9, max_cells=cells, learned=(emb[:20], emb),
+                                 learned_weight=0.3)  # fmt: skip
+        assert np.allclose(scores, np.take_along_axis(want, rows, axis=1), atol=1e-5)
+        assert np.allclose(np.take_along_axis(want, rows, 1), np.take_along_axis(want, order, 1),
+                           atol=1e-6)  # fmt: skip
+    assert not np.array_equal(rows, index.top(seqs[:20], 9)[1])
+    with pytest.raises(ConfigError, match="word-mix"):
+        SearchConfig(word_mix=1.0)
+
+
+def test_word_prefilter_mixes_in_the_default_models_cnn(tmp_path: Path) -> None:
+    """A database embedded with the default model: the word prefilter's candidates are the best
+    by 0.95 × words + 0.05 × the cosine of the CNN's columns (the first 128), not the words
+    alone, and the whole search still finds each query itself first."""
+    from phyloclr.embed import default_model_path
+    from phyloclr.models.store import load_model
+    from phyloclr.search import learned_columns
+    from phyloclr.wordsearch import WordIndex
+
+    assert learned_columns(load_model(default_model_path())) == 128
+    records = PROTEOME.read_text().split(">")[1:101]
+    fasta = write(tmp_path / "db.faa", "".join(">" + r for r in records))
+    queries = write(tmp_path / "q.faa", "".join(">" + r for r in records[:6]))
+    h5 = tmp_path / "db.h5"
+    embed_fasta(fasta, h5, None, EmbedConfig(threads=1))
+    emb = read_embeddings(h5).embeddings
+    seqs = [r.split("\n", 1)[1].replace("\n", "") for r in records]
+    want = WordIndex(seqs).top(seqs[:6], 10, learned=(emb[:6, :128], emb[:, :128]),
+                               learned_weight=0.05)[1]  # fmt: skip
+    res = search(
+        queries,
+        h5,
+        db_fasta=fasta,
+        config=SearchConfig(top=10, realign=True, realign_depth=10, prefilter="words"),
+    )
+    for q in range(6):
+        assert set(res.index[q].tolist()) == set(want[q].tolist())
+        assert res.index[q, 0] == q
+    alone = search(queries, h5, db_fasta=fasta, config=SearchConfig(
+        top=10, realign=True, realign_depth=10, prefilter="words", word_mix=0.0))  # fmt: skip
+    words = WordIndex(seqs).top(seqs[:6], 10)[1]
+    for q in range(6):
+        assert set(alone.index[q].tolist()) == set(words[q].tolist())
 
 
 def test_word_prefilter_aligns_the_best_by_spaced_words(db, tmp_path: Path) -> None:

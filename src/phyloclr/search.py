@@ -49,7 +49,9 @@ class SearchConfig:
     which proteins are aligned: the ``realign_depth`` nearest by embedding (``embedding``), the
     best by spaced-word cosine (``words``), or the union of both (``both``); calibration:
     labelled database rows used to fit the reliability of label transfer (a random sample above
-    that)."""
+    that); word_mix: with prefilter ``words`` or ``both`` and a model whose embedding starts
+    with a trained encoder's (the default model's CNN), that part's cosine weight in the words'
+    ranking (0.05: chosen on go-function, benchmarks/RESULTS.md; 0: the words alone)."""
 
     top: int = 50
     min_score: float = -1.0
@@ -60,6 +62,7 @@ class SearchConfig:
     threads: int = 0
     calibration: int = 20_000
     seed: int = 0
+    word_mix: float = 0.05
     neighbours: NeighbourConfig = field(default_factory=NeighbourConfig)
 
     def __post_init__(self) -> None:
@@ -70,6 +73,8 @@ class SearchConfig:
             raise ConfigError("--realign-depth must be ≥ 0")
         if not -1.0 <= self.min_score <= 1.0:
             raise ConfigError("--min-score is a cosine: between -1 and 1")
+        if not 0.0 <= self.word_mix < 1.0:
+            raise ConfigError("--word-mix is a weight: at least 0 and below 1")
 
 
 @dataclass
@@ -150,8 +155,9 @@ def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None
 def _queries(
     queries: PathArg, db_model: dict[str, str], db_path: Path, model: PathArg | None,
     cfg: SearchConfig, progress: Progress | None,
-) -> tuple[list[str], np.ndarray, list[str] | None]:  # fmt: skip
-    """Query ids, embeddings (Q, D) and, for a FASTA, sequences."""
+) -> tuple[list[str], np.ndarray, list[str] | None, int]:  # fmt: skip
+    """Query ids, embeddings (Q, D), for a FASTA sequences, and how many leading columns of
+    the embedding are a trained encoder's (``learned_columns``; 0 for an HDF5 of queries)."""
     import h5py
 
     path = Path(queries)
@@ -165,7 +171,7 @@ def _queries(
                 f"{qmodel['weights_sha256']}), the database {db_path} with "
                 f"{db_model['name']!r} (weights {db_model['weights_sha256']})",
             )
-        return store.ids, store.embeddings, None
+        return store.ids, store.embeddings, None, 0
     import torch
 
     from phyloclr.embed import embed_sequences
@@ -184,7 +190,15 @@ def _queries(
     seqs = [r.seq for r in records]
     emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs,
                              batch_tokens=cfg.batch_tokens, progress=progress)  # fmt: skip
-    return [r.id for r in records], emb, seqs
+    return [r.id for r in records], emb, seqs, learned_columns(loaded)
+
+
+def learned_columns(loaded: LoadedModel) -> int:
+    """How many leading embedding columns a model's trained encoder fills beside an appended
+    k-mer sketch (a :class:`~phyloclr.models.hybrid.SketchedCNN`'s CNN), else 0."""
+    from phyloclr.models.hybrid import SketchedCNN
+
+    return int(loaded.encoder.spec.dim) if isinstance(loaded.encoder, SketchedCNN) else 0
 
 
 def search(
@@ -203,7 +217,7 @@ def search(
     db_model = _db_model(store.attrs, db_path)
     if cfg.realign and db_fasta is None:
         raise ConfigError("--realign needs --db-fasta (the database's sequences)")
-    qids, qemb, qseqs = _queries(queries, db_model, db_path, model, cfg, progress)
+    qids, qemb, qseqs, learned = _queries(queries, db_model, db_path, model, cfg, progress)
     if cfg.realign and qseqs is None:
         raise ConfigError("--realign needs the queries as FASTA (their sequences)")
     depth = max(cfg.top, cfg.realign_depth) if cfg.realign else cfg.top
@@ -212,7 +226,7 @@ def search(
         assert qseqs is not None and db_fasta is not None
         db_seqs = read_db_sequences(Path(db_fasta), store.ids)  # all of it, read once
         scores, index = _word_candidates(qemb, qseqs, store.embeddings, store.ids, db_seqs,
-                                         depth, cfg, progress)  # fmt: skip
+                                         depth, cfg, progress, learned)  # fmt: skip
     else:
         scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
     index = np.where(scores >= cfg.min_score, index, -1)
@@ -232,16 +246,19 @@ def search(
 def _word_candidates(
     qemb: np.ndarray, qseqs: Sequence[str], db_emb: np.ndarray, db_ids: list[str],
     db_seqs: tuple[dict[str, str], int], depth: int, cfg: SearchConfig,
-    progress: Progress | None,
+    progress: Progress | None, learned: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Candidates for realignment by ``cfg.prefilter`` 'words' (the ``depth`` best by
-    spaced-word cosine) or 'both' (those and the ``depth`` nearest by embedding, up to 2 ×
+    spaced-word cosine, mixed with the cosine of the first ``learned`` embedding columns at
+    ``cfg.word_mix``) or 'both' (those and the ``depth`` nearest by embedding, up to 2 ×
     ``depth`` a query, -1 padded): (embedding cosines (Q, C), database rows (Q, C))."""
     from phyloclr.wordsearch import WordIndex
 
     by_id = db_seqs[0]
     words = WordIndex([by_id[i] for i in db_ids])
-    index = words.top(qseqs, depth, threads=cfg.threads, progress=progress)[1]
+    mix = (qemb[:, :learned], db_emb[:, :learned]) if learned else None
+    index = words.top(qseqs, depth, threads=cfg.threads, progress=progress, learned=mix,
+                      learned_weight=cfg.word_mix)[1]  # fmt: skip
     if cfg.prefilter == "both":
         near = knn(qemb, db_emb, depth, cfg.neighbours, progress=progress)[1]
         both = np.full((len(qseqs), 2 * index.shape[1]), -1, dtype=np.int64)

@@ -48,6 +48,12 @@ class _Word:
         return x, dot, _centred_norm(x, dot, self.mean)
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` as float32 unit vectors (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def _centred_norm(x: Any, dot_mean: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """|row − mean| of unit (or empty) sparse rows, from row · mean."""
     sq = np.asarray(x.multiply(x).sum(1), dtype=np.float64).ravel()
@@ -113,10 +119,13 @@ class WordIndex:
     def top(
         self, seqs: Sequence[str], depth: int, max_cells: int = 1 << 24, threads: int = 0,
         progress: Progress | None = None,
+        learned: tuple[np.ndarray, np.ndarray] | None = None, learned_weight: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The ``depth`` best database rows of each query: (scores (Q, d), index (Q, d)),
         d = min(depth, N), best first (ties by row); ``max_cells`` bounds a block of queries'
-        (B, N) scores; blocks run on ``threads`` threads (0: every core)."""
+        (B, N) scores; blocks run on ``threads`` threads (0: every core). With ``learned``
+        (queries (Q, E), database (N, E): a trained encoder's embeddings), the score is
+        (1 − ``learned_weight``) × the words' + ``learned_weight`` × their cosine."""
         from concurrent.futures import ThreadPoolExecutor
 
         from phyloclr.families.align import available_threads
@@ -129,9 +138,14 @@ class WordIndex:
             return scores, index
         x, left = self._queries(seqs)
         step = max(1, max_cells // self.n)
+        if learned is not None and learned_weight > 0:
+            qe, de = (_unit(e) * np.float32(np.sqrt(learned_weight)) for e in learned)
+            words_weight = np.float32(1.0 - learned_weight)
 
         def best(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             s = self._block(x, left, rows)
+            if learned is not None and learned_weight > 0:
+                s = words_weight * s + qe[rows] @ de.T
             if d < self.n:
                 cand = np.argpartition(-s, d - 1, axis=1)[:, :d]
             else:

@@ -54,6 +54,13 @@ def search(
             "embedding), words (the best by exact spaced-word cosine) or both."
         ),
     ] = "embedding",
+    word_mix: Annotated[
+        float,
+        typer.Option(
+            help="With --prefilter words/both and the default model: its CNN's cosine weight "
+            "in the words' ranking (0: the words alone)."
+        ),
+    ] = 0.05,
     method: Annotated[
         str, typer.Option(help="auto, exact or faiss (approximate, large databases).")
     ] = "auto",
@@ -69,7 +76,7 @@ def search(
     with errors():
         cfg = SearchConfig(top=top, min_score=min_score, realign=realign,
                            realign_depth=realign_depth, threads=threads,
-                           prefilter=prefilter,  # type: ignore[arg-type]
+                           prefilter=prefilter, word_mix=word_mix,  # type: ignore[arg-type]
                            neighbours=NeighbourConfig(method=method))  # fmt: skip
         lab = None
         if labels is not None:
