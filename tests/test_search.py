@@ -277,12 +277,13 @@ def test_word_prefilter_mixes_in_the_default_models_cnn(tmp_path: Path) -> None:
     """A database embedded with the default model: the word prefilter's candidates are the best
     by 0.95 × words + 0.05 × the cosine of the CNN's columns (the first 128), not the words
     alone, and the whole search still finds each query itself first."""
-    from phyloclr.embed import default_model_path
+    from phyloclr.embed import bundled_model_path, default_model_path
     from phyloclr.models.store import load_model
     from phyloclr.search import learned_columns
     from phyloclr.wordsearch import WordIndex
 
-    assert learned_columns(load_model(default_model_path())) == 128
+    assert learned_columns(load_model(default_model_path())) == slice(0, 128)
+    assert learned_columns(load_model(bundled_model_path("sketch"))) is None
     records = PROTEOME.read_text().split(">")[1:101]
     fasta = write(tmp_path / "db.faa", "".join(">" + r for r in records))
     queries = write(tmp_path / "q.faa", "".join(">" + r for r in records[:6]))

@@ -246,12 +246,17 @@ def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
 
 def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     """Every architecture field of EncoderSpec comes from ModelConfig's field of that name (a
-    field added to one and not the other fails here); max_len rises to the views' crop."""
+    field added to one and not the other fails here), but the appended CNN's, which its source
+    model gives (model.append_cnn); max_len rises to the views' crop."""
     from dataclasses import fields
 
     from phyloclr.models.encoders import EncoderSpec
 
     spec_fields = {f.name for f in fields(EncoderSpec)} - {"name", "alphabet_letters"}
+    appended = {f for f in spec_fields if f.startswith("appended_cnn_")}
+    assert appended == {"appended_cnn_dim", "appended_cnn_layers", "appended_cnn_kernel",
+                        "appended_cnn_weight"}  # fmt: skip
+    spec_fields -= appended
     assert spec_fields <= {f.name for f in fields(ModelConfig)}
     m = ModelConfig(encoder="kmer", dim=64, layers=1, spectrum="murphy10:3", centre=True,
                     map="sketch", max_len=256)  # fmt: skip

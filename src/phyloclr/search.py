@@ -49,9 +49,10 @@ class SearchConfig:
     which proteins are aligned: the ``realign_depth`` nearest by embedding (``embedding``), the
     best by spaced-word cosine (``words``), or the union of both (``both``); calibration:
     labelled database rows used to fit the reliability of label transfer (a random sample above
-    that); word_mix: with prefilter ``words`` or ``both`` and a model whose embedding starts
-    with a trained encoder's (the default model's CNN), that part's cosine weight in the words'
-    ranking (0.05: chosen on go-function, benchmarks/RESULTS.md; 0: the words alone)."""
+    that); word_mix: with prefilter ``words`` or ``both`` and a model whose embedding holds a
+    residue CNN's columns (the default model, or a ``pretrain`` model with ``model.append_cnn``),
+    their cosine's weight in the words' ranking (0.05: chosen on go-function,
+    benchmarks/RESULTS.md; 0: the words alone)."""
 
     top: int = 50
     min_score: float = -1.0
@@ -155,9 +156,9 @@ def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None
 def _queries(
     queries: PathArg, db_model: dict[str, str], db_path: Path, model: PathArg | None,
     cfg: SearchConfig, progress: Progress | None,
-) -> tuple[list[str], np.ndarray, list[str] | None, int]:  # fmt: skip
-    """Query ids, embeddings (Q, D), for a FASTA sequences, and how many leading columns of
-    the embedding are a trained encoder's (``learned_columns``; 0 for an HDF5 of queries)."""
+) -> tuple[list[str], np.ndarray, list[str] | None, slice | None]:  # fmt: skip
+    """Query ids, embeddings (Q, D), for a FASTA sequences, and the embedding columns of a
+    residue CNN (``learned_columns``; None for an HDF5 of queries)."""
     import h5py
 
     path = Path(queries)
@@ -171,7 +172,7 @@ def _queries(
                 f"{qmodel['weights_sha256']}), the database {db_path} with "
                 f"{db_model['name']!r} (weights {db_model['weights_sha256']})",
             )
-        return store.ids, store.embeddings, None, 0
+        return store.ids, store.embeddings, None, None
     import torch
 
     from phyloclr.embed import embed_sequences
@@ -193,12 +194,19 @@ def _queries(
     return [r.id for r in records], emb, seqs, learned_columns(loaded)
 
 
-def learned_columns(loaded: LoadedModel) -> int:
-    """How many leading embedding columns a model's trained encoder fills beside an appended
-    k-mer sketch (a :class:`~phyloclr.models.hybrid.SketchedCNN`'s CNN), else 0."""
+def learned_columns(loaded: LoadedModel) -> slice | None:
+    """The embedding columns a model's residue CNN fills beside k-mer columns: a
+    :class:`~phyloclr.models.hybrid.SketchedCNN`'s first, or the last of a k-mer model with a CNN
+    appended (``model.append_cnn``); None for other models."""
     from phyloclr.models.hybrid import SketchedCNN
+    from phyloclr.models.spectrum import KmerSpectrum
 
-    return int(loaded.encoder.spec.dim) if isinstance(loaded.encoder, SketchedCNN) else 0
+    enc = loaded.encoder
+    if isinstance(enc, SketchedCNN):
+        return slice(0, enc.spec.dim)
+    if isinstance(enc, KmerSpectrum) and enc.cnn is not None:
+        return slice(enc.dim - enc.spec.appended_cnn_dim, enc.dim)
+    return None
 
 
 def search(
@@ -246,17 +254,17 @@ def search(
 def _word_candidates(
     qemb: np.ndarray, qseqs: Sequence[str], db_emb: np.ndarray, db_ids: list[str],
     db_seqs: tuple[dict[str, str], int], depth: int, cfg: SearchConfig,
-    progress: Progress | None, learned: int = 0,
+    progress: Progress | None, learned: slice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Candidates for realignment by ``cfg.prefilter`` 'words' (the ``depth`` best by
-    spaced-word cosine, mixed with the cosine of the first ``learned`` embedding columns at
+    spaced-word cosine, mixed with the cosine of the ``learned`` embedding columns at
     ``cfg.word_mix``) or 'both' (those and the ``depth`` nearest by embedding, up to 2 ×
     ``depth`` a query, -1 padded): (embedding cosines (Q, C), database rows (Q, C))."""
     from phyloclr.wordsearch import WordIndex
 
     by_id = db_seqs[0]
     words = WordIndex([by_id[i] for i in db_ids])
-    mix = (qemb[:, :learned], db_emb[:, :learned]) if learned else None
+    mix = (qemb[:, learned], db_emb[:, learned]) if learned is not None else None
     index = words.top(qseqs, depth, threads=cfg.threads, progress=progress, learned=mix,
                       learned_weight=cfg.word_mix)[1]  # fmt: skip
     if cfg.prefilter == "both":

@@ -46,7 +46,7 @@ from phyloclr.kmers import (
     word_weight,
 )
 from phyloclr.models.alphabet import ALPHABETS, N_SPECIAL
-from phyloclr.models.encoders import Encoder, EncoderSpec
+from phyloclr.models.encoders import DilatedCNN, Encoder, EncoderSpec
 
 #: the letters of each tokeniser, by count (EncoderSpec records only the count)
 _LETTERS = {len(a.letters): a.letters for a in ALPHABETS.values()}
@@ -118,11 +118,14 @@ class KmerSpectrum(Encoder):
         )
         # an appended, untrained sketch of other spectra (spec.sketch): in eval mode only
         self.branch = appended_sketch(spec, vocab) if spec.sketch else None
+        # an appended, frozen residue CNN trained elsewhere (the default model's): eval only
+        self.cnn = appended_cnn(spec, vocab) if spec.appended_cnn_dim else None
 
     @property
     def dim(self) -> int:
-        """Width of the embedding users get (the map's, plus the appended sketch's)."""
-        return self.spec.dim + (self.spec.sketch_dim if self.branch is not None else 0)
+        """Width of the embedding users get (the map's, plus the appended sketch's and CNN's)."""
+        sketch = self.spec.sketch_dim if self.branch is not None else 0
+        return self.spec.dim + sketch + self.spec.appended_cnn_dim
 
     def fit_idf(self, seqs: Sequence[str], pairs: np.ndarray | None = None) -> None:
         """Set the idf from a corpus (every sequence one document) and, with ``spec.centre``,
@@ -282,11 +285,16 @@ class KmerSpectrum(Encoder):
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) embeddings; with ``spec.sketch``, in eval mode, (B, D + sketch_dim): the
         unit-normed map and sketch side by side, scaled by √(1 − w) and √w (training sees the
-        map alone, so the loss and the projection head are those of the map)."""
+        map alone, so the loss and the projection head are those of the map); with
+        ``spec.appended_cnn_dim``, the appended CNN's embedding after those, likewise."""
         x = self.embed_features(self.features(tokens))
-        if self.branch is None or self.training:
+        if self.training:
             return x
-        return side_by_side(x, self.branch(tokens), self.spec.sketch_weight)
+        if self.branch is not None:
+            x = side_by_side(x, self.branch(tokens), self.spec.sketch_weight)
+        if self.cnn is not None:  # cosine = (1 − w) × the above's + w × the CNN's
+            x = side_by_side(x, self.cnn(tokens, mask), self.spec.appended_cnn_weight)
+        return x
 
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise ValueError("the k-mer spectrum encoder has no per-residue features")
@@ -297,10 +305,21 @@ def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
     wide, that an encoder appends to its embedding (its idf and mean row come from
     ``fit_idf`` on the training corpus; its spectrum weights stay fixed)."""
     sub = replace(spec, name="kmer", spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
-                  centre=True, buckets=0, layers=1, sketch="")  # fmt: skip
+                  centre=True, buckets=0, layers=1, sketch="", appended_cnn_dim=0)  # fmt: skip
     branch = KmerSpectrum(sub, vocab)
     branch.requires_grad_(False)  # never trained (and no unused gradients under DDP)
     return branch
+
+
+def appended_cnn(spec: EncoderSpec, vocab: int) -> DilatedCNN:
+    """The frozen residue CNN (``spec.appended_cnn_*``) that a k-mer encoder appends in eval
+    mode; its weights come from a trained model (``pretrain`` loads them), never trained here."""
+    sub = EncoderSpec(name="cnn", dim=spec.appended_cnn_dim, layers=spec.appended_cnn_layers,
+                      kernel_size=spec.appended_cnn_kernel, dropout=spec.dropout,
+                      max_len=spec.max_len)  # fmt: skip
+    cnn = DilatedCNN(sub, vocab)
+    cnn.requires_grad_(False)
+    return cnn
 
 
 def side_by_side(own: torch.Tensor, sketch: torch.Tensor, weight: float) -> torch.Tensor:

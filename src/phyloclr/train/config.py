@@ -44,7 +44,10 @@ class ModelConfig:
     sees the map alone (the sketch is fitted on the corpus, not trained). ``kmer_weights`` (k-mer
     spectrum encoder only): 'idf', or 'homology', the log-odds that evolution keeps a k-mer in
     a homolog (:func:`phyloclr.kmers.homology_weights`), fitted on up to 10 member pairs of
-    every training family."""
+    every training family. ``append_cnn`` (k-mer spectrum encoder only): a model file, or
+    'default' (the default model that ships), whose trained residue CNN is appended, frozen, to
+    the embedding at cosine weight ``append_cnn_weight`` (as ``sketch``: not trained here,
+    eval mode only; the model file then holds its weights)."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -63,6 +66,8 @@ class ModelConfig:
     sketch: str = ""
     sketch_dim: int = 4096
     sketch_weight: float = 0.5
+    append_cnn: str = ""
+    append_cnn_weight: float = 0.07
     kmer_weights: Literal["idf", "homology"] = "idf"
     projection_dim: int = 128
     projection_hidden: int = 256
@@ -98,6 +103,10 @@ class ModelConfig:
             raise ConfigError("model.centre needs model.encoder 'kmer' (a mean input vector)")
         if self.kmer_weights != "idf" and self.encoder != "kmer":
             raise ConfigError("model.kmer_weights needs model.encoder 'kmer' (k-mer weights)")
+        if self.append_cnn and self.encoder != "kmer":
+            raise ConfigError("model.append_cnn needs model.encoder 'kmer'")
+        if self.append_cnn and not 0.0 < self.append_cnn_weight < 1.0:
+            raise ConfigError("model.append_cnn_weight must lie in (0, 1)")
         if self.encoder == "kmer":
             if self.kmer:
                 raise ConfigError(
@@ -260,11 +269,13 @@ def default_pretrain_config() -> PretrainConfig:
     covering ≥ 30 % of both proteins) of two or more members for 14 minutes, so that a
     20,000-protein corpus takes about 20 minutes on 2 CPU cores with its families
     (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of four
-    spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function)."""
+    spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function) and the
+    default model's residue CNN, frozen (weight 0.07, chosen on go-function)."""
     return PretrainConfig(
         model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
                           spectrum="murphy10:4", projection_dim=256, projection_hidden=1024,
-                          sketch=SPACED_WORDS, sketch_dim=4096, sketch_weight=0.7),
+                          sketch=SPACED_WORDS, sketch_dim=4096, sketch_weight=0.7,
+                          append_cnn="default", append_cnn_weight=0.07),
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +19,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from phyloclr.config import config_to_json
 from phyloclr.devices import resolve_device
-from phyloclr.errors import InputError
+from phyloclr.errors import ConfigError, InputError
 from phyloclr.families.model import FamilySet
 from phyloclr.fsutil import atomic_path, remove_stale_temporaries
 from phyloclr.kmers import member_pairs
 from phyloclr.models.alphabet import Alphabet, get_alphabet
 from phyloclr.models.build import build_encoder
 from phyloclr.models.critics import build_critic
-from phyloclr.models.encoders import Encoder
+from phyloclr.models.encoders import DilatedCNN, Encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.hybrid import SketchedCNN
 from phyloclr.models.spectrum import KmerSpectrum
@@ -108,11 +108,40 @@ def _alphabet(fset: FamilySet, cfg: PretrainConfig) -> Alphabet:
 def build_model(cfg: PretrainConfig, alphabet: Alphabet) -> ContrastiveModel:
     m = cfg.model
     spec = m.encoder_spec(len(alphabet.letters), cfg.views.crop_len)
+    cnn = _cnn_to_append(m.append_cnn, alphabet) if m.append_cnn else None
+    if cnn is not None:
+        spec = replace(spec, appended_cnn_dim=cnn.spec.dim, appended_cnn_layers=cnn.spec.layers,
+                       appended_cnn_kernel=cnn.spec.kernel_size,
+                       appended_cnn_weight=m.append_cnn_weight)  # fmt: skip
     encoder = build_encoder(spec, alphabet.size)
+    if cnn is not None:
+        appended: torch.nn.Module = encoder.cnn  # type: ignore[assignment]
+        appended.load_state_dict(cnn.state_dict())
     head = ProjectionHead(m.dim, m.projection_hidden, m.projection_dim)
     critic = build_critic(cfg.objective.critic, m.projection_dim or m.dim)
     objective = build_objective(cfg.objective.name, critic, cfg.objective.temperature)
     return ContrastiveModel(encoder, head, objective, cfg.objective.geometry)
+
+
+def _cnn_to_append(source: str, alphabet: Alphabet) -> DilatedCNN:
+    """The trained residue CNN of the model file ``source`` ('default': the shipped default
+    model), without any sketch it appends (``model.append_cnn``)."""
+    from phyloclr.embed import resolve_model_path
+    from phyloclr.models.store import load_model
+
+    loaded = load_model(resolve_model_path(source))
+    enc = loaded.encoder
+    if not isinstance(enc, DilatedCNN) or enc.kmer is not None or enc.pool is not None:
+        raise ConfigError(f"model.append_cnn {source!r}: not a mean-pooled residue CNN model")
+    if loaded.alphabet.name != alphabet.name:
+        raise ConfigError(
+            f"model.append_cnn {source!r} is a {loaded.alphabet.name} model; "
+            f"these families are {alphabet.name}"
+        )
+    cnn = DilatedCNN(replace(enc.spec, sketch=""), alphabet.size)
+    state = {k: v for k, v in enc.state_dict().items() if not k.startswith("branch.")}
+    cnn.load_state_dict(state)
+    return cnn
 
 
 def _read_metrics(path: Path, upto: int) -> list[dict[str, str]]:
