@@ -160,7 +160,7 @@ BUNDLED = {"default": "default_model.pt", "sketch": "sketch_model.pt"}
 
 def bundled_model_path(name: str) -> Path:
     """A model that ships inside the package: ``default`` (a residue CNN with a k-mer sketch
-    appended) or ``sketch`` (the k-mer sketch alone: 8× faster, less sensitive)."""
+    appended) or ``sketch`` (the k-mer sketch alone: about 9× faster, less sensitive)."""
     return Path(str(resources.files("phyloclr") / "data" / BUNDLED[name]))
 
 

@@ -30,6 +30,7 @@ from phyloclr.kmers import (
     parse_spectrum,
     spectrum_counts,
 )
+from phyloclr.neighbours import unit_rows
 from phyloclr.progress import Progress
 
 
@@ -46,12 +47,6 @@ class _Word:
         x = log_tfidf(spectrum_counts(seqs, self.word, self.alphabet), self.idf)
         dot = np.asarray(x @ self.mean, dtype=np.float64).ravel()
         return x, dot, _centred_norm(x, dot, self.mean)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` as float32 unit vectors (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _centred_norm(x: Any, dot_mean: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -139,7 +134,7 @@ class WordIndex:
         x, left = self._queries(seqs)
         step = max(1, max_cells // self.n)
         if learned is not None and learned_weight > 0:
-            qe, de = (_unit(e) * np.float32(np.sqrt(learned_weight)) for e in learned)
+            qe, de = (unit_rows(e) * np.float32(np.sqrt(learned_weight)) for e in learned)
             words_weight = np.float32(1.0 - learned_weight)
 
         def best(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
