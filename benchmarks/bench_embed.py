@@ -5,7 +5,7 @@ ESM2 class, 6 layers, width 320, random weights: only its speed is compared; seq
 truncated at 1,022 residues as esm-extract does), and 3-mer composition.
 
 Usage:
-  python benchmarks/bench_embed.py [--fasta F] [--threads 2]        # throughput table
+  python benchmarks/bench_embed.py [--fasta F] [--threads 2] [--precision float32 bfloat16]
   python benchmarks/bench_embed.py --scale 10000 100000 1000000      # bounded memory at scale
 (`pip install fair-esm` for the ESM-2 row; it is a benchmark-only dependency.)
 """
@@ -34,24 +34,33 @@ def _read(fasta: Path) -> tuple[list[str], list[str]]:
     return [r.id for r in recs], [r.seq for r in recs]
 
 
-def run_phyloclr(fasta: Path, out: Path, model: str | None, threads: int, device: str) -> dict:
+def run_phyloclr(
+    fasta: Path, out: Path, model: str | None, threads: int, device: str, precision: str
+) -> dict:
     from phyloclr.embed import EmbedConfig, embed_fasta
 
     if out.exists():
         out.unlink()
     shutil.rmtree(out.with_name(out.name + ".parts"), ignore_errors=True)
     t0 = time.perf_counter()
-    res = embed_fasta(fasta, out, model, EmbedConfig(threads=threads, device=device))  # type: ignore[arg-type]
+    cfg = EmbedConfig(threads=threads, device=device, precision=precision)  # type: ignore[arg-type]
+    res = embed_fasta(fasta, out, model, cfg)
     secs = time.perf_counter() - t0
     _, seqs = _read(fasta) if res.n_sequences <= 100_000 else ([], [])
     residues = sum(map(len, seqs)) if seqs else None
     return {"n": res.n_sequences, "seconds": secs, "residues": residues}
 
 
-def run_esm(fasta: Path, threads: int, device: str) -> dict:
+def run_esm(fasta: Path, threads: int, device: str, precision: str) -> dict:
+    """ESM-2 8M in float32, or under bfloat16 autocast where ``precision`` resolves to it (as
+    phyloclr's CNN runs), so that the ratio compares like with like."""
     import esm
     import torch
     from esm.model.esm2 import ESM2
+
+    from phyloclr.devices import resolve_precision
+
+    bf16 = resolve_precision(precision, torch.device(device)) == "bfloat16"
 
     torch.set_num_threads(threads)
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
@@ -65,7 +74,7 @@ def run_esm(fasta: Path, threads: int, device: str) -> dict:
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     t0 = time.perf_counter()
     i = 0
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(torch.device(device).type, torch.bfloat16, enabled=bf16):
         while i < len(order):
             batch = [order[i]]
             i += 1
@@ -96,19 +105,21 @@ def child(args: argparse.Namespace) -> None:
     fasta = Path(args.fasta)
     if args.child == "phyloclr":
         row = run_phyloclr(
-            fasta, Path(args.tmp) / "bench.h5", args.model, args.threads, args.device
-        )
+            fasta, Path(args.tmp) / "bench.h5", args.model, args.threads, args.device,
+            args.precision[0],
+        )  # fmt: skip
     elif args.child == "esm2-8M":
-        row = run_esm(fasta, args.threads, args.device)
+        row = run_esm(fasta, args.threads, args.device, args.precision[0])
     else:
         row = run_kmer(fasta)
     row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(row))
 
 
-def spawn(method: str, fasta: Path, args: argparse.Namespace) -> dict:
+def spawn(method: str, fasta: Path, args: argparse.Namespace, precision: str = "auto") -> dict:
     cmd = [sys.executable, __file__, "--child", method, "--fasta", str(fasta), "--threads",
-           str(args.threads), "--tmp", args.tmp, "--device", args.device]  # fmt: skip
+           str(args.threads), "--tmp", args.tmp, "--device", args.device,
+           "--precision", precision]  # fmt: skip
     if args.model:
         cmd += ["--model", args.model]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -135,6 +146,8 @@ def main() -> None:
     ap.add_argument("--tmp", default="/tmp/phyloclr-bench")
     ap.add_argument("--child", default=None)
     ap.add_argument("--scale", type=int, nargs="*", default=None)
+    ap.add_argument("--precision", nargs="+", default=["auto"],
+                    help="phyloclr rows: auto, float32, bfloat16 (one row each)")  # fmt: skip
     args = ap.parse_args()
     Path(args.tmp).mkdir(parents=True, exist_ok=True)
     if args.child:
@@ -149,7 +162,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for n in args.scale:
             fasta = make_scaled(n, Path(args.tmp) / f"scaled_{n}.faa")
-            row = spawn("phyloclr", fasta, args)
+            row = spawn("phyloclr", fasta, args, args.precision[0])
             _, seqs = _read(PROTEOME)
             lengths = [len(x) for x in seqs]
             res = sum(lengths) * (n // len(lengths)) + sum(lengths[: n % len(lengths)])
@@ -160,8 +173,12 @@ def main() -> None:
                 flush=True,
             )
         return
-    rows = {m: spawn(m, Path(args.fasta), args) for m in ("phyloclr", "esm2-8M", "3-mer")}
-    base = rows["phyloclr"]["residues"] / rows["phyloclr"]["seconds"]
+    fasta = Path(args.fasta)
+    rows = {f"phyloclr ({p})": spawn("phyloclr", fasta, args, p) for p in args.precision}
+    rows |= {f"esm2-8M ({p})": spawn("esm2-8M", fasta, args, p) for p in args.precision}
+    rows["3-mer"] = spawn("3-mer", fasta, args)
+    first = rows[f"phyloclr ({args.precision[0]})"]
+    base = first["residues"] / first["seconds"]
     print("| method | sequences | residues/s | ratio to phyloclr | peak RSS (MiB) |")
     print("|---|---|---|---|---|")
     for name, row in rows.items():

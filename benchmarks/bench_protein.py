@@ -186,16 +186,18 @@ def phmmer_all_vs_all(ds: DevSet, threads: int) -> np.ndarray:
     return hits_matrix([str(i) for i in range(len(ds.seqs))], hits)
 
 
-def embed_model(path: str, seqs: list[str], threads: int) -> np.ndarray:
+def embed_model(path: str, seqs: list[str], threads: int, precision: str = "float32") -> np.ndarray:
     import torch
 
+    from phyloclr.devices import resolve_precision
     from phyloclr.embed import embed_sequences
     from phyloclr.models.store import load_model
 
     if threads:
         torch.set_num_threads(threads)
     loaded = load_model(path)
-    emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs)
+    precision = resolve_precision(precision, torch.device("cpu"))
+    emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs, precision=precision)
     return emb
 
 
@@ -263,11 +265,11 @@ def model_rows(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
     for spec in args.model:
         name, _, path = spec.partition("=")
         t0 = time.perf_counter()
-        e = embed_model(path, ds.seqs, args.threads)
+        e = embed_model(path, ds.seqs, args.threads, args.precision)
         wall = time.perf_counter() - t0  # loading and embedding, as for the rows above
         rows.append({"set": ds.name, "method": name, **score(cosine(e), ds.labels),
                      "wall_s": round(wall, 2), "dim": e.shape[1], "n": len(ds.seqs),
-                     "model": path})  # fmt: skip
+                     "model": path, "precision": args.precision})  # fmt: skip
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -282,6 +284,9 @@ def main() -> None:
     ap.add_argument("--phmmer", action="store_true", help="add phmmer all-vs-all (slow)")
     ap.add_argument("--no-mmseqs", action="store_true")
     ap.add_argument("--svd-dim", type=int, default=256)
+    ap.add_argument(
+        "--precision", default="float32", help="of --model rows: float32, bfloat16, auto"
+    )
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=None, help="append rows here (JSONL)")
     args = ap.parse_args()

@@ -285,3 +285,58 @@ def test_resume_of_a_finished_run_is_a_no_op(model: Path, tmp_path: Path) -> Non
         embed_fasta(fasta, out, model, EmbedConfig(part_size=5, batch_tokens=300), resume=True)
     with pytest.raises(InputError, match="already exists"):
         embed_fasta(fasta, out, model, cfg)
+
+
+def test_auto_precision_follows_the_cpus_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from phyloclr import devices
+    from phyloclr.devices import resolve_precision
+    from phyloclr.errors import ConfigError
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2", "fma"})
+    assert resolve_precision("auto", cpu) == "float32"
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert resolve_precision("auto", cpu) == "bfloat16"
+    assert resolve_precision("float32", cpu) == "float32"
+    with pytest.raises(ConfigError, match="precision"):
+        resolve_precision("float8", cpu)
+
+
+def test_bfloat16_embeddings_are_close_to_float32_and_recorded(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phyloclr import devices
+    from phyloclr.models.encoders import DilatedCNN
+
+    fasta, _, seqs = _fasta(tmp_path / "in.fa", 30)
+    loaded = load_model(model)
+    f32, _ = embed_sequences(loaded.encoder, PROTEIN, seqs, precision="float32")
+    b16, _ = embed_sequences(loaded.encoder, PROTEIN, seqs, precision="bfloat16")
+    cos = (f32 * b16).sum(1) / np.linalg.norm(f32, axis=1) / np.linalg.norm(b16, axis=1)
+    assert cos.min() > 0.999 and not np.array_equal(f32, b16)
+    cnns = [m for m in loaded.encoder.modules() if isinstance(m, DilatedCNN)]
+    assert cnns and not any(m.bf16_inference for m in cnns)  # the setting does not leak
+    out = tmp_path / "b.h5"
+    embed_fasta(fasta, out, model, EmbedConfig(precision="bfloat16"))
+    with h5py.File(out) as f:
+        assert f.attrs["precision"] == "bfloat16"
+    assert np.allclose(read_embeddings(out).embeddings, b16, atol=1e-5)
+    # 'auto' resolved on one machine is not resumed by a machine that resolves it otherwise
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"amx_bf16"})
+    real = hdf5.write_part
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hdf5, "write_part", dying)
+    auto = tmp_path / "auto.h5"
+    with pytest.raises(KeyboardInterrupt):
+        embed_fasta(fasta, auto, model, EmbedConfig(part_size=10, precision="auto"))
+    monkeypatch.setattr(hdf5, "write_part", real)
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2"})
+    with pytest.raises(InputError, match="different input, model or settings"):
+        embed_fasta(fasta, auto, model, EmbedConfig(part_size=10, precision="auto"), resume=True)

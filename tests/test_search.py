@@ -373,3 +373,30 @@ def test_faiss_neighbours_recall_exact() -> None:
     _, exact = knn(q, db, 10, NeighbourConfig(method="exact"))
     _, approx = knn(q, db, 10, NeighbourConfig(method="faiss"))
     assert recall(approx, exact) > 0.9
+
+
+def test_fasta_queries_are_embedded_at_the_databases_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import phyloclr.embed
+
+    torch.manual_seed(0)
+    spec = EncoderSpec(dim=16, layers=2, max_len=256, dropout=0.0)
+    model = tmp_path / "cnn.pt"
+    save_model(model, build_encoder(spec, PROTEIN.size), PROTEIN, "{}", 0, "tinycnn")
+    records = PROTEOME.read_text().split(">")[1:41]
+    fasta = write(tmp_path / "db.faa", "".join(">" + r for r in records))
+    real, asked = phyloclr.embed.embed_sequences, []
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("precision"))
+        return real(*args, **kwargs)
+
+    for precision in ("bfloat16", "float32"):
+        h5 = tmp_path / f"{precision}.h5"
+        embed_fasta(fasta, h5, model, EmbedConfig(threads=1, precision=precision))
+        monkeypatch.setattr(phyloclr.embed, "embed_sequences", spy)
+        result = search(fasta, h5, config=SearchConfig(top=1))
+        monkeypatch.setattr(phyloclr.embed, "embed_sequences", real)
+        assert asked[-1] == precision
+        assert [r[1] for r in result.rows()] == [r[0] for r in result.rows()]  # itself first

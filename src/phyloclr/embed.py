@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from phyloclr.config import check_literals, config_to_dict
-from phyloclr.devices import resolve_device
+from phyloclr.devices import resolve_device, resolve_precision
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.fsutil import remove_stale_temporaries
 from phyloclr.io import hdf5
@@ -24,7 +24,7 @@ from phyloclr.io.fasta import iter_fasta
 from phyloclr.io.ids import SeenIds
 from phyloclr.io.sequences import SeqRecord, fits_alphabet
 from phyloclr.models.alphabet import Alphabet
-from phyloclr.models.encoders import Encoder
+from phyloclr.models.encoders import Encoder, use_bfloat16
 from phyloclr.models.store import load_model
 from phyloclr.progress import Progress
 
@@ -52,6 +52,7 @@ def embed_sequences(
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
     residues: list[np.ndarray] | None = None,
+    precision: str = "float32",
 ) -> tuple[np.ndarray, int]:
     """Pooled embeddings (N, D) float32 in input order, and how many sequences were windowed.
 
@@ -59,9 +60,32 @@ def embed_sequences(
     overlapping windows whose pooled embeddings are averaged, weighted by residues, never
     truncated. Windows are batched by length under ``batch_tokens``. When ``residues`` is a
     list, per-residue features (L_i, D) float32 are appended to it in input order (averaged
-    where windows overlap).
+    where windows overlap). ``precision`` 'bfloat16' runs the encoder's residue CNNs in
+    bfloat16 (:func:`~phyloclr.models.encoders.use_bfloat16`; everything else stays float32),
+    'auto' does so where ``device`` computes bfloat16 natively
+    (:func:`~phyloclr.devices.resolve_precision`).
     """
+    bf16 = resolve_precision(precision, torch.device(device)) == "bfloat16"
     encoder.eval()
+    use_bfloat16(encoder, bf16)
+    try:
+        return _embed_pieces(encoder, alphabet, seqs, batch_tokens, window, overlap, device,
+                             progress, residues)  # fmt: skip
+    finally:
+        use_bfloat16(encoder, False)
+
+
+def _embed_pieces(
+    encoder: Encoder,
+    alphabet: Alphabet,
+    seqs: Sequence[str],
+    batch_tokens: int,
+    window: int | None,
+    overlap: int,
+    device: str | torch.device,
+    progress: Progress | None,
+    residues: list[np.ndarray] | None,
+) -> tuple[np.ndarray, int]:
     if not encoder.windowed:
         window = max((len(s) for s in seqs), default=1)
     window = window or encoder.spec.max_len
@@ -123,10 +147,15 @@ def embed_sequences(
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    """Settings of an embedding job (saved as JSON in the output file)."""
+    """Settings of an embedding job (saved as JSON in the output file). ``dtype``: how the
+    embeddings are stored; ``precision``: how residue CNNs compute them (float32; bfloat16; or
+    auto: bfloat16 where the device computes it natively, see
+    :func:`~phyloclr.devices.resolve_precision`; the one used is saved as the output's
+    ``precision`` attribute)."""
 
     batch_tokens: int = 32768
     dtype: Literal["float32", "float16"] = "float32"
+    precision: Literal["auto", "float32", "bfloat16"] = "float32"
     per_residue: bool = False
     overlap: int = 128
     part_size: int = 4096
@@ -225,6 +254,7 @@ def embed_fasta(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_model(model_path, device)
+    precision = resolve_precision(cfg.precision, device)
     if cfg.per_residue and not loaded.encoder.per_residue:
         raise ConfigError(
             f"{model_path}: --per-residue needs a residue-level encoder (cnn, transformer); "
@@ -243,6 +273,7 @@ def embed_fasta(
         "fasta_bytes": fasta_path.stat().st_size if fasta_path.exists() else None,
         "model": loaded.weights_sha256,
         "config": config_to_dict(cfg),
+        "precision": precision,
     }
     committed = _open_parts(parts, out_path, manifest, resume)
     done_rows = sum(hdf5.part_rows(p) for p in committed)
@@ -262,7 +293,7 @@ def embed_fasta(
         residues: list[np.ndarray] | None = [] if cfg.per_residue else None
         emb, windowed = embed_sequences(
             loaded.encoder, alphabet, block_seqs, batch_tokens=cfg.batch_tokens,
-            overlap=cfg.overlap, device=device, residues=residues,
+            overlap=cfg.overlap, device=device, residues=residues, precision=precision,
         )  # fmt: skip
         n_windowed += windowed
         hdf5.write_part(
@@ -292,6 +323,7 @@ def embed_fasta(
         ),
         "config": json.dumps({"embed": config_to_dict(cfg), "model": loaded.config}),
         "shard": f"{cfg.shard_index}/{cfg.shard_count}",
+        "precision": precision,
     }
     n = hdf5.merge_parts(
         hdf5.committed_parts(parts), out_path, attrs, loaded.encoder.dim, cfg.dtype,

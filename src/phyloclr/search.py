@@ -155,10 +155,11 @@ def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None
 
 def _queries(
     queries: PathArg, db_model: dict[str, str], db_path: Path, model: PathArg | None,
-    cfg: SearchConfig, progress: Progress | None,
+    cfg: SearchConfig, progress: Progress | None, precision: str = "float32",
 ) -> tuple[list[str], np.ndarray, list[str] | None, slice | None]:  # fmt: skip
     """Query ids, embeddings (Q, D), for a FASTA sequences, and the embedding columns of a
-    residue CNN (``learned_columns``; None for an HDF5 of queries)."""
+    residue CNN (``learned_columns``; None for an HDF5 of queries). FASTA queries are embedded
+    at the database's ``precision``."""
     import h5py
 
     path = Path(queries)
@@ -190,7 +191,8 @@ def _queries(
         torch.set_num_threads(cfg.threads)
     seqs = [r.seq for r in records]
     emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs,
-                             batch_tokens=cfg.batch_tokens, progress=progress)  # fmt: skip
+                             batch_tokens=cfg.batch_tokens, progress=progress,
+                             precision=precision)  # fmt: skip
     return [r.id for r in records], emb, seqs, learned_columns(loaded)
 
 
@@ -225,7 +227,9 @@ def search(
     db_model = _db_model(store.attrs, db_path)
     if cfg.realign and db_fasta is None:
         raise ConfigError("--realign needs --db-fasta (the database's sequences)")
-    qids, qemb, qseqs, learned = _queries(queries, db_model, db_path, model, cfg, progress)
+    precision = str(store.attrs.get("precision", "float32"))  # files before it: float32
+    qids, qemb, qseqs, learned = _queries(queries, db_model, db_path, model, cfg, progress,
+                                          precision)  # fmt: skip
     if cfg.realign and qseqs is None:
         raise ConfigError("--realign needs the queries as FASTA (their sequences)")
     depth = max(cfg.top, cfg.realign_depth) if cfg.realign else cfg.top

@@ -178,11 +178,32 @@ class DilatedCNN(Encoder):
         )
         self.norm = nn.LayerNorm(spec.dim)
 
+    #: run the convolutions and linear layers in bfloat16 (inference only; see
+    #: :func:`use_bfloat16`); the features come back as float32
+    bf16_inference = False
+
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.bf16_inference and not self.training:
+            with torch.autocast(tokens.device.type, dtype=torch.bfloat16):
+                return self._residues(tokens, mask).float()
+        return self._residues(tokens, mask)
+
+    def _residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens)
         for block in self.blocks:
             x = block(x, mask)
         return self.norm(x) * mask.unsqueeze(-1)
+
+
+def use_bfloat16(module: nn.Module, on: bool = True) -> int:
+    """Run every residue CNN inside ``module`` in bfloat16 at inference (k-mer spectra, sketches
+    and pooling stay float32). Returns how many CNNs it set."""
+    n = 0
+    for sub in module.modules():
+        if isinstance(sub, DilatedCNN):
+            sub.bf16_inference = on
+            n += 1
+    return n
 
 
 def _sinusoid(length: int, dim: int) -> torch.Tensor:
