@@ -340,3 +340,20 @@ def test_bfloat16_embeddings_are_close_to_float32_and_recorded(
     monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2"})
     with pytest.raises(InputError, match="different input, model or settings"):
         embed_fasta(fasta, auto, model, EmbedConfig(part_size=10, precision="auto"), resume=True)
+
+
+def test_shards_computed_at_different_precisions_do_not_merge(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phyloclr import devices
+    from phyloclr.embed import merge_shards
+
+    fasta, _, _ = _fasta(tmp_path / "in.fa", 12)
+    shards = []
+    for i, flags in enumerate(({"amx_bf16"}, {"avx2"})):  # 'auto' on two kinds of machine
+        monkeypatch.setattr(devices, "_cpu_flags", lambda flags=flags: flags)
+        shards.append(tmp_path / f"s{i}.h5")
+        embed_fasta(fasta, shards[-1], model,
+                    EmbedConfig(precision="auto", shard_index=i, shard_count=2))  # fmt: skip
+    with pytest.raises(InputError, match="different models or settings"):
+        merge_shards(shards, tmp_path / "merged.h5")

@@ -526,3 +526,23 @@ def test_fit_idf_with_pairs_uses_homology_weights(seeds) -> None:
     assert np.allclose(enc.mean.numpy(), np.asarray(x.mean(0)).ravel(), atol=1e-6)
     with pytest.raises(ConfigError, match="kmer_weights"):
         ModelConfig(encoder="cnn", kmer_weights="homology")
+
+
+@pytest.mark.parametrize("word", [3, "11011", "1101"])
+@pytest.mark.parametrize("chunk", [1, 50, 1 << 21])
+def test_spectrum_counts_match_counting_each_sequence_alone(word, chunk) -> None:
+    """Counting many sequences at once (joined, in chunks) gives each one's own counts: no
+    k-mer spans two sequences, letters outside the alphabet (and NUL, 0xFF, non-ASCII) break
+    windows, empty and short sequences give empty rows, rows' columns are sorted."""
+    from phyloclr.kmers import kmer_counts, reduced_index
+
+    rng = np.random.default_rng(1)
+    letters = list("ACDEFGHIKLMNPQRSTVWYXBZ*-acdé\0\xff")
+    seqs = ["".join(rng.choice(letters, int(rng.integers(0, 30)))) for _ in range(400)]
+    seqs += ["", "A", "AC", "ACDEFGHIK" * 20]
+    for alphabet in ("murphy10", "protein"):
+        index, size = reduced_index(alphabet)
+        got = spectrum_counts(seqs, word, alphabet, chunk=chunk)
+        want = np.stack([kmer_counts(s, word, index, size) for s in seqs])
+        assert got.dtype == np.float32 and np.array_equal(got.toarray(), want)
+        assert got.has_sorted_indices

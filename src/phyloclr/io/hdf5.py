@@ -227,6 +227,7 @@ def _ordered_shards(shards: Sequence[Path], handles: list[Any]) -> list[Any]:
         index, count = (int(x) for x in str(f.attrs.get("shard", "0/1")).split("/"))
         config = json.loads(f.attrs["config"])
         config["embed"].pop("shard_index", None)
+        config["precision"] = str(f.attrs.get("precision", "float32"))  # as computed
         infos.append((index, count, f.attrs["model"], json.dumps(config, sort_keys=True)))
     counts = {i[1] for i in infos}
     if len(counts) != 1 or sorted(i[0] for i in infos) != list(range(counts.pop())):
