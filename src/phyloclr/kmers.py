@@ -103,7 +103,8 @@ def spectrum_counts(
     while start < len(seqs):
         stop = start + 1
         total = int(lengths[start])
-        while stop < len(seqs) and total + lengths[stop] <= chunk:
+        # (row, key) pairs stay within int64: rows < 2^20, widths ≤ 20^8
+        while stop < len(seqs) and total + lengths[stop] <= chunk and stop - start < 1 << 20:
             total += int(lengths[stop])
             stop += 1
         rows, keys = _chunk_keys(seqs[start:stop], index, offsets, powers)

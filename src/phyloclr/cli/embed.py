@@ -37,7 +37,7 @@ def embed(
         str,
         typer.Option(
             help="How residue CNNs compute: float32, bfloat16, or auto (bfloat16 where the CPU "
-            "or GPU has it natively; 1.36x faster end to end on such a CPU, same mAP)."
+            "or GPU has it natively; 1.4-1.6x faster on such a CPU, the same mAP)."
         ),
     ] = "float32",
     per_residue: Annotated[
