@@ -38,16 +38,27 @@ def kmer_keys(
     of ``seq``; windows holding a letter outside the alphabet (code < 0) are skipped. ``k`` may
     be a spaced pattern ('110111'): the word is then the letters under its 1s (spaced words
     match across a substitution at a 0, as homology search seeds do)."""
-    offsets = word_offsets(k)
-    span = int(offsets[-1]) + 1
-    codes = index[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-    if len(codes) < span:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view(codes, span)
-    if len(offsets) < span:
-        windows = windows[:, offsets]
-    pos = np.flatnonzero((windows >= 0).all(1))
-    return (windows[pos] * (size ** np.arange(len(offsets) - 1, -1, -1))).sum(1), pos
+    raw = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
+    ok, keys = _window_keys(index[raw], word_offsets(k), size)
+    pos = np.flatnonzero(ok)
+    return keys[pos], pos
+
+
+def _window_keys(
+    codes: np.ndarray, offsets: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every window start of ``codes`` (letter codes, < 0 outside the alphabet): whether
+    the letters at ``offsets`` are all in the alphabet, and their key (base ``size``, first
+    letter most significant); (W,) bool and (W,) int64, W = len(codes) − span + 1 ≥ 0."""
+    n_win = max(len(codes) - int(offsets[-1]), 0)
+    ok = np.ones(n_win, dtype=bool)
+    keys = np.zeros(n_win, dtype=np.int64)
+    for off, power in zip(offsets.tolist(), (size ** np.arange(len(offsets))[::-1]).tolist(),
+                          strict=True):  # fmt: skip
+        letter = codes[off : off + n_win]
+        ok &= letter >= 0
+        keys += letter * np.int64(power)
+    return ok, keys
 
 
 def kmer_counts(seq: str, k: int | str, index: np.ndarray, size: int) -> np.ndarray:
@@ -93,7 +104,6 @@ def spectrum_counts(
 
     index, size = reduced_index(alphabet)
     offsets = word_offsets(k)
-    powers = size ** np.arange(len(offsets) - 1, -1, -1, dtype=np.int64)
     width = size ** word_weight(k)
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     row_nnz = np.zeros(len(seqs), dtype=np.int64)
@@ -107,7 +117,7 @@ def spectrum_counts(
         while stop < len(seqs) and total + lengths[stop] <= chunk and stop - start < 1 << 20:
             total += int(lengths[stop])
             stop += 1
-        rows, keys = _chunk_keys(seqs[start:stop], index, offsets, powers)
+        rows, keys = _chunk_keys(seqs[start:stop], index, offsets, size)
         uniq, counts = _unique_counts(rows * width + keys)
         row_nnz[start:stop] = np.bincount(uniq // width, minlength=stop - start)
         cols.append(uniq % width)
@@ -120,28 +130,18 @@ def spectrum_counts(
 
 
 def _chunk_keys(
-    seqs: Sequence[str], index: np.ndarray, offsets: np.ndarray, powers: np.ndarray
+    seqs: Sequence[str], index: np.ndarray, offsets: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row (within ``seqs``) and key of every k-mer of ``seqs`` that holds only letters of the
     alphabet (as :func:`kmer_keys`): the sequences joined by byte 255, which no ASCII encoding
     yields and no alphabet holds, so that no valid window crosses from one into the next."""
-    span = int(offsets[-1]) + 1
     joined = b"\xff".join(s.encode("ascii", "replace") for s in seqs)
     raw = np.frombuffer(joined, dtype=np.uint8)
-    codes = index[raw]
-    n_win = len(codes) - span + 1
-    if n_win <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    ok = np.ones(n_win, dtype=bool)
-    keys = np.zeros(n_win, dtype=np.int64)
-    for off, power in zip(offsets.tolist(), powers.tolist(), strict=True):
-        letter = codes[off : off + n_win]
-        ok &= letter >= 0
-        keys += letter * power
-    for off in sorted(set(range(span)) - set(offsets.tolist())):  # a spaced word's gaps
-        ok &= raw[off : off + n_win] != 255
+    ok, keys = _window_keys(index[raw], offsets, size)
+    for off in sorted(set(range(int(offsets[-1]) + 1)) - set(offsets.tolist())):
+        ok &= raw[off : off + len(ok)] != 255  # a spaced word's gaps must not hold a junction
     # a valid window's row: the separators before it
-    return np.cumsum(raw[:n_win] == 255)[ok], keys[ok]
+    return np.cumsum(raw[: len(ok)] == 255)[ok], keys[ok]
 
 
 def _unique_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

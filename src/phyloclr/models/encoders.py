@@ -195,15 +195,12 @@ class DilatedCNN(Encoder):
         return self.norm(x) * mask.unsqueeze(-1)
 
 
-def use_bfloat16(module: nn.Module, on: bool = True) -> int:
+def use_bfloat16(module: nn.Module, on: bool = True) -> None:
     """Run every residue CNN inside ``module`` in bfloat16 at inference (k-mer spectra, sketches
-    and pooling stay float32). Returns how many CNNs it set."""
-    n = 0
+    and pooling stay float32)."""
     for sub in module.modules():
         if isinstance(sub, DilatedCNN):
             sub.bf16_inference = on
-            n += 1
-    return n
 
 
 def _sinusoid(length: int, dim: int) -> torch.Tensor:
