@@ -366,6 +366,44 @@ def test_exact_neighbours_match_brute_force_in_any_block_size() -> None:
     assert knn(q, db[:2], 10)[1].shape == (37, 2)
 
 
+def test_ivf_neighbours_are_exact_when_every_cell_is_probed() -> None:
+    rng = np.random.default_rng(2)
+    db = rng.normal(size=(800, 24)).astype(np.float16)  # stays float16: scored in chunks
+    db[5] = 0  # a zero row scores 0 against everything, as in exact search
+    q = rng.normal(size=(41, 24))
+    for queries, exclude in ((q, None), (db, np.arange(len(db)))):
+        se, ie = knn(queries, db, 7, NeighbourConfig(method="exact"), exclude=exclude)
+        cfg = NeighbourConfig(method="ivf", ivf_cells=9, ivf_probe=9, block=16)
+        si, ii = knn(queries, db, 7, cfg, exclude=exclude)
+        assert np.array_equal(ii, ie)
+        assert np.allclose(si, se, atol=1e-5)
+    # fewer database rows than k: every row, best first, none missing
+    s, i = knn(q, db[:3], 10, NeighbourConfig(method="ivf"))
+    assert i.shape == (41, 3) and (np.sort(i, axis=1) == np.arange(3)).all()
+    assert (np.diff(s, axis=1) <= 0).all()
+
+
+def test_ivf_neighbours_recall_exact_on_clustered_rows() -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(60, 48))
+    db = centres[rng.integers(0, 60, 6000)] + 0.6 * rng.normal(size=(6000, 48))
+    _, exact = knn(db, db, 20, NeighbourConfig(method="exact"), exclude=np.arange(6000))
+    few = knn(db, db, 20, NeighbourConfig(method="ivf", ivf_probe=1), exclude=np.arange(6000))
+    many = knn(db, db, 20, NeighbourConfig(method="ivf", ivf_probe=12), exclude=np.arange(6000))
+    assert recall(many[1], exact) > 0.97
+    assert recall(few[1], exact) < recall(many[1], exact)  # the probe is what buys recall
+    assert not (many[1] == np.arange(6000)[:, None]).any()
+    # bfloat16 products (emulated where the CPU lacks them) find nearly the same neighbours
+    cfg = NeighbourConfig(method="ivf", ivf_probe=12, precision="bfloat16")
+    half = knn(db[:300], db, 20, cfg, exclude=np.arange(300))
+    assert recall(half[1], many[1][:300]) > 0.95
+    assert np.abs(half[0] - many[0][:300]).max() < 0.02
+    with pytest.raises(ConfigError, match="ivf_probe"):
+        NeighbourConfig(method="ivf", ivf_probe=0)
+    with pytest.raises(ConfigError, match="precision"):
+        NeighbourConfig(precision="float16")
+
+
 @pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
 def test_faiss_neighbours_recall_exact() -> None:
     rng = np.random.default_rng(1)

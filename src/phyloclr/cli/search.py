@@ -62,7 +62,11 @@ def search(
         ),
     ] = 0.05,
     method: Annotated[
-        str, typer.Option(help="auto, exact or faiss (approximate, large databases).")
+        str,
+        typer.Option(
+            help="auto, exact, ivf (approximate: k-means cells scored exactly; large "
+            "databases) or faiss (approximate: an HNSW graph)."
+        ),
     ] = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
 ) -> None:
