@@ -79,6 +79,20 @@ def test_hdf5_queries_give_the_same_hits_as_fasta(db, tmp_path: Path) -> None:
     assert [x[2] for x in ra] == pytest.approx([x[2] for x in rb], abs=1e-6)
 
 
+def test_ivf_search_from_the_command_line(db, tmp_path: Path) -> None:
+    out, exact = tmp_path / "ivf.tsv", tmp_path / "exact.tsv"
+    for path, method in ((out, "ivf"), (exact, "exact")):
+        args = ["search", str(db["queries"]), "--db", str(db["h5"]), "--out", str(path),
+                "--top", "5", "--method", method]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert '"method": "ivf"' in out.read_text().splitlines()[0]
+    got, want = _hits(out), _hits(exact)
+    assert (got["query"] == got["target"])[got["rank"] == 1].all()  # each finds itself first
+    pairs = set(zip(got["query"], got["target"], strict=True))
+    assert len(pairs & set(zip(want["query"], want["target"], strict=True))) >= 0.8 * len(want)
+
+
 def test_min_score_above_every_hit_gives_an_empty_table(db, tmp_path: Path) -> None:
     out = tmp_path / "none.tsv"
     result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["h5"]),
