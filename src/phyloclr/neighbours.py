@@ -171,11 +171,11 @@ def _unit(x: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Cells:
-    """A coarse k-means of unit rows in a PCA space: mean (D,), projection (D, p), centroids
-    (C, p)."""
+    """A coarse k-means of unit rows in a PCA space: mean (D,), projection (D, p) or None (the
+    rows themselves, p = D), centroids (C, p)."""
 
     mean: np.ndarray
-    proj: np.ndarray
+    proj: np.ndarray | None
     centroids: np.ndarray
 
     def assign(self, x: np.ndarray, norms: np.ndarray, block: int) -> np.ndarray:
@@ -184,7 +184,9 @@ class _Cells:
         c2 = (self.centroids**2).sum(1)
         for a in range(0, len(x), block):
             rows = np.arange(a, min(a + block, len(x)))
-            z = (_unit(x, norms, rows) - self.mean) @ self.proj
+            z = _unit(x, norms, rows) - self.mean
+            if self.proj is not None:
+                z = z @ self.proj
             out[rows] = np.argmin(c2[None, :] - 2.0 * z @ self.centroids.T, axis=1)
         return out
 
@@ -201,8 +203,7 @@ def _fit_cells(d: np.ndarray, norms: np.ndarray, cells: int, cfg: NeighbourConfi
     sample = np.sort(rng.choice(len(d), size, replace=False))
     xs = _unit(d, norms, sample)
     if cfg.ivf_dims == 0 or cfg.ivf_dims >= xs.shape[1]:  # k-means of the unit rows themselves
-        mean, proj = np.zeros(xs.shape[1], np.float32), np.eye(xs.shape[1], dtype=np.float32)
-        z = xs
+        mean, proj, z = np.zeros(xs.shape[1], np.float32), None, xs
     else:
         mean = xs.mean(0)
         xs -= mean
@@ -278,6 +279,7 @@ def _score(
     chunk = max(block, (256 << 20) // (4 * d.shape[1]))
     best_s = np.full((len(who), k), -np.inf, np.float32)
     best_i = np.full((len(who), k), -1, np.int64)
+    total, done = len(who) * -(-len(cand) // chunk), 0  # query blocks × row chunks
     for a in range(0, len(cand), chunk):
         rows = cand[a : a + chunk]
         block_d = _unit(d, norm_d, rows)
@@ -291,8 +293,9 @@ def _score(
             best_s[b : b + block], best_i[b : b + block] = _merge(
                 best_s[b : b + block], best_i[b : b + block], sims, rows, k
             )
-        if progress is not None:
-            progress("searching", min(a + chunk, len(cand)), len(cand))
+            done += len(qb)
+            if progress is not None:
+                progress("searching", done, total)
     order = np.lexsort((best_i, -best_s), axis=1)  # best first, ties by row
     return np.take_along_axis(best_s, order, axis=1), np.take_along_axis(best_i, order, axis=1)
 
