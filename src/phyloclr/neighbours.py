@@ -67,9 +67,8 @@ class NeighbourConfig:
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """(N, D) → (N, D) float32 rows of unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+    x = np.asarray(x)
+    return _unit(x, _row_norms(x, 65536), np.arange(len(x)))
 
 
 def have_faiss() -> bool:
@@ -150,7 +149,7 @@ def _exact(
 
 
 def _row_norms(x: np.ndarray, block: int) -> np.ndarray:
-    """(N,) float32 row lengths, at least 1e-12 (as :func:`unit_rows`), ``block`` rows at a
+    """(N,) float32 row lengths, at least 1e-12 (zero rows stay zero), ``block`` rows at a
     time."""
     import torch
 
@@ -163,7 +162,7 @@ def _row_norms(x: np.ndarray, block: int) -> np.ndarray:
 
 def _unit(x: np.ndarray, norms: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(len(rows), D) float32 unit rows of ``x`` (any dtype; converted by torch, several times
-    faster than NumPy from float16), the same numbers as :func:`unit_rows`."""
+    faster than NumPy from float16); :func:`unit_rows` is this of every row."""
     import torch
 
     picked = torch.from_numpy(np.ascontiguousarray(x[rows])).float()
