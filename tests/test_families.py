@@ -221,9 +221,10 @@ def test_famsa_takes_selenocysteine_and_keeps_it(tmp_path: Path) -> None:
         SeqRecord("b", "MKVLCAGHWTRE"),
         SeqRecord("c", "MKOLCAAGHWTRE"),
     ]
-    rows = [r.aligned for r in align_famsa(recs, threads=1)]
-    assert [row.replace("-", "") for row in rows] == [r.seq for r in recs]
-    assert len({len(row) for row in rows}) == 1
+    for refine in (True, False):  # FAMSA's refinement on (its default) and off
+        rows = [r.aligned for r in align_famsa(recs, threads=1, refine=refine)]
+        assert [row.replace("-", "") for row in rows] == [r.seq for r in recs]
+        assert len({len(row) for row in rows}) == 1
 
 
 def test_search_settings_take_every_field_from_the_families_config() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,41 @@ def test_mmseqs_mode_follows_the_method() -> None:
     assert modes == ["search", "cluster", "linclust"]
     with pytest.raises(ConfigError, match="mode"):
         MmseqsSettings(mode="easy-cluster")
+
+
+@needs_mmseqs
+def test_rejoin_searches_members_against_representatives(protein: Path, tmp_path: Path) -> None:
+    """After the cascade, every sequence searched against the representatives: its hits land
+    on representatives (row numbers of the whole corpus), never join two eggNOG groups, and
+    are added to the cascade's member–representative edges."""
+    from Bio import SeqIO
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:3]
+    seqs = [str(r.seq).replace("-", "") for f in files for r in list(SeqIO.parse(f, "fasta"))[:12]]
+    group = np.array([i // 12 for i in range(len(seqs))])
+    plain = MmseqsSettings(mode="cluster")
+    rep, member = search_edges(seqs, "protein", plain, tmp_path / "plain", threads=1)
+    joined = replace(plain, rejoin=4.0)
+    q, t = search_edges(seqs, "protein", joined, tmp_path / "joined", threads=1)
+    cascade = set(zip(rep.tolist(), member.tolist(), strict=True))
+    both = set(zip(q.tolist(), t.tolist(), strict=True))
+    assert cascade <= both
+    table = np.loadtxt(tmp_path / "joined" / "clusters.tsv", delimiter="\t", dtype=np.int64)
+    hq, ht = parse_hits(tmp_path / "joined" / "rejoin.tsv", joined)
+    assert len(hq) >= len(seqs) // 2  # most members find a representative
+    assert set(ht.tolist()) <= set(table[:, 0].tolist())  # targets: representatives' rows
+    assert all(group[a] == group[b] for a, b in both)  # no edge between two groups
+    assert plain.key(seqs) != joined.key(seqs)
+    assert replace(joined, rejoin=0.0).key(seqs) == plain.key(seqs)
+
+
+def test_rejoin_is_checked_and_only_follows_the_cascade() -> None:
+    from phyloclr.families.build import mmseqs_settings
+
+    with pytest.raises(ConfigError, match="rejoin"):
+        FamiliesConfig(denovo_method="mmseqs-cluster", denovo_mmseqs_rejoin=9.0)
+    with pytest.raises(ConfigError, match="rejoin"):
+        MmseqsSettings(mode="cluster", rejoin=0.5)
+    on = {m: mmseqs_settings(FamiliesConfig(denovo_method=m, denovo_mmseqs_rejoin=4.0)).rejoin
+          for m in ("mmseqs", "mmseqs-cluster", "mmseqs-linclust")}  # fmt: skip
+    assert on == {"mmseqs": 0.0, "mmseqs-cluster": 4.0, "mmseqs-linclust": 0.0}

@@ -23,11 +23,16 @@ def available_threads(requested: int = 0) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def align_famsa(records: Sequence[SeqRecord], threads: int = 0) -> list[SeqRecord]:
-    """Align unaligned records with FAMSA; returns the records with ``aligned`` rows set."""
+def align_famsa(
+    records: Sequence[SeqRecord], threads: int = 0, refine: bool = True
+) -> list[SeqRecord]:
+    """Align unaligned records with FAMSA; returns the records with ``aligned`` rows set.
+    ``refine``: FAMSA's iterative refinement (its default: on up to 1,000 sequences); off
+    aligns families of 10–1,000 members two to three times faster."""
     if len(records) == 1:
         return [SeqRecord(records[0].id, records[0].seq, records[0].description, records[0].seq)]
-    aligner = pyfamsa.Aligner(threads=available_threads(threads), guide_tree="upgma")
+    aligner = pyfamsa.Aligner(threads=available_threads(threads), guide_tree="upgma",
+                              refine=None if refine else False)  # fmt: skip
     keys = [str(i).encode() for i in range(len(records))]  # ids may hold any character
     msa = aligner.align(
         pyfamsa.Sequence(k, r.seq.upper().translate(_FAMSA_SAFE).encode())

@@ -341,7 +341,8 @@ def mmseqs_settings(cfg: FamiliesConfig) -> MmseqsSettings:
     """The MMseqs2 search settings a families config asks for (its ``denovo_mmseqs_*``, else
     ``denovo_*`` fields; the mode from its ``denovo_method``)."""
     settings = _settings_of(MmseqsSettings, cfg, ("denovo_mmseqs_", "denovo_"))
-    return replace(settings, mode=MMSEQS_METHODS.get(cfg.denovo_method, "search"))
+    mode = MMSEQS_METHODS.get(cfg.denovo_method, "search")
+    return replace(settings, mode=mode, rejoin=settings.rejoin if mode == "cluster" else 0.0)
 
 
 def _split_corpus(

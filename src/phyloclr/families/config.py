@@ -37,9 +37,15 @@ class FamiliesConfig:
       then searches of the representatives up to that sensitivity) and 'mmseqs-linclust': its
       linear-time clustering alone (close homologs only), both as connected components under
       the same E-value and coverage. Otherwise DNA corpora use nhmmer.
+    denovo_mmseqs_rejoin: with 'mmseqs-cluster', the sensitivity (``-s``) of a search of every
+      sequence against the clusters' representatives whose hits join clusters under the same
+      edge rule (0 = none): the cascade loses pairs whose representatives do not align.
     max_family_size: de novo families above this many members are split by k-mer similarity
       (:mod:`phyloclr.families.split`; 0 = never): connected components chain into giants
       whose MSAs and n² distances dominate a large build.
+    align_refine: FAMSA's iterative refinement of de novo families' alignments (FAMSA's default,
+      on up to 1,000 members); off aligns a corpus's families about twice as fast, the
+      distances barely move (benchmarks/RESULTS.md, "Family engines at corpus scale").
     workers: processes for the prefilter search and for aligning de novo families (FAMSA, one
       thread each; 0 = every core this process may use).
     """
@@ -61,12 +67,14 @@ class FamiliesConfig:
     denovo_max_kmer_ratio: float = 5.0
     denovo_mmseqs_sensitivity: float = 5.7
     denovo_mmseqs_max_seqs: int = 300
+    denovo_mmseqs_rejoin: float = 0.0
     max_family_size: int = 0
     workers: int = 0
     distance_model: Literal["auto", "p", "jc69", "poisson", "kimura"] = "auto"
     max_distance: float = 5.0
     build_nj: bool = False
     align_unaligned: bool = True
+    align_refine: bool = True
     threads: int = 0
 
     def __post_init__(self) -> None:
@@ -87,6 +95,8 @@ class FamiliesConfig:
             raise ConfigError("denovo_min_coverage must lie in [0, 1]")
         if not 1.0 <= self.denovo_mmseqs_sensitivity <= 7.5:
             raise ConfigError("denovo_mmseqs_sensitivity must lie in [1, 7.5]")
+        if self.denovo_mmseqs_rejoin and not 1.0 <= self.denovo_mmseqs_rejoin <= 7.5:
+            raise ConfigError("denovo_mmseqs_rejoin must be 0 (none) or lie in [1, 7.5]")
         if self.denovo_mmseqs_max_seqs < 1:
             raise ConfigError("denovo_mmseqs_max_seqs must be ≥ 1")
         if not 2 <= self.denovo_prefilter_k <= 12:

@@ -50,7 +50,7 @@ def compute_distances(fam: Family, cfg: FamiliesConfig, hmm: plan7.HMM | None = 
             fam.records = align_hmm(hmm, fam.records)
             fam.alignment_origin = "hmmalign"
         else:
-            fam.records = align_famsa(fam.records, cfg.threads)
+            fam.records = align_famsa(fam.records, cfg.threads, cfg.align_refine)
             fam.alignment_origin = "famsa"
     result = msa_distances(fam.rows, fam.alphabet, cfg.distance_model, cfg.max_distance)
     fam.distances = result.matrix.astype(np.float32)
