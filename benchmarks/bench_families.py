@@ -245,6 +245,7 @@ def child(fasta: str, workers: int, method: str, settings: dict[str, object]) ->
     print(json.dumps({
         "wall_s": round(time.perf_counter() - t0, 1),
         "homology_s": round(marks.get("distances", float("nan")), 1),
+        "stage_starts_s": {k: round(v, 1) for k, v in marks.items()},
         "families": len(sizes), "non_singleton": int((sizes > 1).sum()),
         "largest": int(sizes.max()), "in_families_of_2plus": int(sizes[sizes > 1].sum()),
     }))  # fmt: skip

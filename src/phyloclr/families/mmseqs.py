@@ -222,7 +222,11 @@ def _search(
         run_mmseqs(binary, args, args[0], hold)
         part.replace(out)
     if settings.mode == "cluster" and settings.rejoin:
+        if progress is not None:
+            progress("mmseqs rejoin", 0, 1)
         _rejoin(binary, settings, work_dir, threads, hold)
+        if progress is not None:
+            progress("mmseqs rejoin", 1, 1)
     if progress is not None:
         progress(stage, 3, 3)
 
