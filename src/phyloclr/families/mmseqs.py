@@ -9,8 +9,9 @@ modes run with ``--cluster-mode 1`` (connected components) and the edges are the
 member–representative pairs. The cascade loses the pairs of two clusters whose representatives
 do not align although their members do; with ``rejoin`` > 0 every sequence is then searched
 against the representatives (``-s rejoin``, at most :data:`REJOIN_MAX_SEQS` alignments a
-query) and the hits that pass the edge rule are edges too: on the pooled eggNOG groups this
-lifts the cascade's ARI from 0.986 to 0.997, the all-against-all search's (benchmarks/RESULTS.md).
+query) and the hits that pass the edge rule are edges too: on the pooled eggNOG groups
+``rejoin = 4`` lifts the cascade's ARI from 0.973 (``-s 5.7``) to 0.997, the prefilter's, but
+that search grows as N^1.17 (benchmarks/RESULTS.md, "Rejoining the cascade's clusters").
 
 The edge rule is the prefilter's (:mod:`phyloclr.families.homology`): a hit with E ≤ ``evalue``
 whose alignment covers at least ``min_coverage`` of both sequences (MMseqs2 ``-c`` with
