@@ -15,6 +15,8 @@ process tree's memory is sampled (peak summed PSS, peak largest RSS):
     python benchmarks/bench_families.py scale --fasta corpus.fasta --sizes 20000,50000 \\
         --out families.jsonl [--workers 2]
 
+(each row also holds ``stage_starts_s``: the seconds at which each progress stage began).
+
 Engines on a protein development set (benchmarks/protein_devsets.py): the de novo families of
 its corpus by each engine (the prefilter, MMseqs2), scored against the set's labels: the share
 of same-label pairs that land in one family (recall) and of same-family pairs with one label
