@@ -91,7 +91,13 @@ def parse_settings(pairs: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
     for pair in pairs:
         field, _, value = pair.partition("=")
-        out[field] = yaml.safe_load(value)
+        loaded = yaml.safe_load(value)
+        if isinstance(loaded, str):  # YAML reads 1e-5 as text: a number if it is one
+            try:
+                loaded = float(loaded)
+            except ValueError:
+                pass
+        out[field] = loaded
     FamiliesConfig(**out)  # type: ignore[arg-type]  # a bad field or value fails here
     return out
 
