@@ -41,6 +41,7 @@ Each result is one JSON line appended to ``--out``; a row already there is skipp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import subprocess
@@ -93,10 +94,8 @@ def parse_settings(pairs: list[str]) -> dict[str, object]:
         field, _, value = pair.partition("=")
         loaded = yaml.safe_load(value)
         if isinstance(loaded, str):  # YAML reads 1e-5 as text: a number if it is one
-            try:
+            with contextlib.suppress(ValueError):
                 loaded = float(loaded)
-            except ValueError:
-                pass
         out[field] = loaded
     FamiliesConfig(**out)  # type: ignore[arg-type]  # a bad field or value fails here
     return out
