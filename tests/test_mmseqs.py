@@ -154,3 +154,21 @@ def test_rejoin_is_checked_and_only_follows_the_cascade() -> None:
     on = {m: mmseqs_settings(FamiliesConfig(denovo_method=m, denovo_mmseqs_rejoin=4.0)).rejoin
           for m in ("mmseqs", "mmseqs-cluster", "mmseqs-linclust")}  # fmt: skip
     assert on == {"mmseqs": 0.0, "mmseqs-cluster": 4.0, "mmseqs-linclust": 0.0}
+
+
+@needs_mmseqs
+def test_rejoin_searches_nucleotides_too(tmp_path: Path) -> None:
+    """The rejoining search of a DNA corpus is a nucleotide search (it failed without
+    ``--search-type 3``), and its edges keep three diverged groups apart."""
+    rng = np.random.default_rng(0)
+    seqs = []
+    for _ in range(3):
+        base = rng.choice(list("ACGT"), 600)
+        for _ in range(6):
+            hit = rng.random(600) < 0.08
+            seqs.append("".join(np.where(hit, rng.choice(list("ACGT"), 600), base)))
+    settings = MmseqsSettings(mode="cluster", rejoin=4.0)
+    q, t = search_edges(seqs, "dna", settings, tmp_path / "w", threads=1)
+    hq, _ = parse_hits(tmp_path / "w" / "rejoin.tsv", settings)
+    assert len(hq) > 0 and len(q) > 0
+    assert all(a // 6 == b // 6 for a, b in zip(q.tolist(), t.tolist(), strict=True))

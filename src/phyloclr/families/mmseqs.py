@@ -34,7 +34,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ BINARY_ENV = "PHYLOCLR_MMSEQS"
 MODES = ("search", "cluster", "linclust")
 #: alignments a query gets in the rejoining search against the representatives
 REJOIN_MAX_SEQS = 20
+#: the ``convertalis`` columns that :func:`parse_hits` reads
+HIT_COLUMNS = "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen"
 
 
 class MmseqsError(PhyloclrError, RuntimeError):
@@ -215,9 +217,8 @@ def _search(
     if not out.exists():
         part = out.with_suffix(".part")
         if settings.mode == "search":
-            columns = "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen"
             args = ["convertalis", str(db), str(db), str(aln), str(part),
-                    "--format-output", columns, "-v", "1"]  # fmt: skip
+                    "--format-output", HIT_COLUMNS, "-v", "1"]  # fmt: skip
         else:
             args = ["createtsv", str(db), str(db), str(aln), str(part), "-v", "1"]
         run_mmseqs(binary, args, args[0], hold)
@@ -225,14 +226,16 @@ def _search(
     if settings.mode == "cluster" and settings.rejoin:
         if progress is not None:
             progress("mmseqs rejoin", 0, 1)
-        _rejoin(binary, settings, work_dir, threads, hold)
+        _rejoin(binary, settings, alphabet, work_dir, threads, hold)
         if progress is not None:
             progress("mmseqs rejoin", 1, 1)
     if progress is not None:
         progress(stage, 3, 3)
 
 
-def _rejoin(binary: str, settings: MmseqsSettings, work_dir: Path, threads: int, hold: int) -> None:
+def _rejoin(
+    binary: str, settings: MmseqsSettings, alphabet: str, work_dir: Path, threads: int, hold: int
+) -> None:
     """Search every sequence against the clusters' representatives → ``rejoin.tsv`` (the
     columns of ``hits.tsv``; targets are row numbers of the whole corpus)."""
     out = work_dir / "rejoin.tsv"
@@ -246,14 +249,14 @@ def _rejoin(binary: str, settings: MmseqsSettings, work_dir: Path, threads: int,
         run_mmseqs(binary, ["createsubdb", str(listed), str(db), str(reps), "--id-mode", "1",
                             "-v", "1"], "createsubdb", hold)  # fmt: skip
     if not Path(f"{aln}.dbtype").exists():
-        args = ["search", str(db), str(reps), str(aln), str(work_dir / "tmp_rejoin"),
-                "-e", f"{settings.evalue:g}", "-c", f"{settings.min_coverage:g}",
-                "--cov-mode", "0", "-s", f"{settings.rejoin:g}", "--max-seqs",
-                str(REJOIN_MAX_SEQS), "--threads", str(max(1, threads)), "-v", "1"]  # fmt: skip
-        run_mmseqs(binary, args, "search (rejoin)", hold)
+        search = replace(settings, mode="search", sensitivity=settings.rejoin,
+                         max_seqs=REJOIN_MAX_SEQS)  # fmt: skip
+        args = ["search", str(db), str(reps), str(aln), str(work_dir / "tmp_rejoin")]
+        run_mmseqs(binary, args + _workflow_args(search, alphabet, threads), "search (rejoin)",
+                   hold)  # fmt: skip
     part = out.with_suffix(".part")
     args = ["convertalis", str(db), str(reps), str(aln), str(part), "--format-output",
-            "query,target,evalue,qstart,qend,qlen,tstart,tend,tlen", "-v", "1"]  # fmt: skip
+            HIT_COLUMNS, "-v", "1"]  # fmt: skip
     run_mmseqs(binary, args, "convertalis (rejoin)", hold)
     part.replace(out)
 
