@@ -44,7 +44,7 @@ import sys
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,13 +112,10 @@ SETS = (
 #: the sets above: the next most frequent genera of each marker (no record in common with the
 #: development sets) and a fourth rank of the 23S genes
 HELDOUT = (
-    DevSet("heldout_18s_genera", "SSURef_93.fasta", r"\b18S\b", r"mitochondri|chloroplast", 20,
-           100, 1400, skip=25),
-    DevSet("heldout_28s_genera", "LSURef_93.fasta", r"\b(25S|26S|28S)\b",
-           r"mitochondri|chloroplast|\b23S\b", 10, 100, 1500, skip=10),
-    DevSet("heldout_23s_genera", "LSURef_93.fasta", r"\b23S\b", r"\b(25S|26S|28S)\b", 8, 100,
-           2000, skip=8),
-)  # fmt: skip
+    replace(SETS[0], name="heldout_18s_genera", top=20, skip=25),
+    replace(SETS[1], name="heldout_28s_genera", skip=10),
+    replace(SETS[2], name="heldout_23s_genera", skip=8),
+)
 TIMING = DevSet("rrna_18s_5000", "SSURef_93.fasta", r"\b18S\b", r"mitochondri|chloroplast", 170,
                 80, 1400)  # fmt: skip
 
