@@ -93,6 +93,24 @@ def test_ivf_search_from_the_command_line(db, tmp_path: Path) -> None:
     assert len(pairs & set(zip(want["query"], want["target"], strict=True))) >= 0.8 * len(want)
 
 
+def test_a_float16_database_is_searched_in_float16(db, tmp_path: Path) -> None:
+    """A float16 file is held as float16 (half the memory of float32) and gives the hits of
+    its float32 values."""
+    from phyloclr.io.hdf5 import read_embeddings
+
+    half = tmp_path / "half.h5"
+    embed_fasta(db["fasta"], half, db["model"], EmbedConfig(threads=1, dtype="float16"))
+    native, wide = read_embeddings(half, native=True), read_embeddings(half)
+    assert native.embeddings.dtype == np.float16 and wide.embeddings.dtype == np.float32
+    assert read_embeddings(db["h5"], native=True).embeddings.dtype == np.float32
+    result = search(db["queries"], half, config=SearchConfig(top=4))
+    assert result.db_embeddings is not None and result.db_embeddings.dtype == np.float16
+    q = read_embeddings(half, only=set(result.query_ids))  # the queries are the first rows
+    scores, index = knn(q.embeddings, wide.embeddings, 4)
+    assert np.array_equal(result.index, index)
+    assert result.scores == pytest.approx(scores, abs=2e-3)  # queries embedded, not rounded
+
+
 def test_min_score_above_every_hit_gives_an_empty_table(db, tmp_path: Path) -> None:
     out = tmp_path / "none.tsv"
     result = runner.invoke(app, ["search", str(db["queries"]), "--db", str(db["h5"]),

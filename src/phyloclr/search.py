@@ -223,7 +223,7 @@ def search(
     """The ``config.top`` nearest database proteins of every query (see the module doc)."""
     cfg = config or SearchConfig()
     db_path = Path(db)
-    store = read_embeddings(db_path)
+    store = read_embeddings(db_path, native=True)  # a float16 database stays float16
     db_model = _db_model(store.attrs, db_path)
     if cfg.realign and db_fasta is None:
         raise ConfigError("--realign needs --db-fasta (the database's sequences)")

@@ -164,9 +164,11 @@ class EmbeddingFile:
 
 
 def read_embeddings(
-    path: str | os.PathLike[str], only: Container[str] | None = None, block: int = 65536
-) -> EmbeddingFile:
-    """Read a complete phyloclr embedding file (an error for anything else); with ``only``,
+    path: str | os.PathLike[str], only: Container[str] | None = None, block: int = 65536,
+    native: bool = False,
+) -> EmbeddingFile:  # fmt: skip
+    """Read a complete phyloclr embedding file (an error for anything else) as float32, or with
+    ``native`` in the file's float type (a float16 file: half the memory); with ``only``,
     just the rows whose id it holds, ``block`` rows at a time (memory: those rows and a block,
     however large the file)."""
     p = Path(path)
@@ -193,7 +195,8 @@ def read_embeddings(
                 )  # fmt: skip
             ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw_ids[:]]
             if only is None:
-                emb = np.asarray(raw_emb[:], dtype=np.float32)
+                keep = native and raw_emb.dtype.kind == "f"
+                emb = raw_emb[:] if keep else np.asarray(raw_emb[:], dtype=np.float32)
             else:
                 rows = np.array([i for i, x in enumerate(ids) if x in only], dtype=np.int64)
                 emb = np.zeros((len(rows), raw_emb.shape[1]), dtype=np.float32)
