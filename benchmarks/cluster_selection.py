@@ -30,6 +30,7 @@ from phyloclr.cluster import (
     Candidate,
     ClusterConfig,
     assign,
+    hierarchical_candidates,
     kmeans_candidates,
     kmer_neighbours,
     prepare,
@@ -107,6 +108,9 @@ def main() -> None:
     ap.add_argument("--kmeans", type=int, default=None,
                     help="replace the saved k-means partitions by this many per space from "
                     "the current code (0: none), seeded as bench_cluster seeds runs")  # fmt: skip
+    ap.add_argument("--hierarchical", default="",
+                    help="comma-separated linkages (ward, average) whose agglomerative "
+                    "partitions (hierarchical_candidates) join each pool")  # fmt: skip
     args = ap.parse_args()
     bench_rows: list[dict[str, object]] = []
     points: dict[str, tuple[list[float], ...]] = {}
@@ -126,6 +130,11 @@ def main() -> None:
                 cands = [c for c in cands if c.source == "tcl"]
                 more = kmeans_candidates(spaces, graph, kc.n_clusters, kc) if args.kmeans else []
                 cands += [c for c, _ in more]
+                cands = [replace(c, head=i) for i, c in enumerate(cands)]  # head: its index
+            if args.hierarchical:
+                hc = replace(cfg, n_clusters=cands[0].n_clusters,
+                             hierarchical=tuple(args.hierarchical.split(",")))  # fmt: skip
+                cands += [c for c, _ in hierarchical_candidates(spaces, graph, hc.n_clusters, hc)]
                 cands = [replace(c, head=i) for i, c in enumerate(cands)]  # head: its index
             acc = np.array([hungarian_accuracy(y, c.labels) for c in cands])
             cuts += [c.cut for c in cands]

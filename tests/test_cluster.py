@@ -86,7 +86,7 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert counts["ambiguous_bases"] == 60
     cfg = ClusterConfig(
         n_clusters=3, input="kmer", k=4, steps=40, batch_size=32, threads=1, runs=2, heads=2,
-        kmeans=0,
+        kmeans=0, hierarchical=(),
     )  # fmt: skip
     result = cluster_sequences(records, cfg)
     assert result.ids == [r.id for r in records]
@@ -221,12 +221,35 @@ def test_steps_grow_with_the_data() -> None:
         ClusterConfig(steps=-1)
 
 
+def test_hierarchical_partitions_join_the_pool(tmp_path: Path) -> None:
+    fasta, labels = _synthetic(tmp_path / "s.fa")
+    records, _ = read_dna(fasta)
+    cfg = ClusterConfig(n_clusters=3, k=4, steps=1, batch_size=32, threads=1, runs=1, heads=1,
+                        kmeans=0, hierarchical=("ward", "average"), vote=1)  # fmt: skip
+    result = cluster_sequences(records, cfg)
+    sources = [c.source for c in result.candidates]
+    assert sorted(s for s in sources if s != "tcl") == ["average", "average-raw", "ward",
+                                                        "ward-raw"]  # fmt: skip
+    for c in result.candidates:
+        if c.source != "tcl":  # three separated families: every linkage finds them
+            assert score(result.ids, c.labels, labels)["acc"] == 1.0
+            assert not c.refined and c.run == -1
+    assert result.candidates[0].source != "tcl"  # ranked with the near-chance heads
+    assert score(result.ids, result.clusters, labels)["acc"] == 1.0
+    capped = cluster_sequences(records, replace(cfg, hierarchical_limit=59))  # N = 60
+    assert {c.source for c in capped.candidates} == {"tcl"}
+    with pytest.raises(ConfigError, match="ward or average"):
+        ClusterConfig(hierarchical=("single",))
+
+
 def test_cluster_config_file(tmp_path: Path) -> None:
     from phyloclr.cluster import load_cluster_config
 
-    path = write(tmp_path / "c.yaml", "n_clusters: 4\nkmeans: 2\nstrong:\n  indel_rate: 0.0\n")
+    path = write(tmp_path / "c.yaml", "n_clusters: 4\nkmeans: 2\nstrong:\n  indel_rate: 0.0\n"
+                 "hierarchical: [ward, average]\n")  # fmt: skip
     cfg = load_cluster_config(path, {"kmeans": 5})
     assert (cfg.n_clusters, cfg.kmeans) == (4, 5)  # the override wins
+    assert cfg.hierarchical == ("ward", "average")
     assert cfg.strong.indel_rate == 0.0
     assert cfg.strong.transition_rate == ClusterConfig().strong.transition_rate  # merged
     bad = write(tmp_path / "bad.yaml", "n_cluster: 4\n")

@@ -30,12 +30,15 @@ class ClusterConfig:
     vote: int = 0  # partitions voted; 0: 1 when K is given (the best-ranked), 3 when K is chosen
     steps: int = 0  # per run; 0: grow with the data (auto_steps) with K given, 300 when chosen
     kmeans: int = 3  # K given: k-means partitions (best of 10 starts) per k-mer space in the pool
+    hierarchical: tuple[str, ...] = ("ward",)  # K given: agglomerative partitions in the pool
+    hierarchical_limit: int = 10000  # ... up to this many sequences (N × N distances)
     batch_size: int = 256
     lr: float = 1e-3
     tau_instance: float = 0.1
     tau_cluster: float = 1.0
     weight_instance: float = 0.7
     weight_cluster: float = 0.3
+    cluster_entropy: float = 1.0  # weight of the cluster marginals' entropy (balance) term
     neighbours: int = 5
     neighbour_dims: int = 64
     relatives: Literal["kmer", "mash"] = "kmer"  # how the strong view's relatives are chosen
@@ -74,6 +77,12 @@ class ClusterConfig:
                 "runs ≥ 1, heads ≥ 1, steps ≥ 0 (0: grow with the data) and batch_size ≥ 4 are "
                 "required"
             )
+        if not set(self.hierarchical) <= {"ward", "average"}:
+            raise ConfigError(
+                f"hierarchical linkages must be ward or average, got {self.hierarchical}"
+            )
+        if self.cluster_entropy < 0:
+            raise ConfigError("cluster_entropy (the balance term's weight) must be ≥ 0")
         if self.kmeans < 0:
             raise ConfigError("kmeans (partitions per k-mer space) must be ≥ 0")
         if not 0 <= self.vote <= self.runs * self.heads:

@@ -21,6 +21,7 @@ from phyloclr.cluster.select import (
     _with_ranks,
     assign,
     candidate_scores,
+    hierarchical_candidates,
     kmeans_candidates,
     neighbour_cut,
     refined_candidate,
@@ -101,9 +102,10 @@ def cluster_sequences(
     candidates, embeddings = _head_candidates(
         codes, feats, relatives, sizes, space, graph, cfg, device, progress
     )
-    if cfg.n_clusters and cfg.kmeans and cfg.n_clusters < len(codes):  # k-means needs K < N
-        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}
+    if cfg.n_clusters and (cfg.kmeans or cfg.hierarchical) and cfg.n_clusters < len(codes):
+        spaces = {"kmeans": space, "kmeans-raw": raw_space(codes, cfg)}  # K < N for both
         candidates += kmeans_candidates(spaces, graph, cfg.n_clusters, cfg)
+        candidates += hierarchical_candidates(spaces, graph, cfg.n_clusters, cfg)
     k_scores: list[dict[str, float]] = []
     k_used = cfg.n_clusters
     stability_of_k = None
@@ -140,7 +142,7 @@ def cluster_sequences(
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
         "candidates": [candidate_scores(c) for c, _ in candidates],  # best first
         "voted": len(chosen),
-        "voted_sources": [c.source for c, _ in chosen],  # tcl, kmeans or kmeans-raw
+        "voted_sources": [c.source for c, _ in chosen],  # tcl, kmeans(-raw), ward(-raw)
         "voters_unanimous": round(float(np.mean(done.agree == len(chosen))), 4),
         "moved_by_refine": moved,
         "seconds": time.perf_counter() - t0,

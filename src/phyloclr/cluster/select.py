@@ -14,15 +14,17 @@ With K given, ``kmeans`` k-means partitions (each the least-inertia of 10 starts
 + j) in each of two k-mer spaces, the PCA spaces of the standardised and of the raw frequencies
 (the latter is plain k-mer k-means), join the pool and are scored the same way
 (:func:`kmeans_candidates`): when no head beats k-means by the label-free score, k-means is what
-is returned. The pool is ranked by ``select``: by default ``three``, the worse of a partition's
-three ranks (by cut, by silhouette and by clade separation, :func:`separation`), then their sum;
-``both`` uses the cut and silhouette ranks only, ``cut`` or ``silhouette`` one score, the other
-breaking ties (each score alone fails on some development sets; the figures are in
-benchmarks/RESULTS.md, issue 20). The ``vote`` best (0: 1 with K given, 3 when K is chosen) are
-combined by majority vote after matching their labels to the best one (Hungarian on the
-contingency table). With ``refine`` the voted partition is then refined by k-means: the heads
-find the basin, k-means settles the borders. The probability reported is the voters' mean
-(matched) probability of the final cluster.
+is returned. So does, in each space, the partition of Ward's agglomerative clustering
+(``hierarchical``; :func:`hierarchical_candidates`, up to ``hierarchical_limit`` sequences). The
+pool is ranked by ``select``: by default ``three``, the worse of a partition's three ranks (by
+cut, by silhouette and by clade separation, :func:`separation`), then their sum; ``both`` uses
+the cut and silhouette ranks only, ``cut`` or ``silhouette`` one score, the other breaking ties
+(each score alone fails on some development sets; the figures are in benchmarks/RESULTS.md,
+issue 20). The ``vote`` best (0: 1 with K given, 3 when K is chosen) are combined by majority
+vote after matching their labels to the best one (Hungarian on the contingency table). With
+``refine`` the voted partition is then refined by k-means: the heads find the basin, k-means
+settles the borders. The probability reported is the voters' mean (matched) probability of the
+final cluster.
 """
 
 from __future__ import annotations
@@ -87,6 +89,36 @@ def kmeans_candidates(
             sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
             cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, n_clusters,
                              source=name,
+                             separation=separation(spaces["kmeans"], labels))  # fmt: skip
+            out.append((cand, resp))
+    return out
+
+
+def hierarchical_candidates(
+    spaces: dict[str, np.ndarray], graph: np.ndarray, n_clusters: int, cfg: ClusterConfig
+) -> list[tuple[Candidate, np.ndarray]]:
+    """Agglomerative partitions (scikit-learn; Ward's linkage and average linkage of cosine
+    distances) in each of ``spaces`` (name → (N, D); the standardised one is ``"kmeans"``),
+    scored like heads on ``graph`` (N, m), each with its one-hot (N, n_clusters) labels as
+    probabilities (a hard partition: voted as it is, its probability is 1 for its own cluster
+    and 0 for a sequence the final refinement moves). Deterministic; sources ``ward`` /
+    ``average``, ``-raw`` for the raw space. Both linkages need the N × N distances, so there
+    are none above ``cfg.hierarchical_limit`` rows."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    if not cfg.hierarchical or len(graph) > cfg.hierarchical_limit:
+        return []
+    out = []
+    for name, x in spaces.items():
+        suffix = name.removeprefix("kmeans")
+        for linkage in cfg.hierarchical:
+            metric = "euclidean" if linkage == "ward" else "cosine"
+            model = AgglomerativeClustering(n_clusters, linkage=linkage, metric=metric)
+            labels = model.fit_predict(x)
+            resp = np.eye(n_clusters, dtype=np.float32)[labels]  # a hard partition
+            sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
+            cand = Candidate(-1, 0, neighbour_cut(graph, labels), sil, labels, n_clusters,
+                             source=linkage + suffix,
                              separation=separation(spaces["kmeans"], labels))  # fmt: skip
             out.append((cand, resp))
     return out

@@ -55,7 +55,7 @@ def train_run(
     model = TCLModel(cfg, sizes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     instance = InfoNCE(CosineCritic(), cfg.tau_instance)
-    cluster = ClusterLoss(cfg.tau_cluster)
+    cluster = ClusterLoss(cfg.tau_cluster, cfg.cluster_entropy)
     n = len(codes)
     batch = min(cfg.batch_size, n)
     model.train()
