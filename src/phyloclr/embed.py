@@ -409,13 +409,14 @@ def embed_fasta_torchrun(
 
     import torch.distributed as dist
 
+    from phyloclr.train import distributed
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cfg = config or EmbedConfig()
     if world <= 1:
         return embed_fasta(fasta, out, model, cfg, resume=resume, progress=progress)
     rank = int(os.environ["RANK"])
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
+    distributed.join_group("gloo")
     if cfg.device in ("auto", "cuda") and torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     out_path = Path(out)
@@ -433,6 +434,7 @@ def embed_fasta_torchrun(
     else:
         n = result.n_sequences if result else 0
     dist.barrier()
+    distributed.leave_group()
     return EmbedResult(
         out_path, n, result.n_windowed if result else 0,
         result.n_duplicates_skipped if result else 0, result.resumed_rows if result else 0,

@@ -34,11 +34,30 @@ def init_from_env(device_type: str) -> DistInfo:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    join_group("nccl" if device_type == "cuda" else "gloo")
     if device_type == "cuda":
         torch.cuda.set_device(local)
     return DistInfo(rank, world, local)
+
+
+_CREATED: list[bool] = []  # whether join_group created the process group (it then destroys it)
+
+
+def join_group(backend: str) -> None:
+    """Initialise the default process group from torchrun's environment unless one exists."""
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+        _CREATED.append(True)
+
+
+def leave_group() -> None:
+    """Destroy the process group :func:`join_group` created, after the run's last collective
+    (a caller's own group is left alone). A process that exits with a gloo group alive can
+    abort at interpreter exit ("terminate called without an active exception", SIGABRT: gloo's
+    threads outlive the interpreter), failing a run whose work is done."""
+    if _CREATED and dist.is_initialized():
+        dist.destroy_process_group()
+    _CREATED.clear()
 
 
 def barrier() -> None:

@@ -219,6 +219,7 @@ def pretrain(
                 state.save()
         state.save()
     distributed.barrier()
+    distributed.leave_group()
     model = state.model
     assert isinstance(model, ContrastiveModel)
     return PretrainResult(run, state.step, state.elapsed, last_loss, resumed_from, model)
