@@ -168,7 +168,7 @@ def read_embeddings(
     native: bool = False,
 ) -> EmbeddingFile:  # fmt: skip
     """Read a complete phyloclr embedding file (an error for anything else) as float32, or with
-    ``native`` in the file's float type (a float16 file: half the memory); with ``only``,
+    ``native`` a float16 file as float16 (half the memory); with ``only``,
     just the rows whose id it holds, ``block`` rows at a time (memory: those rows and a block,
     however large the file)."""
     p = Path(path)
@@ -195,7 +195,7 @@ def read_embeddings(
                 )  # fmt: skip
             ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw_ids[:]]
             if only is None:
-                keep = native and raw_emb.dtype.kind == "f"
+                keep = native and raw_emb.dtype in (np.float16, np.float32)  # float64: float32
                 emb = raw_emb[:] if keep else np.asarray(raw_emb[:], dtype=np.float32)
             else:
                 rows = np.array([i for i, x in enumerate(ids) if x in only], dtype=np.int64)
