@@ -130,11 +130,11 @@ def main() -> None:
                 cands = [c for c in cands if c.source == "tcl"]
                 more = kmeans_candidates(spaces, graph, kc.n_clusters, kc) if args.kmeans else []
                 cands += [c for c, _ in more]
-                cands = [replace(c, head=i) for i, c in enumerate(cands)]  # head: its index
             if args.hierarchical:
                 hc = replace(cfg, n_clusters=cands[0].n_clusters,
                              hierarchical=tuple(args.hierarchical.split(",")))  # fmt: skip
                 cands += [c for c, _ in hierarchical_candidates(spaces, graph, hc.n_clusters, hc)]
+            if args.kmeans is not None or args.hierarchical:
                 cands = [replace(c, head=i) for i, c in enumerate(cands)]  # head: its index
             acc = np.array([hungarian_accuracy(y, c.labels) for c in cands])
             cuts += [c.cut for c in cands]

@@ -236,12 +236,17 @@ def largest(groups: dict[str, list[tuple[str, str]]], top: int) -> list[tuple[st
     return sorted(counts.most_common(top), key=lambda kv: (-kv[1], kv[0]))
 
 
+def marked(desc: str, marker: str, exclude: str) -> bool:
+    """Whether a definition line names the marker (``marker`` matches, case as written) and
+    nothing ``exclude`` matches (any case)."""
+    return bool(re.search(marker, desc)) and not re.search(exclude, desc, re.IGNORECASE)
+
+
 def build(spec: DevSet, root: Path, out: Path) -> dict[str, int]:
     """Write one set; its genus sizes."""
 
     def label(name: str, desc: str) -> str | None:
-        wanted = re.search(spec.marker, desc) and not re.search(spec.exclude, desc, re.I)
-        return name if wanted else None
+        return name if marked(desc, spec.marker, spec.exclude) else None
 
     by_genus = grouped(root / ROOT / spec.database, spec.min_len, label)
     chosen = largest(by_genus, spec.skip + spec.top)[spec.skip :]
@@ -289,16 +294,14 @@ def build_ranked(spec: RankSet, root: Path, lineages: dict[str, dict[str, str]],
                  out: Path) -> dict[str, int]:  # fmt: skip
     """Write one bacterial set (``spec.marker`` genes) labelled at ``spec.rank``; its taxon
     sizes."""
-
-    def wanted(name: str, desc: str) -> bool:
-        return bool(re.search(spec.marker, desc)) and not re.search(spec.exclude, desc, re.I)
-
     database = root / ROOT / spec.database
     if spec.sample:  # one random sample of the marker's records, then its largest taxa
         pool = grouped(
             database,
             spec.min_len,
-            lambda name, desc: name if name in lineages and wanted(name, desc) else None,
+            lambda name, desc: (
+                name if name in lineages and marked(desc, spec.marker, spec.exclude) else None
+            ),
         )
         recs = [(name, rec) for name, group in pool.items() for rec in group]
         keep = np.random.default_rng(0).choice(len(recs), min(spec.sample, len(recs)),
@@ -314,7 +317,11 @@ def build_ranked(spec: RankSet, root: Path, lineages: dict[str, dict[str, str]],
     else:
 
         def label(name: str, desc: str) -> str | None:
-            return (lineages.get(name, {}).get(spec.rank) or None) if wanted(name, desc) else None
+            return (
+                (lineages.get(name, {}).get(spec.rank) or None)
+                if marked(desc, spec.marker, spec.exclude)
+                else None
+            )
 
         by_taxon = grouped(database, spec.min_len, label)
         how = f"Label = the genus's {spec.rank}; every record of the {spec.top} largest taxa."

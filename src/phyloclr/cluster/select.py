@@ -86,12 +86,19 @@ def kmeans_candidates(
         for j in range(cfg.kmeans):
             labels = KMeans(n_clusters, n_init=10, random_state=cfg.seed + j).fit_predict(x)
             resp = kmeans_refine(x, labels, n_clusters, max_iter=0)
-            sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
-            cand = Candidate(-1, j, neighbour_cut(graph, labels), sil, labels, n_clusters,
-                             source=name,
-                             separation=separation(spaces["kmeans"], labels))  # fmt: skip
-            out.append((cand, resp))
+            out.append((_pool_candidate(labels, j, name, spaces, graph, n_clusters, cfg), resp))
     return out
+
+
+def _pool_candidate(
+    labels: np.ndarray, head: int, source: str, spaces: dict[str, np.ndarray], graph: np.ndarray,
+    n_clusters: int, cfg: ClusterConfig,
+) -> Candidate:  # fmt: skip
+    """A partition that is not a head's (k-means, agglomerative), scored like a head: its cut
+    of ``graph``, silhouette and clade separation in the standardised space."""
+    sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
+    return Candidate(-1, head, neighbour_cut(graph, labels), sil, labels, n_clusters,
+                     source=source, separation=separation(spaces["kmeans"], labels))  # fmt: skip
 
 
 def hierarchical_candidates(
@@ -116,10 +123,7 @@ def hierarchical_candidates(
             model = AgglomerativeClustering(n_clusters, linkage=linkage, metric=metric)
             labels = model.fit_predict(x)
             resp = np.eye(n_clusters, dtype=np.float32)[labels]  # a hard partition
-            sil = silhouette(spaces["kmeans"], labels, cfg.silhouette_sample, cfg.seed)
-            cand = Candidate(-1, 0, neighbour_cut(graph, labels), sil, labels, n_clusters,
-                             source=linkage + suffix,
-                             separation=separation(spaces["kmeans"], labels))  # fmt: skip
+            cand = _pool_candidate(labels, 0, linkage + suffix, spaces, graph, n_clusters, cfg)
             out.append((cand, resp))
     return out
 
