@@ -40,7 +40,7 @@ def _free_port() -> int:
 def _two_nodes(args: list[str], cwd: Path) -> None:
     """Run ``phyloclr ARGS`` as two torchrun nodes of one process each; both must succeed."""
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # a crash shows where
     launch = [TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
               "--master-port", str(port)]  # fmt: skip
     procs = [
@@ -146,3 +146,22 @@ def test_cli_shard_option(protein: Path, tmp_path: Path) -> None:
                      (["--shard", "0/2", "--denovo-method", "mmseqs"], "prefilter")):  # fmt: skip
         res = runner.invoke(app, ["families", str(corpus), *bad, *cache])
         assert res.exit_code != 0 and why in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["--version"], 0, "phyloclr "),
+        (["families", "missing.fasta"], 2, "missing.fasta: no such file"),
+    ],
+)
+def test_a_torchrun_process_exits_with_the_commands_status(
+    tmp_path: Path, args: list[str], code: int, text: str
+) -> None:
+    """Under torchrun (WORLD_SIZE > 1) the CLI ends with os._exit: the status and the printed
+    lines must still be those of the command."""
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    run = subprocess.run([sys.executable, "-m", "phyloclr.cli", *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == code, run.stdout + run.stderr
+    assert text in run.stdout + run.stderr

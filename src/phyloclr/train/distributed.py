@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -52,11 +53,16 @@ def join_group(backend: str) -> None:
 
 def leave_group() -> None:
     """Destroy the process group :func:`join_group` created, after the run's last collective
-    (a caller's own group is left alone). A process that exits with a gloo group alive can
-    abort at interpreter exit ("terminate called without an active exception", SIGABRT: gloo's
-    threads outlive the interpreter), failing a run whose work is done."""
+    (a caller's own group is left alone). Callers drop what holds the group (a
+    DistributedDataParallel wrapper) first; garbage is collected before and after, so gloo's
+    work objects and threads are released while the interpreter is alive. Released at
+    interpreter exit instead, a gloo worker thread that needs the GIL aborts the process
+    ("terminate called without an active exception", SIGABRT), failing a run whose work is
+    done."""
     if _CREATED and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
     _CREATED.clear()
 
 

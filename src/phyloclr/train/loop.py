@@ -219,6 +219,7 @@ def pretrain(
                 state.save()
         state.save()
     distributed.barrier()
+    del net  # the DDP wrapper holds the process group: release it before leaving the group
     distributed.leave_group()
     model = state.model
     assert isinstance(model, ContrastiveModel)
