@@ -32,12 +32,15 @@ from phyloclr.cli.app import EXIT_INPUT, app
 def main() -> None:
     """Console-script entry point. A process that torchrun launched (WORLD_SIZE > 1) ends with
     ``os._exit`` once the command has returned and every stream is flushed: its outputs are
-    closed by then, and skipping interpreter finalization keeps torch.distributed's C++ threads
-    from aborting a finished run (SIGABRT, "terminate called without an active exception",
-    seen on rank 1 of two-node runs)."""
+    closed by then, and neither destroying the process group nor interpreter finalization gets to
+    tear gloo's C++ threads down, which aborted finished runs (SIGABRT, "terminate called
+    without an active exception", rank 1 of two-node runs)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         app()
         return
+    from phyloclr.train import distributed
+
+    distributed.ends_with_os_exit()
     code = 1
     try:
         app()

@@ -51,6 +51,17 @@ def join_group(backend: str) -> None:
         _CREATED.append(True)
 
 
+_ENDS_WITH_OS_EXIT: list[bool] = []  # see ends_with_os_exit
+
+
+def ends_with_os_exit() -> None:
+    """Declare that this process ends with ``os._exit`` after its command (the CLI under
+    torchrun): :func:`leave_group` then leaves the group to the exit. Two-node CI runs that
+    destroyed the group before exiting aborted rank 1; runs that left it to ``os._exit`` never
+    tear gloo down at all."""
+    _ENDS_WITH_OS_EXIT.append(True)
+
+
 def leave_group() -> None:
     """Destroy the process group :func:`join_group` created, after the run's last collective
     (a caller's own group is left alone). Callers drop what holds the group (a
@@ -59,7 +70,7 @@ def leave_group() -> None:
     interpreter exit instead, a gloo worker thread that needs the GIL aborts the process
     ("terminate called without an active exception", SIGABRT), failing a run whose work is
     done."""
-    if _CREATED and dist.is_initialized():
+    if _CREATED and dist.is_initialized() and not _ENDS_WITH_OS_EXIT:
         gc.collect()
         dist.destroy_process_group()
         gc.collect()
