@@ -2,6 +2,7 @@
 
 One module per command; importing them registers the commands on :data:`app` in this order."""
 
+import contextlib
 import logging
 import os
 import sys
@@ -53,7 +54,8 @@ def main() -> None:
     finally:
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to say
+                stream.flush()
         os._exit(code)
 
 
