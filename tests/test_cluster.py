@@ -94,6 +94,7 @@ def test_clusters_synthetic_families(tmp_path: Path) -> None:
     assert ((result.probability >= 0) & (result.probability <= 1)).all()
     assert score(result.ids, result.clusters, labels)["acc"] >= 0.9
     assert result.voted is not None and result.voted.shape == (60,)
+    assert result.summary["relatives"] == {"nearest": 10}  # half an expected cluster of 20
     assert result.embeddings.shape == (60, 512)  # the run holding the best partition
     assert len(result.candidates) == 8  # 2 runs × 2 heads, each also refined by k-means
     assert sum(c.refined for c in result.candidates) == 4
@@ -219,6 +220,21 @@ def test_steps_grow_with_the_data() -> None:
     assert run_steps(ClusterConfig(steps=7), 1000) == 7
     with pytest.raises(ConfigError, match="steps ≥ 0"):
         ClusterConfig(steps=-1)
+
+
+def test_relatives_reach_about_half_an_expected_cluster() -> None:
+    from phyloclr.cluster import relatives_count
+
+    assert relatives_count(ClusterConfig(n_clusters=8), 331) == 21  # round(0.5 × 331 / 8)
+    assert relatives_count(ClusterConfig(n_clusters=10), 121) == 6
+    assert relatives_count(ClusterConfig(n_clusters=10), 60) == 5  # the floor: neighbours
+    assert relatives_count(ClusterConfig(n_clusters=5), 4647) == 50  # the ceiling
+    assert relatives_count(ClusterConfig(), 4647) == 5  # K chosen: neighbours, as measured
+    assert relatives_count(ClusterConfig(n_clusters=5, neighbours_per_cluster=0), 4647) == 5
+    assert relatives_count(ClusterConfig(n_clusters=5, neighbours=0), 4647) == 0  # mutation only
+    assert relatives_count(ClusterConfig(n_clusters=5, neighbours=60), 4647) == 60  # a floor
+    with pytest.raises(ConfigError, match="neighbours_per_cluster must be ≥ 0"):
+        ClusterConfig(neighbours_per_cluster=-1)
 
 
 def test_hierarchical_partitions_join_the_pool(tmp_path: Path) -> None:

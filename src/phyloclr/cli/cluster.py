@@ -90,7 +90,10 @@ def cluster(
     ] = None,
     neighbours: Annotated[
         int | None,
-        typer.Option(help="Strong view drawn from one of this many nearest relatives. [5]"),
+        typer.Option(
+            help="Strong view drawn from at least this many nearest relatives (K given: about "
+            "half an expected cluster, up to neighbours_max; 0: mutation-only views). [5]"
+        ),
     ] = None,
     relatives: Annotated[
         str | None,

@@ -39,7 +39,9 @@ class ClusterConfig:
     weight_instance: float = 0.7
     weight_cluster: float = 0.3
     cluster_entropy: float = 1.0  # weight of the cluster marginals' entropy (balance) term
-    neighbours: int = 5
+    neighbours: int = 5  # the strong view's relatives: at least this many nearest (0: none)
+    neighbours_per_cluster: float = 0.5  # K given: round(this × N / K) nearest (0: off) ...
+    neighbours_max: int = 50  # ... at most this many (k-mer relatives; see relatives_count)
     neighbour_dims: int = 64
     relatives: Literal["kmer", "mash"] = "kmer"  # how the strong view's relatives are chosen
     relative_window: tuple[float, float] = (0.0, 0.15)  # mash: substitutions/site allowed
@@ -104,6 +106,8 @@ class ClusterConfig:
             raise ConfigError("select_neighbours must be ≥ 1")
         if self.neighbours < 0 or self.neighbour_dims < 2:
             raise ConfigError("neighbours must be ≥ 0 and neighbour_dims ≥ 2")
+        if self.neighbours_per_cluster < 0 or self.neighbours_max < 1:
+            raise ConfigError("neighbours_per_cluster must be ≥ 0 and neighbours_max ≥ 1")
         if self.input == "phylo" and (self.tree is None) == (self.msa is None):
             raise ConfigError("--input phylo needs exactly one of --tree or --msa")
         lo, hi = self.relative_window

@@ -36,6 +36,7 @@ from phyloclr.cluster.space import (
     phylo_neighbours,
     raw_space,
     read_dna,
+    relatives_count,
 )
 from phyloclr.cluster.train import run_steps, train_run
 from phyloclr.config import config_to_dict
@@ -136,7 +137,7 @@ def cluster_sequences(
         "k_scores": k_scores,  # choosing K: every K's stability across runs and mean cut
         "stability_of_k": stability_of_k,  # the chosen K's (before empty clusters are dropped)
         "cluster_sizes": np.bincount(final, minlength=k_used).tolist(),
-        "relatives": relative_stats,  # relatives by Mash distance: how many had one in the window
+        "relatives": relative_stats,  # k-mer: how many nearest; Mash: who had one in the window
         "steps_per_run": run_steps(cfg, len(codes)),
         "reverse_complemented": int(flipped.sum()),
         "reverse_complemented_ids": [ids[i] for i in np.flatnonzero(flipped)[:100]],
@@ -160,7 +161,8 @@ def _graph_and_relatives(
     sequence's relatives for the strong view (None: mutation-only views), what the Mash
     window found)."""
     mash = cfg.relatives == "mash" and cfg.input != "phylo" and cfg.neighbours > 0
-    width = max(cfg.select_neighbours, cfg.neighbours, cfg.relative_pool if mash else 0)
+    nearest = relatives_count(cfg, len(ids)) if cfg.input != "phylo" and not mash else 0
+    width = max(cfg.select_neighbours, nearest, cfg.relative_pool if mash else 0)
     graph = kmer_neighbours(space, width, cfg.search)  # (N, m) nearest first
     relatives: np.ndarray | None = None
     relative_stats: dict[str, float] = {}
@@ -168,8 +170,9 @@ def _graph_and_relatives(
         relatives = phylo_neighbours(ids, cfg)
     elif mash:
         relatives, relative_stats = mash_relatives(codes, graph[:, : cfg.relative_pool], cfg)
-    elif cfg.neighbours > 0:
-        relatives = graph[:, : cfg.neighbours]
+    elif nearest > 0:
+        relatives = graph[:, :nearest]
+        relative_stats = {"nearest": nearest}
     return graph[:, : cfg.select_neighbours], relatives, relative_stats
 
 

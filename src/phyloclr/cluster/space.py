@@ -108,6 +108,20 @@ def _drop_self(idx: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def relatives_count(cfg: ClusterConfig, n: int) -> int:
+    """How many nearest k-mer neighbours of a sequence its strong view draws from: with K
+    given, about half an expected cluster, round(``neighbours_per_cluster`` × n / K), at least
+    ``neighbours`` and at most ``neighbours_max`` (or ``neighbours``, if larger); else (K
+    chosen, or the share 0)
+    ``neighbours``; 0 stays 0 (mutation-only views). Relatives that reach half a cluster teach
+    the heads the rank K asks for, not only genera (benchmarks/RESULTS.md, issue 20, session
+    36); a fixed 50 broke clusters of 12–16 sequences."""
+    if cfg.neighbours == 0 or not cfg.n_clusters or cfg.neighbours_per_cluster <= 0:
+        return cfg.neighbours
+    share = round(cfg.neighbours_per_cluster * n / cfg.n_clusters)
+    return int(min(max(share, cfg.neighbours), max(cfg.neighbours_max, cfg.neighbours)))
+
+
 def phylo_neighbours(ids: list[str], cfg: ClusterConfig) -> np.ndarray:
     """(N, n) nearest relatives of each sequence: leaves of ``cfg.tree`` by patristic distance
     or rows of ``cfg.msa`` by p-distance; every id must be in the tree or the MSA."""
