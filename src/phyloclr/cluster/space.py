@@ -112,10 +112,10 @@ def relatives_count(cfg: ClusterConfig, n: int) -> int:
     """How many nearest k-mer neighbours of a sequence its strong view draws from: with K
     given, about half an expected cluster, round(``neighbours_per_cluster`` × n / K), at least
     ``neighbours`` and at most ``neighbours_max`` (or ``neighbours``, if larger); else (K
-    chosen, or the share 0)
-    ``neighbours``; 0 stays 0 (mutation-only views). Relatives that reach half a cluster teach
-    the heads the rank K asks for, not only genera (benchmarks/RESULTS.md, issue 20, session
-    36); a fixed 50 broke clusters of 12–16 sequences."""
+    chosen, or the share 0) ``neighbours``; 0 stays 0 (mutation-only views). Relatives that
+    reach half a cluster teach the heads the rank K asks for, not only genera
+    (benchmarks/RESULTS.md, issue 20, session 36); a fixed 50 broke clusters of 12–16
+    sequences."""
     if cfg.neighbours == 0 or not cfg.n_clusters or cfg.neighbours_per_cluster <= 0:
         return cfg.neighbours
     share = round(cfg.neighbours_per_cluster * n / cfg.n_clusters)
