@@ -138,6 +138,9 @@ def _embed_pieces(
         if progress is not None:
             progress("embedding", done, len(pieces))
     emb = sums / np.maximum(counts, 1.0)[:, None]
+    memory = getattr(encoder, "memory", None)
+    if memory is not None:  # a model pretrained with a neighbour memory (models/memory.py)
+        emb = memory.smooth(emb.astype(np.float32))
     if residues is not None and per_res is not None and per_cnt is not None:
         residues.extend(
             r / np.maximum(c, 1.0)[:, None] for r, c in zip(per_res, per_cnt, strict=True)

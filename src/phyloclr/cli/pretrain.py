@@ -159,7 +159,9 @@ def pretrain(
                 on_families=on_families, on_step=on_step,
             )  # fmt: skip
         result = job.result
+    memory = getattr(result.model.encoder, "memory", None)
+    kept = f" (keeping {memory.size:,} corpus embeddings to smooth over)" if memory else ""
     err.print(
         f"trained {result.steps} steps in {result.elapsed_s:.0f} s (final loss "
-        f"{result.final_loss:.3f}); wrote {out_dir}/model.pt, checkpoint.pt, metrics.csv"
+        f"{result.final_loss:.3f}); wrote {out_dir}/model.pt{kept}, checkpoint.pt, metrics.csv"
     )

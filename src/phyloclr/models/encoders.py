@@ -60,6 +60,8 @@ class EncoderSpec:
     appended_cnn_layers: int = 6
     appended_cnn_kernel: int = 5
     appended_cnn_weight: float = 0.07
+    memory_rows: int = 0  # a neighbour memory of that many corpus embeddings (0: none)
+    memory_neighbours: int = 10
 
 
 class KmerComposition(nn.Module):

@@ -47,6 +47,7 @@ from phyloclr.kmers import (
 )
 from phyloclr.models.alphabet import ALPHABETS, N_SPECIAL
 from phyloclr.models.encoders import DilatedCNN, Encoder, EncoderSpec
+from phyloclr.models.memory import NeighbourMemory
 
 #: the letters of each tokeniser, by count (EncoderSpec records only the count)
 _LETTERS = {len(a.letters): a.letters for a in ALPHABETS.values()}
@@ -81,6 +82,9 @@ class KmerSpectrum(Encoder):
 
     def __init__(self, spec: EncoderSpec, vocab: int):
         super().__init__(spec, vocab)
+        # the base class's residue embedding is not used here: frozen, so DDP finds no
+        # parameter without a gradient (kept, so model files keep their keys)
+        self.embed.requires_grad_(False)
         letters = _LETTERS.get(spec.alphabet_letters)
         if letters is None:
             raise ValueError(f"no k-mer alphabet for {spec.alphabet_letters} letters")
@@ -120,6 +124,12 @@ class KmerSpectrum(Encoder):
         self.branch = appended_sketch(spec, vocab) if spec.sketch else None
         # an appended, frozen residue CNN trained elsewhere (the default model's): eval only
         self.cnn = appended_cnn(spec, vocab) if spec.appended_cnn_dim else None
+        # the training corpus's embeddings, which ``embed`` smooths over (models/memory.py)
+        self.memory = (
+            NeighbourMemory(spec.memory_rows, self.dim, spec.memory_neighbours)
+            if spec.memory_rows
+            else None
+        )
 
     @property
     def dim(self) -> int:
@@ -305,7 +315,8 @@ def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
     wide, that an encoder appends to its embedding (its idf and mean row come from
     ``fit_idf`` on the training corpus; its spectrum weights stay fixed)."""
     sub = replace(spec, name="kmer", spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
-                  centre=True, buckets=0, layers=1, sketch="", appended_cnn_dim=0)  # fmt: skip
+                  centre=True, buckets=0, layers=1, sketch="", appended_cnn_dim=0,
+                  memory_rows=0)  # fmt: skip
     branch = KmerSpectrum(sub, vocab)
     branch.requires_grad_(False)  # never trained (and no unused gradients under DDP)
     return branch

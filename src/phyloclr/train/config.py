@@ -47,7 +47,10 @@ class ModelConfig:
     every training family. ``append_cnn`` (k-mer spectrum encoder only): a model file, or
     'default' (the default model that ships), whose trained residue CNN is appended, frozen, to
     the embedding at cosine weight ``append_cnn_weight`` (as ``sketch``: not trained here,
-    eval mode only; the model file then holds its weights)."""
+    eval mode only; the model file then holds its weights). ``memory_neighbours`` > 0 (k-mer
+    spectrum encoder only): after training, the model keeps its embeddings of the training
+    corpus (a seeded sample of ``memory_max_rows`` when larger), and embeddings are smoothed
+    over their nearest ``memory_neighbours`` of them (:mod:`phyloclr.models.memory`)."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -69,6 +72,8 @@ class ModelConfig:
     append_cnn: str = ""
     append_cnn_weight: float = 0.07
     kmer_weights: Literal["idf", "homology"] = "idf"
+    memory_neighbours: int = 0
+    memory_max_rows: int = 50_000
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -107,6 +112,10 @@ class ModelConfig:
             raise ConfigError("model.append_cnn needs model.encoder 'kmer'")
         if self.append_cnn and not 0.0 < self.append_cnn_weight < 1.0:
             raise ConfigError("model.append_cnn_weight must lie in (0, 1)")
+        if self.memory_neighbours < 0 or self.memory_max_rows < 1:
+            raise ConfigError("model.memory_neighbours must be ≥ 0, memory_max_rows ≥ 1")
+        if self.memory_neighbours and self.encoder != "kmer":
+            raise ConfigError("model.memory_neighbours needs model.encoder 'kmer'")
         if self.encoder == "kmer":
             if self.kmer:
                 raise ConfigError(

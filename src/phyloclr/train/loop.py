@@ -29,6 +29,7 @@ from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import DilatedCNN, Encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.hybrid import SketchedCNN
+from phyloclr.models.memory import attach_memory
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.objectives.contrastive import (
     build_objective,
@@ -218,12 +219,36 @@ def pretrain(
             if state.step % cfg.run.checkpoint_every == 0:
                 state.save()
         state.save()
+    if cfg.model.memory_neighbours and dist.is_main:
+        _save_with_memory(state, fset, device, progress)
     distributed.barrier()
     del net  # the DDP wrapper holds the process group: release it before leaving the group
     distributed.leave_group()
     model = state.model
     assert isinstance(model, ContrastiveModel)
     return PretrainResult(run, state.step, state.elapsed, last_loss, resumed_from, model)
+
+
+def _save_with_memory(
+    state: RunState, fset: FamilySet, device: torch.device, progress: Progress | None
+) -> None:
+    """Rank 0, after training: the encoder's embeddings of the corpus (every family member;
+    a sample of ``model.memory_max_rows``, seeded by ``run.seed``, when there are more) become
+    its neighbour memory, and model.pt is written again with it. The checkpoint holds none,
+    so a resumed run builds it anew from the same weights."""
+    from phyloclr.embed import embed_sequences
+
+    cfg = state.cfg
+    encoder = state.model.encoder
+    assert isinstance(encoder, Encoder)
+    seqs = [r.seq for f in fset.families for r in f.records]
+    if len(seqs) > cfg.model.memory_max_rows:
+        rng = np.random.default_rng([cfg.run.seed, 11])
+        keep = np.sort(rng.choice(len(seqs), cfg.model.memory_max_rows, replace=False))
+        seqs = [seqs[i] for i in keep]
+    emb, _ = embed_sequences(encoder, state.alphabet, seqs, device=device, progress=progress)
+    attach_memory(encoder, emb, cfg.model.memory_neighbours)
+    state.save_model()
 
 
 def _new_state(

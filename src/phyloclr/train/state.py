@@ -147,6 +147,10 @@ class RunState:
             },
             self.run / CHECKPOINT,
         )
+        self.save_model()
+
+    def save_model(self) -> None:
+        """RUN_DIR/model.pt (and, with ``run.keep_models``, its copy under models/)."""
         dtype = getattr(torch, self.cfg.run.model_dtype)
         encoder = self.model.encoder
         assert isinstance(encoder, Encoder)

@@ -1,0 +1,114 @@
+"""A neighbour memory: a pretrained model's embeddings smoothed over its training corpus.
+
+Database-side augmentation (α-query expansion with α = 1, as in image retrieval): a model
+pretrained on a corpus keeps the corpus's own embeddings (the bank), and an embedding ``x``
+becomes ``x + Σ_j max(cos(x, b_j), 0) · b_j`` over its ``k`` nearest bank rows ``b_j``, unit-normed.
+A protein of the corpus leaves its own row out (the nearest row, when its cosine is ≥ 0.995),
+so it is smoothed over the same number of other proteins as a protein the corpus never held.
+Homologs that share little sequence but share neighbours in the corpus move together: on the
+transductive development sets this lifts retrieval by 0.014–0.016 mAP (benchmarks/RESULTS.md).
+The bank is stored as int8 rows with a scale per row (a quarter of float32's bytes; for the
+default's 4,736 columns the cosines move by 2 × 10⁻⁴ (s.d.), at most 2 × 10⁻³).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from phyloclr.models.encoders import Encoder
+
+#: a bank row at least this close to the query is the query itself (or an identical copy)
+SELF_COSINE = 0.995
+
+
+class NeighbourMemory(nn.Module):
+    """A bank of ``rows`` unit embeddings (``dim`` wide) and the smoothing over its
+    ``neighbours`` nearest rows (see the module docstring)."""
+
+    def __init__(self, rows: int, dim: int, neighbours: int, chunk: int = 4096):
+        super().__init__()
+        if rows < 1 or dim < 1 or neighbours < 1:
+            raise ValueError("a neighbour memory needs ≥ 1 row, dimension and neighbour")
+        self.size = rows
+        self.neighbours = neighbours
+        self.chunk = chunk
+        self.register_buffer("bank", torch.zeros(rows, dim, dtype=torch.int8))
+        self.register_buffer("scale", torch.zeros(rows))
+
+    @torch.no_grad()
+    def fill(self, emb: torch.Tensor) -> None:
+        """Store ``emb`` (rows, dim), each row unit-normed and quantised to int8."""
+        bank: torch.Tensor = self.bank  # type: ignore[assignment]
+        if tuple(emb.shape) != tuple(bank.shape):
+            raise ValueError(f"bank of shape {tuple(bank.shape)} given {tuple(emb.shape)}")
+        unit = F.normalize(emb.float(), dim=1)
+        scale = unit.abs().amax(1).clamp_min(1e-12) / 127.0
+        bank.copy_(torch.round(unit / scale[:, None]).to(torch.int8))
+        table: torch.Tensor = self.scale  # type: ignore[assignment]
+        table.copy_(scale)
+
+    def rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """(…, dim) float32 bank rows at ``idx`` (…)."""
+        bank: torch.Tensor = self.bank  # type: ignore[assignment]
+        scale: torch.Tensor = self.scale  # type: ignore[assignment]
+        return bank[idx].float() * scale[idx].unsqueeze(-1)
+
+    @torch.no_grad()
+    def nearest(self, q: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cosines and bank rows (B, m) of the ``m`` nearest rows of unit queries ``q`` (B, dim),
+        best first; the bank is read ``chunk`` rows at a time."""
+        n = self.size
+        values, indices = [], []
+        for start in range(0, n, self.chunk):
+            block = self.rows(torch.arange(start, min(start + self.chunk, n), device=q.device))
+            v, i = (q @ block.T).topk(min(m, len(block)), dim=1)
+            values.append(v)
+            indices.append(i + start)
+        v, j = torch.cat(values, 1).topk(m, dim=1)
+        return v, torch.cat(indices, 1).gather(1, j)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, dim) embeddings → (B, dim) unit embeddings smoothed over their nearest rows."""
+        q = F.normalize(x.float(), dim=1)
+        m = min(self.neighbours + 1, self.size)
+        v, idx = self.nearest(q, m)
+        w = v.clamp_min(0.0)
+        is_self = v[:, 0] >= SELF_COSINE
+        w[:, 0] = torch.where(is_self, torch.zeros_like(w[:, 0]), w[:, 0])
+        if m == self.neighbours + 1:  # the extra row stands in for a query outside the bank
+            w[:, -1] = torch.where(is_self, w[:, -1], torch.zeros_like(w[:, -1]))
+        out = q + (w.unsqueeze(-1) * self.rows(idx)).sum(1)
+        return F.normalize(out, dim=1)
+
+    def smooth(self, emb: np.ndarray, batch: int = 256) -> np.ndarray:
+        """(N, dim) float32 array → its smoothed rows, ``batch`` queries at a time."""
+        bank: torch.Tensor = self.bank  # type: ignore[assignment]
+        device = bank.device
+        out = np.empty(emb.shape, dtype=np.float32)
+        for start in range(0, len(emb), batch):
+            part = torch.from_numpy(np.ascontiguousarray(emb[start : start + batch])).to(device)
+            out[start : start + len(part)] = self(part).cpu().numpy()
+        return out
+
+
+def attach_memory(encoder: Encoder, emb: np.ndarray, neighbours: int) -> None:
+    """Give ``encoder`` a neighbour memory of ``emb`` (N, dim): its embeddings of a corpus,
+    unsmoothed. The saved architecture records it (``spec.memory_rows``), so a loaded model
+    smooths as this one does."""
+    if not hasattr(encoder, "memory"):  # only encoders that rebuild one from their spec
+        raise ValueError(f"a {type(encoder).__name__} encoder keeps no neighbour memory")
+    if encoder.memory is not None:
+        raise ValueError("the encoder already holds a neighbour memory")
+    bank = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
+    memory = NeighbourMemory(len(bank), bank.shape[1], neighbours)
+    memory.fill(bank)
+    encoder.spec = replace(encoder.spec, memory_rows=len(bank), memory_neighbours=neighbours)
+    encoder.memory = memory.to(next(encoder.buffers()).device)

@@ -1,0 +1,147 @@
+"""The neighbour memory (``model.memory_neighbours``): each embedding is smoothed over its k
+nearest embeddings of the training corpus, its own row left out; pretraining builds it, the
+model file round-trips it, ``embed`` applies it, and a resumed run builds the same one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phyloclr.embed import embed_sequences
+from phyloclr.errors import ConfigError
+from phyloclr.families import build_families
+from phyloclr.models.alphabet import PROTEIN
+from phyloclr.models.memory import NeighbourMemory, attach_memory
+from phyloclr.models.spectrum import KmerSpectrum
+from phyloclr.models.store import load_model
+from phyloclr.train import PretrainConfig, pretrain
+from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig
+from tests.conftest import ROOT
+
+SEEDS = ROOT / "data" / "protein" / "seeds"
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _expected(q: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
+    """The smoothing written out: q + Σ max(cos, 0) b over the k nearest rows but q's own
+    (the nearest, when it is as close as a copy)."""
+    q, bank = _unit(q), _unit(bank)
+    cos = bank @ q
+    order = list(np.argsort(-cos)[: k + 1])
+    order = order[1:] if cos[order[0]] >= 0.995 else order[:k]
+    return _unit(q + sum(max(cos[i], 0.0) * bank[i] for i in order))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_smoothing_matches_the_written_out_sum(k: int) -> None:
+    rng = np.random.default_rng(k)
+    bank = rng.normal(size=(40, 24)).astype(np.float32)
+    memory = NeighbourMemory(40, 24, k, chunk=7)  # several chunks: the top-k is merged
+    memory.fill(torch.from_numpy(bank))
+    inside = bank[[3, 17]] * 2.5  # corpus members (scale does not matter)
+    outside = rng.normal(size=(3, 24)).astype(np.float32)
+    for q in np.concatenate([inside, outside]):
+        got = memory.smooth(q[None])[0]
+        np.testing.assert_allclose(got, _expected(q, bank, k), atol=3e-3)
+    both = memory.smooth(np.concatenate([inside, outside]))  # rows do not see each other
+    alone = np.concatenate([memory.smooth(r[None]) for r in np.concatenate([inside, outside])])
+    np.testing.assert_allclose(both, alone, atol=1e-6)
+
+
+def test_a_member_is_smoothed_over_others_not_itself() -> None:
+    bank = np.eye(4, dtype=np.float32)
+    bank[1] = _unit(np.array([1.0, 0.5, 0, 0], dtype=np.float32))  # near row 0
+    bank[2] = -bank[0]  # opposite: weight 0 even when among the nearest
+    memory = NeighbourMemory(4, 4, 2)
+    memory.fill(torch.from_numpy(bank))
+    got = memory.smooth(bank[:1])[0]
+    c = float(bank[1] @ bank[0])  # row 0 is left out, row 1 and row 3 (cosine 0) remain
+    np.testing.assert_allclose(got, _unit(bank[0] + c * bank[1]), atol=3e-3)
+    small = NeighbourMemory(2, 4, 5)  # fewer rows than neighbours: all the others
+    small.fill(torch.from_numpy(bank[:2]))
+    np.testing.assert_allclose(small.smooth(bank[:1])[0], _unit(bank[0] + c * bank[1]), atol=3e-3)
+
+
+def test_quantised_rows_keep_cosines() -> None:
+    rng = np.random.default_rng(0)
+    bank = rng.normal(size=(50, 300)).astype(np.float32)
+    memory = NeighbourMemory(50, 300, 3)
+    memory.fill(torch.from_numpy(bank))
+    assert memory.bank.dtype == torch.int8
+    back = memory.rows(torch.arange(50)).numpy()
+    np.testing.assert_allclose(back @ back.T, _unit(bank) @ _unit(bank).T, atol=5e-3)
+    with pytest.raises(ValueError, match="shape"):
+        memory.fill(torch.zeros(49, 300))
+
+
+def _config(max_rows: int = 50_000) -> PretrainConfig:
+    model = ModelConfig(encoder="kmer", spectrum="murphy10:3", dim=32, layers=1,
+                        projection_dim=0, sketch="murphy10:11011", sketch_dim=64,
+                        sketch_weight=0.5, memory_neighbours=3,
+                        memory_max_rows=max_rows)  # fmt: skip
+    return PretrainConfig(
+        model=model,
+        views=ViewsConfig(crop_len=64),
+        run=RunConfig(max_steps=4, batch_tokens=4096, checkpoint_every=2, threads=1),
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("memory") / "run"
+    pretrain(build_families([SEEDS], use_cache=True), _config(), out)
+    return out
+
+
+def test_pretrain_keeps_the_corpus_and_embed_smooths_over_it(run: Path) -> None:
+    seqs = [r.seq for f in build_families([SEEDS], use_cache=True).families for r in f.records]
+    loaded = load_model(run)
+    enc = loaded.encoder
+    assert isinstance(enc, KmerSpectrum) and enc.memory is not None
+    assert enc.spec.memory_rows == len(seqs) and enc.spec.memory_neighbours == 3
+    smoothed, _ = embed_sequences(enc, PROTEIN, seqs[:12])
+    memory, enc.memory = enc.memory, None
+    raw_all, _ = embed_sequences(enc, PROTEIN, seqs)
+    raw = raw_all[:12]
+    assert not np.allclose(smoothed, _unit(raw), atol=1e-3)  # it does something
+    # the bank is the corpus embedded by the trained encoder, unsmoothed (int8 rows)
+    bank = memory.rows(torch.arange(len(seqs))).numpy()
+    assert np.min(np.sum(_unit(raw_all) * bank, axis=1)) > 0.99
+    for q, got in zip(raw, smoothed, strict=True):
+        np.testing.assert_allclose(got, _expected(q, bank, 3), atol=3e-3)
+    enc.memory = memory
+    assert enc.dim == smoothed.shape[1] == 32 + 64
+
+
+def test_resuming_a_finished_run_builds_the_same_memory(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "model.pt").unlink()  # as if killed while the memory was being built
+    pretrain(build_families([SEEDS], use_cache=True), _config(), copy, resume=True)
+    a, b = load_model(run).encoder.state_dict(), load_model(copy).encoder.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_large_corpus_keeps_a_sample(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    pretrain(build_families([SEEDS], use_cache=True), _config(max_rows=10), out)
+    enc = load_model(out).encoder
+    assert enc.spec.memory_rows == 10 and enc.memory is not None
+
+
+def test_memory_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"memory_neighbours needs model\.encoder 'kmer'"):
+        ModelConfig(encoder="cnn", memory_neighbours=5)
+    with pytest.raises(ConfigError, match="memory_neighbours must be ≥ 0"):
+        ModelConfig(encoder="kmer", memory_neighbours=-1)
+    cnn = load_model(ROOT / "src" / "phyloclr" / "data" / "default_model.pt").encoder
+    with pytest.raises(ValueError, match="keeps no neighbour memory"):
+        attach_memory(cnn, np.zeros((2, cnn.dim), dtype=np.float32), 1)
