@@ -145,3 +145,29 @@ def test_memory_config_errors() -> None:
     cnn = load_model(ROOT / "src" / "phyloclr" / "data" / "default_model.pt").encoder
     with pytest.raises(ValueError, match="keeps no neighbour memory"):
         attach_memory(cnn, np.zeros((2, cnn.dim), dtype=np.float32), 1)
+
+
+def test_embed_smooths_unless_told_not_to(run: Path, tmp_path: Path) -> None:
+    import h5py
+    from typer.testing import CliRunner
+
+    from phyloclr.cli import app
+
+    seqs = [r.seq for f in build_families([SEEDS], use_cache=True).families for r in f.records]
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text("".join(f">q{i}\n{s}\n" for i, s in enumerate(seqs[:5])))
+    got = {}
+    for name, extra in (("smoothed", []), ("raw", ["--no-memory"])):
+        out = tmp_path / f"{name}.h5"
+        result = CliRunner().invoke(
+            app, ["embed", str(fasta), "--model", str(run), "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        with h5py.File(out) as fh:
+            got[name] = fh["embeddings"][:]
+    enc = load_model(run).encoder
+    np.testing.assert_allclose(got["smoothed"], embed_sequences(enc, PROTEIN, seqs[:5])[0],
+                               atol=1e-5)  # fmt: skip
+    enc.memory = None
+    np.testing.assert_allclose(got["raw"], embed_sequences(enc, PROTEIN, seqs[:5])[0], atol=1e-5)
+    assert not np.allclose(_unit(got["raw"]), got["smoothed"], atol=1e-3)

@@ -154,7 +154,8 @@ class EmbedConfig:
     embeddings are stored; ``precision``: how residue CNNs compute them (float32; bfloat16; or
     auto: bfloat16 where the device computes it natively, see
     :func:`~phyloclr.devices.resolve_precision`; the one used is saved as the output's
-    ``precision`` attribute)."""
+    ``precision`` attribute); ``memory``: smooth over the model's neighbour memory where it
+    has one (:mod:`phyloclr.models.memory`; False: the unsmoothed embeddings)."""
 
     batch_tokens: int = 32768
     dtype: Literal["float32", "float16"] = "float32"
@@ -167,6 +168,7 @@ class EmbedConfig:
     threads: int = 0
     shard_index: int = 0
     shard_count: int = 1
+    memory: bool = True
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -257,6 +259,8 @@ def embed_fasta(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_model(model_path, device)
+    if not cfg.memory and getattr(loaded.encoder, "memory", None) is not None:
+        loaded.encoder.memory = None  # type: ignore[assignment]
     precision = resolve_precision(cfg.precision, device)
     if cfg.per_residue and not loaded.encoder.per_residue:
         raise ConfigError(

@@ -55,6 +55,14 @@ def embed(
     part_size: Annotated[
         int, typer.Option(help="Sequences per committed part (what an interruption can lose).")
     ] = 4096,
+    no_memory: Annotated[
+        bool,
+        typer.Option(
+            "--no-memory",
+            help="Leave out the smoothing over the model's corpus embeddings (a pretrained "
+            "model's neighbour memory).",
+        ),
+    ] = False,
 ) -> None:
     """Write embeddings of every sequence in FASTA to one HDF5 file, in input order.
 
@@ -66,7 +74,8 @@ def embed(
         cfg = EmbedConfig(batch_tokens=batch_tokens, device=device, dtype=dtype,  # type: ignore[arg-type]
                           precision=precision,  # type: ignore[arg-type]
                           per_residue=per_residue, dedupe=dedupe, threads=threads,
-                          shard_index=index, shard_count=count, part_size=part_size)  # fmt: skip
+                          shard_index=index, shard_count=count, part_size=part_size,
+                          memory=not no_memory)  # fmt: skip
         with progress_bars() as progress:
             result = embed_fasta_torchrun(
                 fasta, out_h5, model, cfg, resume=resume, progress=progress
