@@ -76,8 +76,12 @@ def test_quantised_rows_keep_cosines() -> None:
     assert memory.bank.dtype == torch.int8
     back = memory.rows(torch.arange(50)).numpy()
     np.testing.assert_allclose(back @ back.T, _unit(bank) @ _unit(bank).T, atol=5e-3)
-    with pytest.raises(ValueError, match="shape"):
-        memory.fill(torch.zeros(49, 300))
+    half = NeighbourMemory(50, 300, 3)  # filled a block at a time: the same rows
+    half.fill(torch.from_numpy(bank[:20]))
+    half.fill(torch.from_numpy(bank[20:]), 20)
+    assert torch.equal(half.bank, memory.bank) and torch.equal(half.scale, memory.scale)
+    with pytest.raises(ValueError, match="do not fit"):
+        memory.fill(torch.zeros(49, 300), 2)
 
 
 def _config(max_rows: int = 50_000) -> PretrainConfig:
@@ -144,7 +148,7 @@ def test_memory_config_errors() -> None:
         ModelConfig(encoder="kmer", memory_neighbours=-1)
     cnn = load_model(ROOT / "src" / "phyloclr" / "data" / "default_model.pt").encoder
     with pytest.raises(ValueError, match="keeps no neighbour memory"):
-        attach_memory(cnn, np.zeros((2, cnn.dim), dtype=np.float32), 1)
+        attach_memory(cnn, NeighbourMemory(2, cnn.dim, 1))
 
 
 def test_embed_smooths_unless_told_not_to(run: Path, tmp_path: Path) -> None:

@@ -43,16 +43,20 @@ class NeighbourMemory(nn.Module):
         self.register_buffer("scale", torch.zeros(rows))
 
     @torch.no_grad()
-    def fill(self, emb: torch.Tensor) -> None:
-        """Store ``emb`` (rows, dim), each row unit-normed and quantised to int8."""
+    def fill(self, emb: torch.Tensor, start: int = 0) -> None:
+        """Store ``emb`` (n, dim) as rows ``start`` to ``start + n``, each unit-normed and
+        quantised to int8 (a corpus can be filled a block at a time)."""
         bank: torch.Tensor = self.bank  # type: ignore[assignment]
-        if tuple(emb.shape) != tuple(bank.shape):
-            raise ValueError(f"bank of shape {tuple(bank.shape)} given {tuple(emb.shape)}")
+        if emb.ndim != 2 or emb.shape[1] != bank.shape[1] or start + len(emb) > len(bank):
+            raise ValueError(
+                f"rows of shape {tuple(emb.shape)} at {start} do not fit a bank of shape "
+                f"{tuple(bank.shape)}"
+            )
         unit = F.normalize(emb.float(), dim=1)
         scale = unit.abs().amax(1).clamp_min(1e-12) / 127.0
-        bank.copy_(torch.round(unit / scale[:, None]).to(torch.int8))
+        bank[start : start + len(emb)] = torch.round(unit / scale[:, None]).to(torch.int8)
         table: torch.Tensor = self.scale  # type: ignore[assignment]
-        table.copy_(scale)
+        table[start : start + len(emb)] = scale
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         """(…, dim) float32 bank rows at ``idx`` (…)."""
@@ -99,16 +103,17 @@ class NeighbourMemory(nn.Module):
         return out
 
 
-def attach_memory(encoder: Encoder, emb: np.ndarray, neighbours: int) -> None:
-    """Give ``encoder`` a neighbour memory of ``emb`` (N, dim): its embeddings of a corpus,
-    unsmoothed. The saved architecture records it (``spec.memory_rows``), so a loaded model
-    smooths as this one does."""
+def attach_memory(encoder: Encoder, memory: NeighbourMemory) -> None:
+    """Give ``encoder`` the filled ``memory`` of its own embeddings of a corpus (unsmoothed).
+    The saved architecture records it (``spec.memory_rows``), so a loaded model smooths as
+    this one does."""
     if not hasattr(encoder, "memory"):  # only encoders that rebuild one from their spec
         raise ValueError(f"a {type(encoder).__name__} encoder keeps no neighbour memory")
     if encoder.memory is not None:
         raise ValueError("the encoder already holds a neighbour memory")
-    bank = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
-    memory = NeighbourMemory(len(bank), bank.shape[1], neighbours)
-    memory.fill(bank)
-    encoder.spec = replace(encoder.spec, memory_rows=len(bank), memory_neighbours=neighbours)
+    bank: torch.Tensor = memory.bank
+    if bank.shape[1] != encoder.dim:
+        raise ValueError(f"a memory {bank.shape[1]} wide for embeddings {encoder.dim} wide")
+    encoder.spec = replace(encoder.spec, memory_rows=memory.size,
+                           memory_neighbours=memory.neighbours)  # fmt: skip
     encoder.memory = memory.to(next(encoder.buffers()).device)

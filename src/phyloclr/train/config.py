@@ -279,12 +279,15 @@ def default_pretrain_config() -> PretrainConfig:
     20,000-protein corpus takes about 20 minutes on 2 CPU cores with its families
     (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of four
     spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function) and the
-    default model's residue CNN, frozen (weight 0.07, chosen on go-function)."""
+    default model's residue CNN, frozen (weight 0.07, chosen on go-function); after training
+    the model keeps its embeddings of the corpus and smooths each embedding over its 10 nearest
+    (``model.memory_neighbours``, chosen on go-function)."""
     return PretrainConfig(
         model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
                           spectrum="murphy10:4", projection_dim=256, projection_hidden=1024,
                           sketch=SPACED_WORDS, sketch_dim=4096, sketch_weight=0.7,
-                          append_cnn="default", append_cnn_weight=0.07),
+                          append_cnn="default", append_cnn_weight=0.07,
+                          memory_neighbours=10, memory_max_rows=50_000),
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),

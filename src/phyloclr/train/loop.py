@@ -29,7 +29,7 @@ from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import DilatedCNN, Encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.hybrid import SketchedCNN
-from phyloclr.models.memory import attach_memory
+from phyloclr.models.memory import NeighbourMemory, attach_memory
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.objectives.contrastive import (
     build_objective,
@@ -229,6 +229,10 @@ def pretrain(
     return PretrainResult(run, state.step, state.elapsed, last_loss, resumed_from, model)
 
 
+#: corpus sequences embedded at a time into the neighbour memory
+MEMORY_BLOCK = 4096
+
+
 def _save_with_memory(
     state: RunState, fset: FamilySet, device: torch.device, progress: Progress | None
 ) -> None:
@@ -246,8 +250,14 @@ def _save_with_memory(
         rng = np.random.default_rng([cfg.run.seed, 11])
         keep = np.sort(rng.choice(len(seqs), cfg.model.memory_max_rows, replace=False))
         seqs = [seqs[i] for i in keep]
-    emb, _ = embed_sequences(encoder, state.alphabet, seqs, device=device, progress=progress)
-    attach_memory(encoder, emb, cfg.model.memory_neighbours)
+    memory = NeighbourMemory(len(seqs), encoder.dim, cfg.model.memory_neighbours).to(device)
+    for start in range(0, len(seqs), MEMORY_BLOCK):  # a block at a time: bounded memory
+        emb, _ = embed_sequences(encoder, state.alphabet, seqs[start : start + MEMORY_BLOCK],
+                                 device=device)  # fmt: skip
+        memory.fill(torch.from_numpy(emb), start)
+        if progress is not None:
+            progress("memory", min(start + MEMORY_BLOCK, len(seqs)), len(seqs))
+    attach_memory(encoder, memory)
     state.save_model()
 
 
