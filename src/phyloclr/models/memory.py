@@ -6,7 +6,8 @@ becomes ``x + Σ_j max(cos(x, b_j), 0) · b_j`` over its ``k`` nearest bank rows
 A protein of the corpus leaves its own row out (the nearest row, when its cosine is ≥ 0.995),
 so it is smoothed over the same number of other proteins as a protein the corpus never held.
 Homologs that share little sequence but share neighbours in the corpus move together: on the
-transductive development sets this lifts retrieval by 0.014–0.016 mAP (benchmarks/RESULTS.md).
+transductive development sets this lifts retrieval by 0.011–0.015 mAP (3-seed means,
+benchmarks/RESULTS.md, "A neighbour memory").
 The bank is stored as int8 rows with a scale per row (a quarter of float32's bytes; for the
 default's 4,736 columns the cosines move by 2 × 10⁻⁴ (s.d.), at most 2 × 10⁻³).
 """
