@@ -175,3 +175,32 @@ def test_embed_smooths_unless_told_not_to(run: Path, tmp_path: Path) -> None:
     enc.memory = None
     np.testing.assert_allclose(got["raw"], embed_sequences(enc, PROTEIN, seqs[:5])[0], atol=1e-5)
     assert not np.allclose(_unit(got["raw"]), got["smoothed"], atol=1e-3)
+
+
+def test_search_embeds_queries_as_the_database_was(run: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from phyloclr.cli import app
+
+    seqs = [r.seq for f in build_families([SEEDS], use_cache=True).families for r in f.records]
+    fasta = tmp_path / "db.fasta"
+    fasta.write_text("".join(f">d{i}\n{s}\n" for i, s in enumerate(seqs[:6])))
+    runner = CliRunner()
+    for name, extra in (("smoothed", []), ("raw", ["--no-memory"])):
+        out = tmp_path / f"{name}.h5"
+        args = ["embed", str(fasta), "--model", str(run), "--out", str(out), *extra]
+        assert runner.invoke(app, args).exit_code == 0
+    for name in ("smoothed", "raw"):  # FASTA queries: itself first, at cosine 1
+        hits = tmp_path / f"{name}.tsv"
+        args = ["search", str(fasta), "--db", str(tmp_path / f"{name}.h5"), "--out", str(hits),
+                "--top", "1"]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        lines = hits.read_text().splitlines()
+        rows = [ln.split("\t") for ln in lines if ln[0] != "#" and not ln.startswith("query\t")]
+        assert [r[:2] for r in rows] == [[f"d{i}", f"d{i}"] for i in range(6)]
+        assert all(abs(float(r[2]) - 1.0) < 1e-4 for r in rows)
+    mixed = ["search", str(tmp_path / "smoothed.h5"), "--db", str(tmp_path / "raw.h5"),
+             "--out", str(tmp_path / "x.tsv")]  # fmt: skip
+    result = runner.invoke(app, mixed)
+    assert result.exit_code != 0 and "embed both the same way" in result.output

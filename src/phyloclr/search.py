@@ -113,12 +113,19 @@ class SearchResult:
 
 
 def _db_model(attrs: dict[str, object], path: Path) -> dict[str, str]:
+    """The model an embedding file records, and whether its memory smoothed the rows ('memory':
+    'yes' or 'no'; ``embed --no-memory`` writes 'no')."""
     try:
         model = json.loads(str(attrs["model"]))
-        return {"name": str(model["name"]), "weights_sha256": str(model["weights_sha256"]),
-                "path": str(model.get("path", ""))}  # fmt: skip
+        found = {"name": str(model["name"]), "weights_sha256": str(model["weights_sha256"]),
+                 "path": str(model.get("path", ""))}  # fmt: skip
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(path, "the embedding file does not record its model") from exc
+    try:
+        smoothed = bool(json.loads(str(attrs["config"]))["embed"].get("memory", True))
+    except (KeyError, ValueError, TypeError, AttributeError):
+        smoothed = True
+    return {**found, "memory": "yes" if smoothed else "no"}
 
 
 def resolve_model(db_model: dict[str, str], db_path: Path, model: PathArg | None) -> LoadedModel:
@@ -173,6 +180,13 @@ def _queries(
                 f"{qmodel['weights_sha256']}), the database {db_path} with "
                 f"{db_model['name']!r} (weights {db_model['weights_sha256']})",
             )
+        if qmodel["memory"] != db_model["memory"]:
+            said = {"yes": "smoothed over the model's memory", "no": "with --no-memory"}
+            raise InputError(
+                path,
+                f"queries embedded {said[qmodel['memory']]}, the database {db_path} "
+                f"{said[db_model['memory']]}: embed both the same way",
+            )
         return store.ids, store.embeddings, None, None
     import torch
 
@@ -182,6 +196,8 @@ def _queries(
 
     records = read_fasta(path)
     loaded = resolve_model(db_model, db_path, model)
+    if db_model.get("memory") == "no":  # embedded as the database was (embed --no-memory)
+        loaded.encoder.memory = None  # type: ignore[assignment]
     for rec in records:
         if not fits_alphabet(rec.seq, loaded.alphabet.name):
             raise InputError(
