@@ -23,6 +23,7 @@ import torch
 from benchmarks.bench_protein import DevSet, score
 from phyloclr.embed import embed_sequences
 from phyloclr.io.fasta import read_fasta
+from phyloclr.models.memory import detach_memory
 from phyloclr.models.store import load_model
 
 KS = (2, 3, 5, 10, 20)
@@ -65,7 +66,7 @@ def main() -> None:
     where = {r.id: i for i, r in enumerate(corpus)}
     rows = np.array([where[i] for i in ds.ids])
     loaded = load_model(args.run)
-    loaded.encoder.memory = None  # type: ignore[assignment]  # the raw embeddings
+    detach_memory(loaded.encoder)  # the raw embeddings
     emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, [r.seq for r in corpus])
     results = [{"variant": "none", **score(_unit(emb[rows]) @ _unit(emb[rows]).T, ds.labels)}]
     for k in KS:

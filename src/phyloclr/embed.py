@@ -25,6 +25,7 @@ from phyloclr.io.ids import SeenIds
 from phyloclr.io.sequences import SeqRecord, fits_alphabet
 from phyloclr.models.alphabet import Alphabet
 from phyloclr.models.encoders import Encoder, use_bfloat16
+from phyloclr.models.memory import detach_memory
 from phyloclr.models.store import load_model
 from phyloclr.progress import Progress
 
@@ -55,6 +56,7 @@ def embed_sequences(
     precision: str = "float32",
 ) -> tuple[np.ndarray, int]:
     """Pooled embeddings (N, D) float32 in input order, and how many sequences were windowed.
+    An encoder with a neighbour memory smooths them over it (:mod:`phyloclr.models.memory`).
 
     Sequences longer than ``window`` (default: the encoder's ``max_len``) are cut into
     overlapping windows whose pooled embeddings are averaged, weighted by residues, never
@@ -259,8 +261,8 @@ def embed_fasta(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     loaded = load_model(model_path, device)
-    if not cfg.memory and getattr(loaded.encoder, "memory", None) is not None:
-        loaded.encoder.memory = None  # type: ignore[assignment]
+    if not cfg.memory:
+        detach_memory(loaded.encoder)
     precision = resolve_precision(cfg.precision, device)
     if cfg.per_residue and not loaded.encoder.per_residue:
         raise ConfigError(

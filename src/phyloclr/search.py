@@ -33,6 +33,7 @@ from phyloclr.config import check_literals, config_to_json
 from phyloclr.errors import ConfigError, InputError
 from phyloclr.fsutil import atomic_path
 from phyloclr.io.hdf5 import read_embeddings
+from phyloclr.models.memory import detach_memory
 from phyloclr.models.store import LoadedModel
 from phyloclr.neighbours import NeighbourConfig, chosen_method, knn
 from phyloclr.progress import Progress
@@ -197,7 +198,7 @@ def _queries(
     records = read_fasta(path)
     loaded = resolve_model(db_model, db_path, model)
     if db_model.get("memory") == "no":  # embedded as the database was (embed --no-memory)
-        loaded.encoder.memory = None  # type: ignore[assignment]
+        detach_memory(loaded.encoder)
     for rec in records:
         if not fits_alphabet(rec.seq, loaded.alphabet.name):
             raise InputError(

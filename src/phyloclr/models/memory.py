@@ -69,10 +69,12 @@ class NeighbourMemory(nn.Module):
     def nearest(self, q: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Cosines and bank rows (B, m) of the ``m`` nearest rows of unit queries ``q`` (B, dim),
         best first; the bank is read ``chunk`` rows at a time."""
-        n = self.size
+        bank: torch.Tensor = self.bank  # type: ignore[assignment]
+        scale: torch.Tensor = self.scale  # type: ignore[assignment]
         values, indices = [], []
-        for start in range(0, n, self.chunk):
-            block = self.rows(torch.arange(start, min(start + self.chunk, n), device=q.device))
+        for start in range(0, self.size, self.chunk):
+            end = start + self.chunk
+            block = bank[start:end].float() * scale[start:end, None]
             v, i = (q @ block.T).topk(min(m, len(block)), dim=1)
             values.append(v)
             indices.append(i + start)
@@ -118,3 +120,10 @@ def attach_memory(encoder: Encoder, memory: NeighbourMemory) -> None:
     encoder.spec = replace(encoder.spec, memory_rows=memory.size,
                            memory_neighbours=memory.neighbours)  # fmt: skip
     encoder.memory = memory.to(next(encoder.buffers()).device)
+
+
+def detach_memory(encoder: Encoder) -> None:
+    """Drop ``encoder``'s neighbour memory, if it has one: its embeddings are then unsmoothed
+    (``embed --no-memory``)."""
+    if getattr(encoder, "memory", None) is not None:
+        encoder.memory = None  # type: ignore[assignment]
