@@ -1,6 +1,7 @@
 """Screen the neighbour memory's settings on a transductive development set (issue 18).
 
     python -m benchmarks.probe_memory --set DEVSETS/go-function --run RUN [--out rows.jsonl]
+    python -m benchmarks.probe_memory --set DEVSETS/go-function --run RUN --second-order
 
 RUN is a model pretrained on the set's corpus (``phyloclr pretrain SET/corpus.fasta``; any
 memory it holds is left out). The corpus is embedded once; each labelled protein's embedding q
@@ -9,6 +10,12 @@ becomes q + Σ w_j b_j over its k nearest corpus embeddings b_j but its own (w_j
 ``benchmarks/bench_protein.py`` scores rows. Variants: k ∈ {2, 3, 5, 10, 20} × α ∈ {0, 1, 3};
 with the shipped default's layout (map 512 | sketch 4,096 | CNN 128), k × α = 1 smoothing only
 the map's columns, or only the map's and the sketch's.
+
+``--second-order`` screens the second-order memory instead (session 38): every corpus
+embedding is first smoothed over its kb nearest other corpus embeddings (α = 1), and the raw
+labelled embeddings are smoothed over their kq nearest rows of that smoothed bank but their own:
+kb ∈ {5, 10, 20, 40, 80} at kq = 10, kq ∈ {5, 20} at kb = 10, the bank smoothed twice
+(kb = 10, 10), and the first-order smoothed query smoothed again over the kb = 10 bank.
 """
 
 from __future__ import annotations
@@ -53,12 +60,59 @@ def smoothed(corpus: np.ndarray, rows: np.ndarray, k: int, alpha: float,
     return out
 
 
+def smoothed_bank(corpus: np.ndarray, kb: int, block: int = 2048) -> np.ndarray:
+    """Every row of ``corpus`` (N, D) smoothed over its ``kb`` nearest other rows (α = 1)."""
+    unit = _unit(corpus).astype(np.float32)
+    out = np.empty_like(unit)
+    for start in range(0, len(unit), block):
+        rows = np.arange(start, min(start + block, len(unit)))
+        sims = unit[rows] @ unit.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        nb = np.argpartition(-sims, kb, axis=1)[:, :kb]
+        w = np.clip(np.take_along_axis(sims, nb, axis=1), 0.0, None)
+        out[rows] = _unit(unit[rows] + (w[:, :, None] * unit[nb]).sum(1))
+    return out
+
+
+def over_bank(queries: np.ndarray, rows: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
+    """``queries`` (n, D), the corpus rows ``rows`` (n,), smoothed over their k nearest rows of
+    ``bank`` (N, D) but their own."""
+    q = _unit(queries)
+    sims = q @ bank.T
+    sims[np.arange(len(rows)), rows] = -np.inf
+    nb = np.argpartition(-sims, k, axis=1)[:, :k]
+    w = np.clip(np.take_along_axis(sims, nb, axis=1), 0.0, None)
+    return _unit(q + (w[:, :, None] * bank[nb]).sum(1))
+
+
+def second_order(emb: np.ndarray, rows: np.ndarray, labels: list[str]) -> list[dict]:
+    """The ``--second-order`` variants' scores (see the module docstring)."""
+    raw = _unit(emb).astype(np.float32)
+    out = []
+
+    def add(name: str, v: np.ndarray) -> None:
+        out.append({"variant": name, **score(v @ v.T, labels)})
+
+    add("first order kq=10", over_bank(raw[rows], rows, raw, 10))
+    banks = {kb: smoothed_bank(raw, kb) for kb in (5, 10, 20, 40, 80)}
+    for kb, bank in banks.items():
+        add(f"second order kb={kb} kq=10", over_bank(raw[rows], rows, bank, 10))
+    for kq in (5, 20):
+        add(f"second order kb=10 kq={kq}", over_bank(raw[rows], rows, banks[10], kq))
+    add("bank smoothed twice kb=10,10 kq=10",
+        over_bank(raw[rows], rows, smoothed_bank(banks[10], 10), 10))  # fmt: skip
+    first = over_bank(raw[rows], rows, raw, 10)
+    add("first-order query over the kb=10 bank, kq=10", over_bank(first, rows, banks[10], 10))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", type=Path, required=True)
     ap.add_argument("--run", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--second-order", action="store_true", help="screen the second order")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = DevSet(args.set)
@@ -69,7 +123,9 @@ def main() -> None:
     detach_memory(loaded.encoder)  # the raw embeddings
     emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, [r.seq for r in corpus])
     results = [{"variant": "none", **score(_unit(emb[rows]) @ _unit(emb[rows]).T, ds.labels)}]
-    for k in KS:
+    if args.second_order:
+        results += second_order(emb, rows, ds.labels)
+    for k in KS if not args.second_order else ():
         for alpha in ALPHAS:
             v = smoothed(emb, rows, k, alpha)
             results.append({"variant": f"k={k} alpha={alpha:g}", **score(v @ v.T, ds.labels)})

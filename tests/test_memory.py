@@ -1,6 +1,8 @@
 """The neighbour memory (``model.memory_neighbours``): each embedding is smoothed over its k
 nearest embeddings of the training corpus, its own row left out; pretraining builds it, the
-model file round-trips it, ``embed`` applies it, and a resumed run builds the same one."""
+model file round-trips it, ``embed`` applies it, and a resumed run builds the same one. Second
+order (``model.memory_bank_neighbours``): the corpus rows are smoothed among themselves first,
+and own rows are found by sequence key."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from phyloclr.embed import embed_sequences
 from phyloclr.errors import ConfigError
 from phyloclr.families import build_families
 from phyloclr.models.alphabet import PROTEIN
-from phyloclr.models.memory import NeighbourMemory, attach_memory
+from phyloclr.models.memory import NeighbourMemory, attach_memory, sequence_key, sequence_keys
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import load_model
 from phyloclr.train import PretrainConfig, pretrain
@@ -84,11 +86,58 @@ def test_quantised_rows_keep_cosines() -> None:
         memory.fill(torch.zeros(49, 300), 2)
 
 
-def _config(max_rows: int = 50_000) -> PretrainConfig:
+def _keyed_expected(q: np.ndarray, key: int, bank: np.ndarray, keys: list[int],
+                    k: int) -> np.ndarray:  # fmt: skip
+    """Keyed smoothing written out: q + Σ max(cos, 0) b over the k nearest rows whose key is
+    not the query's."""
+    q, bank = _unit(q), _unit(bank)
+    cos = bank @ q
+    order = [i for i in np.argsort(-cos, kind="stable") if keys[i] != key][:k]
+    return _unit(q + sum(max(cos[i], 0.0) * bank[i] for i in order))
+
+
+def _tied(q: np.ndarray, key: int, bank: np.ndarray, keys: list[int], k: int) -> bool:
+    """Whether the k-th and (k+1)-th nearest rows of another key are within 10⁻³ in cosine."""
+    cos = np.sort([c for c, r in zip(_unit(bank) @ _unit(q), keys, strict=True) if r != key])
+    return len(cos) > k and cos[-k] - cos[-k - 1] < 1e-3
+
+
+def test_second_order_smoothing_matches_the_written_out_sums() -> None:
+    rng = np.random.default_rng(7)
+    bank = rng.normal(size=(30, 16)).astype(np.float32)
+    bank[5] = bank[4]  # an identical copy: the same protein, left out of each other's sums
+    seqs = [f"MK{'A' * i}W" for i in range(30)]
+    seqs[5] = seqs[4].lower()  # keys ignore case
+    keys = [sequence_key(s) for s in seqs]
+    assert keys[4] == keys[5] and len(set(keys)) == 29
+    memory = NeighbourMemory(30, 16, 3, bank_neighbours=4, chunk=7)
+    memory.fill(torch.from_numpy(bank), 0, sequence_keys(seqs))
+    memory.smooth_bank()
+    rows = memory.rows(torch.arange(30)).numpy()
+    second = np.stack([_keyed_expected(bank[i], keys[i], bank, keys, 4) for i in range(30)])
+    np.testing.assert_allclose(rows, second, atol=6e-3)
+    queries = np.concatenate([bank[[4, 11]] * 3.0, rng.normal(size=(2, 16)).astype(np.float32)])
+    qseqs = [seqs[4], seqs[11], "QQQ", "RRR"]  # two corpus members, two strangers
+    got = memory.smooth(queries, sequence_keys(qseqs))
+    for q, s, g in zip(queries, qseqs, got, strict=True):
+        np.testing.assert_allclose(g, _keyed_expected(q, sequence_key(s), second, keys, 3),
+                                   atol=6e-3)  # fmt: skip
+    with pytest.raises(ValueError, match="sequence key of every query"):
+        memory.smooth(queries)
+    with pytest.raises(ValueError, match="a sequence key per row"):
+        memory.fill(torch.from_numpy(bank))
+    first = NeighbourMemory(30, 16, 3)
+    with pytest.raises(ValueError, match="only a second-order memory"):
+        first.smooth_bank()
+    assert "keys" not in first.state_dict()  # session-37 model files hold no keys
+
+
+def _config(max_rows: int = 50_000, bank_neighbours: int = 0) -> PretrainConfig:
     model = ModelConfig(encoder="kmer", spectrum="murphy10:3", dim=32, layers=1,
                         projection_dim=0, sketch="murphy10:11011", sketch_dim=64,
                         sketch_weight=0.5, memory_neighbours=3,
-                        memory_max_rows=max_rows)  # fmt: skip
+                        memory_max_rows=max_rows,
+                        memory_bank_neighbours=bank_neighbours)  # fmt: skip
     return PretrainConfig(
         model=model,
         views=ViewsConfig(crop_len=64),
@@ -123,15 +172,59 @@ def test_pretrain_keeps_the_corpus_and_embed_smooths_over_it(run: Path) -> None:
     assert enc.dim == smoothed.shape[1] == 32 + 64
 
 
-def test_resuming_a_finished_run_builds_the_same_memory(run: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def run2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("memory2") / "run"
+    pretrain(build_families([SEEDS], use_cache=True), _config(bank_neighbours=2), out)
+    return out
+
+
+def test_a_second_order_memory_is_built_and_applied(run2: Path) -> None:
+    seqs = [r.seq for f in build_families([SEEDS], use_cache=True).families for r in f.records]
+    enc = load_model(run2).encoder
+    assert isinstance(enc, KmerSpectrum) and enc.memory is not None and enc.memory.keyed
+    assert enc.spec.memory_bank_neighbours == 2 and enc.spec.memory_rows == len(seqs)
+    queried = [*seqs[:8], "MKTAYIAKQRQISFVKSHFSRQ"]  # eight corpus members and a stranger
+    smoothed, _ = embed_sequences(enc, PROTEIN, queried)
+    memory, enc.memory = enc.memory, None
+    raw_all, _ = embed_sequences(enc, PROTEIN, seqs)
+    keys = [sequence_key(s) for s in seqs]
+    assert torch.equal(memory.keys, torch.tensor(keys))  # type: ignore[arg-type]
+    first = NeighbourMemory(len(seqs), enc.dim, 1)  # the raw rows, quantised as the bank was
+    first.fill(torch.from_numpy(raw_all))
+    raw_q = first.rows(torch.arange(len(seqs))).numpy()
+    second = np.stack(
+        [_keyed_expected(r, c, raw_q, keys, 2) for r, c in zip(raw_q, keys, strict=True)]
+    )
+    bank = memory.rows(torch.arange(len(seqs))).numpy()
+    # the bank: rows smoothed among rows (but where the 2nd and 3rd nearest are within
+    # rounding, 10⁻³ in cosine, and either may be taken)
+    clear = [i for i in range(len(seqs)) if not _tied(raw_q[i], keys[i], raw_q, keys, 2)]
+    assert len(clear) > 0.9 * len(seqs)
+    np.testing.assert_allclose(bank[clear], second[clear], atol=6e-3)
+    queries, _ = embed_sequences(enc, PROTEIN, queried)
+    for q, s, got in zip(queries, queried, smoothed, strict=True):
+        if _tied(q, sequence_key(s), bank, keys, 3):
+            continue
+        np.testing.assert_allclose(got, _keyed_expected(q, sequence_key(s), bank, keys, 3),
+                                   atol=3e-3)  # fmt: skip
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_resuming_a_finished_run_builds_the_same_memory(
+    order: int, run: Path, run2: Path, tmp_path: Path
+) -> None:
     import shutil
 
+    done = run if order == 1 else run2
     copy = tmp_path / "run"
-    shutil.copytree(run, copy)
+    shutil.copytree(done, copy)
     (copy / "model.pt").unlink()  # as if killed while the memory was being built
-    pretrain(build_families([SEEDS], use_cache=True), _config(), copy, resume=True)
-    a, b = load_model(run).encoder.state_dict(), load_model(copy).encoder.state_dict()
+    cfg = _config(bank_neighbours=0 if order == 1 else 2)
+    pretrain(build_families([SEEDS], use_cache=True), cfg, copy, resume=True)
+    a, b = load_model(done).encoder.state_dict(), load_model(copy).encoder.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert ("memory.keys" in a) == (order == 2)
 
 
 def test_a_large_corpus_keeps_a_sample(tmp_path: Path) -> None:
@@ -146,6 +239,10 @@ def test_memory_config_errors() -> None:
         ModelConfig(encoder="cnn", memory_neighbours=5)
     with pytest.raises(ConfigError, match="memory_neighbours must be ≥ 0"):
         ModelConfig(encoder="kmer", memory_neighbours=-1)
+    for bad in ({"memory_bank_neighbours": -1, "memory_neighbours": 3},
+                {"memory_bank_neighbours": 5}):  # fmt: skip
+        with pytest.raises(ConfigError, match="memory_bank_neighbours must be ≥ 0"):
+            ModelConfig(encoder="kmer", **bad)
     cnn = load_model(ROOT / "src" / "phyloclr" / "data" / "default_model.pt").encoder
     with pytest.raises(ValueError, match="keeps no neighbour memory"):
         attach_memory(cnn, NeighbourMemory(2, cnn.dim, 1))

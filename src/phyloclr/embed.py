@@ -25,7 +25,7 @@ from phyloclr.io.ids import SeenIds
 from phyloclr.io.sequences import SeqRecord, fits_alphabet
 from phyloclr.models.alphabet import Alphabet
 from phyloclr.models.encoders import Encoder, use_bfloat16
-from phyloclr.models.memory import detach_memory
+from phyloclr.models.memory import detach_memory, sequence_keys
 from phyloclr.models.store import load_model
 from phyloclr.progress import Progress
 
@@ -142,7 +142,8 @@ def _embed_pieces(
     emb = sums / np.maximum(counts, 1.0)[:, None]
     memory = getattr(encoder, "memory", None)
     if memory is not None:  # a model pretrained with a neighbour memory (models/memory.py)
-        emb = memory.smooth(emb.astype(np.float32))
+        keys = sequence_keys(seqs) if memory.keyed else None  # a second-order memory's
+        emb = memory.smooth(emb.astype(np.float32), keys)
     if residues is not None and per_res is not None and per_cnt is not None:
         residues.extend(
             r / np.maximum(c, 1.0)[:, None] for r, c in zip(per_res, per_cnt, strict=True)

@@ -62,6 +62,7 @@ class EncoderSpec:
     appended_cnn_weight: float = 0.07
     memory_rows: int = 0  # a neighbour memory of that many corpus embeddings (0: none)
     memory_neighbours: int = 10
+    memory_bank_neighbours: int = 0  # > 0: a second-order memory (models/memory.py)
 
 
 class KmerComposition(nn.Module):

@@ -3,17 +3,24 @@
 Database-side augmentation (α-query expansion with α = 1, as in image retrieval): a model
 pretrained on a corpus keeps the corpus's own embeddings (the bank), and an embedding ``x``
 becomes ``x + Σ_j max(cos(x, b_j), 0) · b_j`` over its ``k`` nearest bank rows ``b_j``, unit-normed.
-A protein of the corpus leaves its own row out (the nearest row, when its cosine is ≥ 0.995),
-so it is smoothed over the same number of other proteins as a protein the corpus never held.
-Homologs that share little sequence but share neighbours in the corpus move together: on the
-transductive development sets this lifts retrieval by 0.011–0.015 mAP (3-seed means,
-benchmarks/RESULTS.md, "A neighbour memory").
+A protein of the corpus leaves its own row out, so it is smoothed over the same number of other
+proteins as a protein the corpus never held. Homologs that share little sequence but share
+neighbours in the corpus move together: on the transductive development sets this lifts
+retrieval by 0.011–0.015 mAP (3-seed means, benchmarks/RESULTS.md, "A neighbour memory").
+
+Second order (``bank_neighbours`` > 0): each bank row is first smoothed in the same way over its
+``bank_neighbours`` nearest other rows, so a query reaches its neighbours' neighbours. Own rows
+are then found by a key of the sequence (:func:`sequence_key`, stored per row), as a smoothed
+row is no longer the query's image. Without it (the memories of session 37) the bank holds raw
+rows and a row is the query's own when its cosine is ≥ 0.995.
 The bank is stored as int8 rows with a scale per row (a quarter of float32's bytes; for the
 default's 4,736 columns the cosines move by 2 × 10⁻⁴ (s.d.), at most 2 × 10⁻³).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -25,34 +32,66 @@ from torch.nn import functional as F
 if TYPE_CHECKING:
     from phyloclr.models.encoders import Encoder
 
-#: a bank row at least this close to the query is the query itself (or an identical copy)
+#: a raw bank row at least this close to the query is the query itself (or an identical copy)
 SELF_COSINE = 0.995
+#: nearest rows read beyond ``k`` where own rows are found by key (identical copies included)
+SPARE_ROWS = 8
+#: bank rows summed at a time by :meth:`NeighbourMemory.smooth_bank`
+GATHER_BLOCK = 256
+
+
+def sequence_key(seq: str) -> int:
+    """A 64-bit key of a protein sequence (case ignored): the row of the bank it owns."""
+    digest = hashlib.blake2b(seq.upper().encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def sequence_keys(seqs: Sequence[str]) -> torch.Tensor:
+    """(N,) int64 keys of ``seqs`` (:func:`sequence_key`)."""
+    return torch.tensor([sequence_key(s) for s in seqs], dtype=torch.int64)
 
 
 class NeighbourMemory(nn.Module):
     """A bank of ``rows`` unit embeddings (``dim`` wide) and the smoothing over its
-    ``neighbours`` nearest rows (see the module docstring)."""
+    ``neighbours`` nearest rows; ``bank_neighbours`` > 0: a second-order memory, whose rows
+    are keyed by sequence and smoothed by :meth:`smooth_bank` (see the module docstring)."""
 
-    def __init__(self, rows: int, dim: int, neighbours: int, chunk: int = 4096):
+    def __init__(self, rows: int, dim: int, neighbours: int, bank_neighbours: int = 0,
+                 chunk: int = 4096):  # fmt: skip
         super().__init__()
-        if rows < 1 or dim < 1 or neighbours < 1:
+        if rows < 1 or dim < 1 or neighbours < 1 or bank_neighbours < 0:
             raise ValueError("a neighbour memory needs ≥ 1 row, dimension and neighbour")
         self.size = rows
         self.neighbours = neighbours
+        self.bank_neighbours = bank_neighbours
         self.chunk = chunk
         self.register_buffer("bank", torch.zeros(rows, dim, dtype=torch.int8))
         self.register_buffer("scale", torch.zeros(rows))
+        # the sequence key of each row (second order only; a first-order file holds none)
+        keys = torch.zeros(rows, dtype=torch.int64) if bank_neighbours else None
+        self.register_buffer("keys", keys)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether own rows are found by sequence key (a second-order memory)."""
+        return self.keys is not None
 
     @torch.no_grad()
-    def fill(self, emb: torch.Tensor, start: int = 0) -> None:
+    def fill(self, emb: torch.Tensor, start: int = 0, keys: torch.Tensor | None = None) -> None:
         """Store ``emb`` (n, dim) as rows ``start`` to ``start + n``, each unit-normed and
-        quantised to int8 (a corpus can be filled a block at a time)."""
+        quantised to int8 (a corpus can be filled a block at a time), with their sequence
+        ``keys`` (n,) in a keyed memory."""
         bank: torch.Tensor = self.bank  # type: ignore[assignment]
         if emb.ndim != 2 or emb.shape[1] != bank.shape[1] or start + len(emb) > len(bank):
             raise ValueError(
                 f"rows of shape {tuple(emb.shape)} at {start} do not fit a bank of shape "
                 f"{tuple(bank.shape)}"
             )
+        if self.keyed:
+            if keys is None or keys.shape != (len(emb),):
+                raise ValueError("a second-order memory needs a sequence key per row")
+            table_keys: torch.Tensor = self.keys  # type: ignore[assignment]
+            table_keys[start : start + len(emb)] = keys.to(table_keys.device)
         unit = F.normalize(emb.float(), dim=1)
         scale = unit.abs().amax(1).clamp_min(1e-12) / 127.0
         bank[start : start + len(emb)] = torch.round(unit / scale[:, None]).to(torch.int8)
@@ -81,28 +120,71 @@ class NeighbourMemory(nn.Module):
         v, j = torch.cat(values, 1).topk(m, dim=1)
         return v, torch.cat(indices, 1).gather(1, j)
 
+    def _keyed_weights(self, v: torch.Tensor, idx: torch.Tensor, keys: torch.Tensor,
+                       k: int) -> torch.Tensor:  # fmt: skip
+        """Weights (B, m) of the nearest rows ``idx`` (B, m): max(cos, 0) for the first ``k``
+        rows whose key is not the query's ``keys`` (B,), 0 elsewhere."""
+        table: torch.Tensor = self.keys  # type: ignore[assignment]
+        other = table[idx] != keys.to(idx.device)[:, None]
+        kept = other & (other.cumsum(1) <= k)
+        return torch.where(kept, v.clamp_min(0.0), torch.zeros_like(v))
+
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, dim) embeddings → (B, dim) unit embeddings smoothed over their nearest rows."""
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, dim) embeddings → (B, dim) unit embeddings smoothed over their nearest rows;
+        a keyed memory needs the sequences' ``keys`` (B,) (:func:`sequence_keys`)."""
         q = F.normalize(x.float(), dim=1)
-        m = min(self.neighbours + 1, self.size)
-        v, idx = self.nearest(q, m)
-        w = v.clamp_min(0.0)
-        is_self = v[:, 0] >= SELF_COSINE
-        w[:, 0] = torch.where(is_self, torch.zeros_like(w[:, 0]), w[:, 0])
-        if m == self.neighbours + 1:  # the extra row stands in for a query outside the bank
-            w[:, -1] = torch.where(is_self, w[:, -1], torch.zeros_like(w[:, -1]))
+        if self.keyed:
+            if keys is None or keys.shape != (len(x),):
+                raise ValueError("a second-order memory needs the sequence key of every query")
+            v, idx = self.nearest(q, min(self.neighbours + SPARE_ROWS, self.size))
+            w = self._keyed_weights(v, idx, keys, self.neighbours)
+        else:
+            m = min(self.neighbours + 1, self.size)
+            v, idx = self.nearest(q, m)
+            w = v.clamp_min(0.0)
+            is_self = v[:, 0] >= SELF_COSINE
+            w[:, 0] = torch.where(is_self, torch.zeros_like(w[:, 0]), w[:, 0])
+            if m == self.neighbours + 1:  # the extra row stands in for a query outside the bank
+                w[:, -1] = torch.where(is_self, w[:, -1], torch.zeros_like(w[:, -1]))
         out = q + (w.unsqueeze(-1) * self.rows(idx)).sum(1)
         return F.normalize(out, dim=1)
 
-    def smooth(self, emb: np.ndarray, batch: int = 256) -> np.ndarray:
-        """(N, dim) float32 array → its smoothed rows, ``batch`` queries at a time."""
+    @torch.no_grad()
+    def smooth_bank(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Second order: replace every filled row by itself smoothed over its
+        ``bank_neighbours`` nearest other rows (own key left out), all read from the rows as
+        they were; ``progress(done, rows)`` after each block."""
+        if not self.keyed:
+            raise ValueError("only a second-order memory (bank_neighbours > 0) smooths its bank")
+        bank: torch.Tensor = self.bank  # type: ignore[assignment]
+        raw = NeighbourMemory(self.size, bank.shape[1], self.bank_neighbours,
+                              self.bank_neighbours, self.chunk)  # fmt: skip
+        raw.to(bank.device).load_state_dict(self.state_dict())
+        table: torch.Tensor = self.keys  # type: ignore[assignment]
+        for start in range(0, self.size, self.chunk):
+            idx = torch.arange(start, min(start + self.chunk, self.size), device=table.device)
+            q = F.normalize(raw.rows(idx), dim=1)
+            v, near = raw.nearest(q, min(self.bank_neighbours + SPARE_ROWS, self.size))
+            w = raw._keyed_weights(v, near, table[idx], self.bank_neighbours)
+            for s in range(0, len(idx), GATHER_BLOCK):  # bounded: (block, k + spare, dim) floats
+                e = s + GATHER_BLOCK
+                out = q[s:e] + (w[s:e].unsqueeze(-1) * raw.rows(near[s:e])).sum(1)
+                self.fill(out, start + s, table[idx[s:e]].clone())
+            if progress is not None:
+                progress(int(idx[-1]) + 1, self.size)
+
+    def smooth(self, emb: np.ndarray, keys: torch.Tensor | None = None,
+               batch: int = 256) -> np.ndarray:  # fmt: skip
+        """(N, dim) float32 array (and, for a keyed memory, the sequences' ``keys`` (N,)) →
+        its smoothed rows, ``batch`` queries at a time."""
         bank: torch.Tensor = self.bank  # type: ignore[assignment]
         device = bank.device
         out = np.empty(emb.shape, dtype=np.float32)
         for start in range(0, len(emb), batch):
             part = torch.from_numpy(np.ascontiguousarray(emb[start : start + batch])).to(device)
-            out[start : start + len(part)] = self(part).cpu().numpy()
+            part_keys = None if keys is None else keys[start : start + batch]
+            out[start : start + len(part)] = self(part, part_keys).cpu().numpy()
         return out
 
 
@@ -118,7 +200,8 @@ def attach_memory(encoder: Encoder, memory: NeighbourMemory) -> None:
     if bank.shape[1] != encoder.dim:
         raise ValueError(f"a memory {bank.shape[1]} wide for embeddings {encoder.dim} wide")
     encoder.spec = replace(encoder.spec, memory_rows=memory.size,
-                           memory_neighbours=memory.neighbours)  # fmt: skip
+                           memory_neighbours=memory.neighbours,
+                           memory_bank_neighbours=memory.bank_neighbours)  # fmt: skip
     encoder.memory = memory.to(next(encoder.buffers()).device)
 
 

@@ -126,7 +126,9 @@ class KmerSpectrum(Encoder):
         self.cnn = appended_cnn(spec, vocab) if spec.appended_cnn_dim else None
         # the training corpus's embeddings, which ``embed`` smooths over (models/memory.py)
         self.memory = (
-            NeighbourMemory(spec.memory_rows, self.dim, spec.memory_neighbours)
+            NeighbourMemory(
+                spec.memory_rows, self.dim, spec.memory_neighbours, spec.memory_bank_neighbours
+            )
             if spec.memory_rows
             else None
         )

@@ -50,7 +50,9 @@ class ModelConfig:
     eval mode only; the model file then holds its weights). ``memory_neighbours`` > 0 (k-mer
     spectrum encoder only): after training, the model keeps its embeddings of the training
     corpus (a seeded sample of ``memory_max_rows`` when larger), and embeddings are smoothed
-    over their nearest ``memory_neighbours`` of them (:mod:`phyloclr.models.memory`)."""
+    over their nearest ``memory_neighbours`` of them (:mod:`phyloclr.models.memory`);
+    ``memory_bank_neighbours`` > 0: each of those corpus embeddings is first smoothed over its
+    nearest that many others (second order; 0: the first-order memory of session 37)."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -74,6 +76,7 @@ class ModelConfig:
     kmer_weights: Literal["idf", "homology"] = "idf"
     memory_neighbours: int = 0
     memory_max_rows: int = 50_000
+    memory_bank_neighbours: int = 0
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -116,6 +119,12 @@ class ModelConfig:
             raise ConfigError("model.memory_neighbours must be ≥ 0, memory_max_rows ≥ 1")
         if self.memory_neighbours and self.encoder != "kmer":
             raise ConfigError("model.memory_neighbours needs model.encoder 'kmer'")
+        if self.memory_bank_neighbours < 0 or (
+            self.memory_bank_neighbours and not self.memory_neighbours
+        ):
+            raise ConfigError(
+                "model.memory_bank_neighbours must be ≥ 0, and > 0 only with memory_neighbours"
+            )
         if self.encoder == "kmer":
             if self.kmer:
                 raise ConfigError(
@@ -280,14 +289,16 @@ def default_pretrain_config() -> PretrainConfig:
     (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of four
     spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function) and the
     default model's residue CNN, frozen (weight 0.07, chosen on go-function); after training
-    the model keeps its embeddings of the corpus and smooths each embedding over its 10 nearest
-    (``model.memory_neighbours``, chosen on go-function)."""
+    the model keeps its embeddings of the corpus, each smoothed over its 20 nearest others
+    (``model.memory_bank_neighbours``), and smooths each embedding over its 10 nearest of them
+    (``model.memory_neighbours``; both chosen on go-function)."""
     return PretrainConfig(
         model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
                           spectrum="murphy10:4", projection_dim=256, projection_hidden=1024,
                           sketch=SPACED_WORDS, sketch_dim=4096, sketch_weight=0.7,
                           append_cnn="default", append_cnn_weight=0.07,
-                          memory_neighbours=10, memory_max_rows=50_000),
+                          memory_neighbours=10, memory_max_rows=50_000,
+                          memory_bank_neighbours=20),
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),

@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from phyloclr.models.critics import build_critic
 from phyloclr.models.encoders import DilatedCNN, Encoder
 from phyloclr.models.heads import ProjectionHead
 from phyloclr.models.hybrid import SketchedCNN
-from phyloclr.models.memory import NeighbourMemory, attach_memory
+from phyloclr.models.memory import NeighbourMemory, attach_memory, sequence_keys
 from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.objectives.contrastive import (
     build_objective,
@@ -238,8 +239,9 @@ def _save_with_memory(
 ) -> None:
     """Rank 0, after training: the encoder's embeddings of the corpus (every family member;
     a sample of ``model.memory_max_rows``, seeded by ``run.seed``, when there are more) become
-    its neighbour memory, and model.pt is written again with it. The checkpoint holds none,
-    so a resumed run builds it anew from the same weights."""
+    its neighbour memory (second order: each row then smoothed over its
+    ``model.memory_bank_neighbours`` nearest others), and model.pt is written again with it.
+    The checkpoint holds none, so a resumed run builds it anew from the same weights."""
     from phyloclr.embed import embed_sequences
 
     cfg = state.cfg
@@ -250,13 +252,17 @@ def _save_with_memory(
         rng = np.random.default_rng([cfg.run.seed, 11])
         keep = np.sort(rng.choice(len(seqs), cfg.model.memory_max_rows, replace=False))
         seqs = [seqs[i] for i in keep]
-    memory = NeighbourMemory(len(seqs), encoder.dim, cfg.model.memory_neighbours).to(device)
+    memory = NeighbourMemory(len(seqs), encoder.dim, cfg.model.memory_neighbours,
+                             cfg.model.memory_bank_neighbours).to(device)  # fmt: skip
     for start in range(0, len(seqs), MEMORY_BLOCK):  # a block at a time: bounded memory
-        emb, _ = embed_sequences(encoder, state.alphabet, seqs[start : start + MEMORY_BLOCK],
-                                 device=device)  # fmt: skip
-        memory.fill(torch.from_numpy(emb), start)
+        block = seqs[start : start + MEMORY_BLOCK]
+        emb, _ = embed_sequences(encoder, state.alphabet, block, device=device)
+        keys = sequence_keys(block) if memory.keyed else None
+        memory.fill(torch.from_numpy(emb), start, keys)
         if progress is not None:
             progress("memory", min(start + MEMORY_BLOCK, len(seqs)), len(seqs))
+    if memory.keyed:
+        memory.smooth_bank(None if progress is None else partial(progress, "memory bank"))
     attach_memory(encoder, memory)
     state.save_model()
 
