@@ -15,7 +15,8 @@ the map's columns, or only the map's and the sketch's.
 embedding is first smoothed over its kb nearest other corpus embeddings (α = 1), and the raw
 labelled embeddings are smoothed over their kq nearest rows of that smoothed bank but their own:
 kb ∈ {5, 10, 20, 40, 80} at kq = 10, kq ∈ {5, 20} at kb = 10, the bank smoothed twice
-(kb = 10, 10), and the first-order smoothed query smoothed again over the kb = 10 bank.
+(kb = 10, 10), the first-order smoothed query smoothed again over the kb = 10 bank, and at
+kb = 20 the own row's weight (1 elsewhere) 0 or 3 in the bank, 0.5 or 2 for the query.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def smoothed(corpus: np.ndarray, rows: np.ndarray, k: int, alpha: float,
     return out
 
 
-def smoothed_bank(corpus: np.ndarray, kb: int, block: int = 2048) -> np.ndarray:
-    """Every row of ``corpus`` (N, D) smoothed over its ``kb`` nearest other rows (α = 1)."""
+def smoothed_bank(corpus: np.ndarray, kb: int, own: float = 1.0, block: int = 2048) -> np.ndarray:
+    """Every row of ``corpus`` (N, D) smoothed over its ``kb`` nearest other rows (α = 1), its
+    own row weighted ``own``."""
     unit = _unit(corpus).astype(np.float32)
     out = np.empty_like(unit)
     for start in range(0, len(unit), block):
@@ -70,19 +72,20 @@ def smoothed_bank(corpus: np.ndarray, kb: int, block: int = 2048) -> np.ndarray:
         sims[np.arange(len(rows)), rows] = -np.inf
         nb = np.argpartition(-sims, kb, axis=1)[:, :kb]
         w = np.clip(np.take_along_axis(sims, nb, axis=1), 0.0, None)
-        out[rows] = _unit(unit[rows] + (w[:, :, None] * unit[nb]).sum(1))
+        out[rows] = _unit(own * unit[rows] + (w[:, :, None] * unit[nb]).sum(1))
     return out
 
 
-def over_bank(queries: np.ndarray, rows: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
-    """``queries`` (n, D), the corpus rows ``rows`` (n,), smoothed over their k nearest rows of
-    ``bank`` (N, D) but their own."""
+def over_bank(queries: np.ndarray, rows: np.ndarray, bank: np.ndarray, k: int,
+              own: float = 1.0) -> np.ndarray:  # fmt: skip
+    """``queries`` (n, D), the corpus rows ``rows`` (n,), weighted ``own`` and smoothed over
+    their k nearest rows of ``bank`` (N, D) but their own."""
     q = _unit(queries)
     sims = q @ bank.T
     sims[np.arange(len(rows)), rows] = -np.inf
     nb = np.argpartition(-sims, k, axis=1)[:, :k]
     w = np.clip(np.take_along_axis(sims, nb, axis=1), 0.0, None)
-    return _unit(q + (w[:, :, None] * bank[nb]).sum(1))
+    return _unit(own * q + (w[:, :, None] * bank[nb]).sum(1))
 
 
 def second_order(emb: np.ndarray, rows: np.ndarray, labels: list[str]) -> list[dict]:
@@ -103,6 +106,12 @@ def second_order(emb: np.ndarray, rows: np.ndarray, labels: list[str]) -> list[d
         over_bank(raw[rows], rows, smoothed_bank(banks[10], 10), 10))  # fmt: skip
     first = over_bank(raw[rows], rows, raw, 10)
     add("first-order query over the kb=10 bank, kq=10", over_bank(first, rows, banks[10], 10))
+    for own in (0.0, 3.0):
+        bank = smoothed_bank(raw, 20, own)
+        add(f"kb=20, bank rows' own weight {own:g}", over_bank(raw[rows], rows, bank, 10))
+    for own in (0.5, 2.0):
+        add(f"kb=20, the query's own weight {own:g}",
+            over_bank(raw[rows], rows, banks[20], 10, own))  # fmt: skip
     return out
 
 

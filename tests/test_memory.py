@@ -6,6 +6,7 @@ and own rows are found by sequence key."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +222,8 @@ def test_resuming_a_finished_run_builds_the_same_memory(
     shutil.copytree(done, copy)
     (copy / "model.pt").unlink()  # as if killed while the memory was being built
     cfg = _config(bank_neighbours=0 if order == 1 else 2)
-    pretrain(build_families([SEEDS], use_cache=True), cfg, copy, resume=True)
+    result = pretrain(build_families([SEEDS], use_cache=True), cfg, copy, resume=True)
+    assert result.steps == 4 and not math.isnan(result.final_loss)  # the logged last loss
     a, b = load_model(done).encoder.state_dict(), load_model(copy).encoder.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert ("memory.keys" in a) == (order == 2)

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -220,6 +221,9 @@ def pretrain(
             if state.step % cfg.run.checkpoint_every == 0:
                 state.save()
         state.save()
+    if math.isnan(last_loss) and dist.is_main:  # no step ran here: a finished run resumed
+        logged = _read_metrics(run / METRICS, state.step)
+        last_loss = float(logged[-1]["loss"]) if logged else last_loss
     if cfg.model.memory_neighbours and dist.is_main:
         _save_with_memory(state, fset, device, progress)
     distributed.barrier()
