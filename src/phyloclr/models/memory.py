@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 SELF_COSINE = 0.995
 #: nearest rows read beyond ``k`` where own rows are found by key (identical copies included)
 SPARE_ROWS = 8
-#: bank rows summed at a time by :meth:`NeighbourMemory.smooth_bank`
+#: queries whose neighbours' rows are gathered and summed at a time
 GATHER_BLOCK = 256
 
 
@@ -147,7 +147,15 @@ class NeighbourMemory(nn.Module):
             w[:, 0] = torch.where(is_self, torch.zeros_like(w[:, 0]), w[:, 0])
             if m == self.neighbours + 1:  # the extra row stands in for a query outside the bank
                 w[:, -1] = torch.where(is_self, w[:, -1], torch.zeros_like(w[:, -1]))
-        out = q + (w.unsqueeze(-1) * self.rows(idx)).sum(1)
+        return self._smoothed(q, w, idx)
+
+    def _smoothed(self, q: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """unit(q + Σ_j w_j · row_j) (B, dim) over the rows ``idx`` (B, m), gathered
+        ``GATHER_BLOCK`` queries at a time (bounded: (block, m, dim) floats)."""
+        out = torch.empty_like(q)
+        for s in range(0, len(q), GATHER_BLOCK):
+            e = s + GATHER_BLOCK
+            out[s:e] = q[s:e] + (w[s:e].unsqueeze(-1) * self.rows(idx[s:e])).sum(1)
         return F.normalize(out, dim=1)
 
     @torch.no_grad()
@@ -167,15 +175,12 @@ class NeighbourMemory(nn.Module):
             q = F.normalize(raw.rows(idx), dim=1)
             v, near = raw.nearest(q, min(self.bank_neighbours + SPARE_ROWS, self.size))
             w = raw._keyed_weights(v, near, table[idx], self.bank_neighbours)
-            for s in range(0, len(idx), GATHER_BLOCK):  # bounded: (block, k + spare, dim) floats
-                e = s + GATHER_BLOCK
-                out = q[s:e] + (w[s:e].unsqueeze(-1) * raw.rows(near[s:e])).sum(1)
-                self.fill(out, start + s, table[idx[s:e]].clone())
+            self.fill(raw._smoothed(q, w, near), start, table[idx].clone())
             if progress is not None:
                 progress(int(idx[-1]) + 1, self.size)
 
     def smooth(self, emb: np.ndarray, keys: torch.Tensor | None = None,
-               batch: int = 256) -> np.ndarray:  # fmt: skip
+               batch: int = 1024) -> np.ndarray:  # fmt: skip
         """(N, dim) float32 array (and, for a keyed memory, the sequences' ``keys`` (N,)) →
         its smoothed rows, ``batch`` queries at a time."""
         bank: torch.Tensor = self.bank  # type: ignore[assignment]
