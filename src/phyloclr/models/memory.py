@@ -8,11 +8,12 @@ proteins as a protein the corpus never held. Homologs that share little sequence
 neighbours in the corpus move together: on the transductive development sets this lifts
 retrieval by 0.011–0.015 mAP (3-seed means, benchmarks/RESULTS.md, "A neighbour memory").
 
-Second order (``bank_neighbours`` > 0): each bank row is first smoothed in the same way over its
-``bank_neighbours`` nearest other rows, so a query reaches its neighbours' neighbours. Own rows
-are then found by a key of the sequence (:func:`sequence_key`, stored per row), as a smoothed
-row is no longer the query's image. Without it (the memories of session 37) the bank holds raw
-rows and a row is the query's own when its cosine is ≥ 0.995.
+Second order (``bank_neighbours`` > 0; the default's 20): each bank row is first smoothed in the
+same way over its ``bank_neighbours`` nearest other rows, so a query reaches its neighbours'
+neighbours (a further +0.006–0.008 mAP, RESULTS.md "A second-order memory"). Own rows are then
+found by a key of the sequence (:func:`sequence_key`, stored per row), as a smoothed row is no
+longer the query's image. A first-order memory (``bank_neighbours`` 0, as model files written
+before it hold) keeps raw rows, and a row is the query's own when its cosine is ≥ 0.995.
 The bank is stored as int8 rows with a scale per row (a quarter of float32's bytes; for the
 default's 4,736 columns the cosines move by 2 × 10⁻⁴ (s.d.), at most 2 × 10⁻³).
 """
