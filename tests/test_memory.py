@@ -130,7 +130,7 @@ def test_second_order_smoothing_matches_the_written_out_sums() -> None:
     first = NeighbourMemory(30, 16, 3)
     with pytest.raises(ValueError, match="only a second-order memory"):
         first.smooth_bank()
-    assert "keys" not in first.state_dict()  # session-37 model files hold no keys
+    assert "keys" not in first.state_dict()  # first-order model files hold no keys
 
 
 def _config(max_rows: int = 50_000, bank_neighbours: int = 0) -> PretrainConfig:
