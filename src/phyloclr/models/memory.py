@@ -121,34 +121,30 @@ class NeighbourMemory(nn.Module):
         v, j = torch.cat(values, 1).topk(m, dim=1)
         return v, torch.cat(indices, 1).gather(1, j)
 
-    def _keyed_weights(self, v: torch.Tensor, idx: torch.Tensor, keys: torch.Tensor,
-                       k: int) -> torch.Tensor:  # fmt: skip
-        """Weights (B, m) of the nearest rows ``idx`` (B, m): max(cos, 0) for the first ``k``
-        rows whose key is not the query's ``keys`` (B,), 0 elsewhere."""
-        table: torch.Tensor = self.keys  # type: ignore[assignment]
-        other = table[idx] != keys.to(idx.device)[:, None]
-        kept = other & (other.cumsum(1) <= k)
-        return torch.where(kept, v.clamp_min(0.0), torch.zeros_like(v))
-
     @torch.no_grad()
     def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """(B, dim) embeddings → (B, dim) unit embeddings smoothed over their nearest rows;
         a keyed memory needs the sequences' ``keys`` (B,) (:func:`sequence_keys`)."""
-        q = F.normalize(x.float(), dim=1)
+        if self.keyed and (keys is None or keys.shape != (len(x),)):
+            raise ValueError("a second-order memory needs the sequence key of every query")
+        return self._smooth_over(F.normalize(x.float(), dim=1), keys, self.neighbours)
+
+    def _smooth_over(self, q: torch.Tensor, keys: torch.Tensor | None, k: int) -> torch.Tensor:
+        """Unit queries ``q`` (B, dim) smoothed over their ``k`` nearest rows but their own:
+        by ``keys`` (B,) in a keyed memory, else the nearest row when its cosine is ≥
+        ``SELF_COSINE`` (one row read beyond ``k`` stands in for it when it is not there)."""
+        spare = SPARE_ROWS if self.keyed else 1
+        v, idx = self.nearest(q, min(k + spare, self.size))
         if self.keyed:
-            if keys is None or keys.shape != (len(x),):
-                raise ValueError("a second-order memory needs the sequence key of every query")
-            v, idx = self.nearest(q, min(self.neighbours + SPARE_ROWS, self.size))
-            w = self._keyed_weights(v, idx, keys, self.neighbours)
+            table: torch.Tensor = self.keys  # type: ignore[assignment]
+            assert keys is not None
+            own = table[idx] == keys.to(idx.device)[:, None]
         else:
-            m = min(self.neighbours + 1, self.size)
-            v, idx = self.nearest(q, m)
-            w = v.clamp_min(0.0)
-            is_self = v[:, 0] >= SELF_COSINE
-            w[:, 0] = torch.where(is_self, torch.zeros_like(w[:, 0]), w[:, 0])
-            if m == self.neighbours + 1:  # the extra row stands in for a query outside the bank
-                w[:, -1] = torch.where(is_self, w[:, -1], torch.zeros_like(w[:, -1]))
-        return self._smoothed(q, w, idx)
+            own = torch.zeros_like(v, dtype=torch.bool)
+            own[:, 0] = v[:, 0] >= SELF_COSINE
+        other = ~own
+        kept = other & (other.cumsum(1) <= k)  # the first k rows that are not its own
+        return self._smoothed(q, torch.where(kept, v.clamp_min(0.0), torch.zeros_like(v)), idx)
 
     def _smoothed(self, q: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """unit(q + Σ_j w_j · row_j) (B, dim) over the rows ``idx`` (B, m), gathered
@@ -174,9 +170,8 @@ class NeighbourMemory(nn.Module):
         for start in range(0, self.size, self.chunk):
             idx = torch.arange(start, min(start + self.chunk, self.size), device=table.device)
             q = F.normalize(raw.rows(idx), dim=1)
-            v, near = raw.nearest(q, min(self.bank_neighbours + SPARE_ROWS, self.size))
-            w = raw._keyed_weights(v, near, table[idx], self.bank_neighbours)
-            self.fill(raw._smoothed(q, w, near), start, table[idx].clone())
+            out = raw._smooth_over(q, table[idx], self.bank_neighbours)
+            self.fill(out, start, table[idx].clone())
             if progress is not None:
                 progress(int(idx[-1]) + 1, self.size)
 
