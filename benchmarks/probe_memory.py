@@ -66,13 +66,9 @@ def smoothed_bank(corpus: np.ndarray, kb: int, own: float = 1.0, block: int = 20
     own row weighted ``own``."""
     unit = _unit(corpus).astype(np.float32)
     out = np.empty_like(unit)
-    for start in range(0, len(unit), block):
+    for start in range(0, len(unit), block):  # bounded: (block, N) similarities at a time
         rows = np.arange(start, min(start + block, len(unit)))
-        sims = unit[rows] @ unit.T
-        sims[np.arange(len(rows)), rows] = -np.inf
-        nb = np.argpartition(-sims, kb, axis=1)[:, :kb]
-        w = np.clip(np.take_along_axis(sims, nb, axis=1), 0.0, None)
-        out[rows] = _unit(own * unit[rows] + (w[:, :, None] * unit[nb]).sum(1))
+        out[rows] = over_bank(unit[rows], rows, unit, kb, own)
     return out
 
 
@@ -96,7 +92,8 @@ def second_order(emb: np.ndarray, rows: np.ndarray, labels: list[str]) -> list[d
     def add(name: str, v: np.ndarray) -> None:
         out.append({"variant": name, **score(v @ v.T, labels)})
 
-    add("first order kq=10", over_bank(raw[rows], rows, raw, 10))
+    first = over_bank(raw[rows], rows, raw, 10)
+    add("first order kq=10", first)
     banks = {kb: smoothed_bank(raw, kb) for kb in (5, 10, 20, 40, 80)}
     for kb, bank in banks.items():
         add(f"second order kb={kb} kq=10", over_bank(raw[rows], rows, bank, 10))
@@ -104,7 +101,6 @@ def second_order(emb: np.ndarray, rows: np.ndarray, labels: list[str]) -> list[d
         add(f"second order kb=10 kq={kq}", over_bank(raw[rows], rows, banks[10], kq))
     add("bank smoothed twice kb=10,10 kq=10",
         over_bank(raw[rows], rows, smoothed_bank(banks[10], 10), 10))  # fmt: skip
-    first = over_bank(raw[rows], rows, raw, 10)
     add("first-order query over the kb=10 bank, kq=10", over_bank(first, rows, banks[10], 10))
     for own in (0.0, 3.0):
         bank = smoothed_bank(raw, 20, own)
