@@ -186,16 +186,23 @@ def phmmer_all_vs_all(ds: DevSet, threads: int) -> np.ndarray:
     return hits_matrix([str(i) for i in range(len(ds.seqs))], hits)
 
 
-def embed_model(path: str, seqs: list[str], threads: int, precision: str = "float32") -> np.ndarray:
+def embed_model(
+    path: str, seqs: list[str], threads: int, precision: str = "float32", memory: bool = True
+) -> np.ndarray:
+    """(N, D) embeddings of ``seqs`` by the model at ``path``, with its memory unless not
+    ``memory`` (as ``phyloclr embed --no-memory``)."""
     import torch
 
     from phyloclr.devices import resolve_precision
     from phyloclr.embed import embed_sequences
+    from phyloclr.models.memory import detach_memory
     from phyloclr.models.store import load_model
 
     if threads:
         torch.set_num_threads(threads)
     loaded = load_model(path)
+    if not memory:
+        detach_memory(loaded.encoder)
     precision = resolve_precision(precision, torch.device("cpu"))
     emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, seqs, precision=precision)
     return emb
