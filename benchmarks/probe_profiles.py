@@ -14,7 +14,9 @@ embedding becomes the unit raw embedding and the profile vector side by side at 
 (bank rows over their 20 nearest, queries over their 10 nearest smoothed rows, own rows left
 out; ``benchmarks.probe_memory``). Rows are scored as ``benchmarks.homology_split`` scores them
 (mAP, over the pairs MMseqs2 links and over the others, and the oracle). The HMMs, the hits
-and the corpus's raw embeddings are kept in ``--work`` (with the build and search times).
+and the corpus's raw embeddings are kept in ``--work`` (with the build and search times) and
+reused by a later call (hits are searched again when a larger ``--evalue`` asks for more); a
+new run, set or family setting needs a new ``--work``.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def search_profiles(
     hmm_path: Path, seqs: list[str], evalue: float, threads: int
 ) -> dict[str, np.ndarray]:
     """Every hit at E ≤ ``evalue`` of the profiles in ``hmm_path`` among ``seqs``: row
-    (sequence), col (profile), bits, evalue, each (H,); and the seconds it took."""
+    (sequence), col (profile), bits, evalue, each (H,); the number of profiles, the E-value
+    searched at and the seconds it took."""
     import pyhmmer
 
     alphabet = pyhmmer.easel.Alphabet.amino()
@@ -103,6 +106,7 @@ def search_profiles(
         "bits": np.asarray(bits, dtype=np.float32),
         "evalue": np.asarray(ev, dtype=np.float64),
         "profiles": np.asarray(len(hmms)),
+        "searched_at": np.asarray(evalue),
         "seconds": np.asarray(time.perf_counter() - t0),
     }
 
@@ -147,7 +151,8 @@ def main() -> None:
             {"row": "profiles built", "profiles": len(members), "seconds": round(seconds, 1)}
         )
     hits_path = args.work / "hits.npz"
-    if not hits_path.exists():
+    searched_at = float(np.load(hits_path)["searched_at"]) if hits_path.exists() else -1.0
+    if searched_at < max(args.evalue):
         np.savez(hits_path, **search_profiles(hmm_path, seqs, max(args.evalue), args.threads))
     hits = dict(np.load(hits_path))
     searched = {"proteins": len(seqs), "profiles": int(hits["profiles"]),

@@ -35,6 +35,7 @@ def test_a_family_profile_finds_its_family(tmp_path: Path, protein: Path) -> Non
     build_profiles([globins[:8], others[:6]], hmm, max_members=5, threads=1)
     hits = search_profiles(hmm, globins[8:] + others[6:], 1e-3, threads=1)
     assert int(hits["profiles"]) == 2
+    assert float(hits["searched_at"]) == 1e-3
     vec = profile_vectors(hits, len(globins) - 8 + len(others) - 6, 1e-3)
     n_glob = len(globins) - 8
     assert (vec[:n_glob, 0] > 0.9).mean() > 0.9  # the unseen globins hit the globin profile
