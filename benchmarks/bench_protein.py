@@ -61,7 +61,14 @@ class DevSet:
         self.seqs = [r.seq for r in records]
         self.labels = [labels[i] for i in self.ids]
         corpus = root / "corpus.fasta"
-        self.corpus = [r.seq for r in read_fasta(corpus)] if corpus.exists() else self.seqs
+        unlabelled = read_fasta(corpus) if corpus.exists() else records
+        self.corpus = [r.seq for r in unlabelled]
+        self.corpus_ids = [r.id for r in unlabelled]
+
+    def corpus_rows(self) -> np.ndarray:
+        """(N,) the labelled proteins' row numbers in the corpus (its FASTA order)."""
+        where = {x: i for i, x in enumerate(self.corpus_ids)}
+        return np.array([where[x] for x in self.ids])
 
 
 def pair_recall(sim: np.ndarray, labels: list[str], fpr: float = 0.01) -> float:

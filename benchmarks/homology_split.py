@@ -42,6 +42,14 @@ from benchmarks.bench_protein import (
 from phyloclr.metrics import average_precision
 
 
+def same_label(labels: list[str]) -> np.ndarray:
+    """(N, N) bool: the pairs of different items with one label."""
+    lab = np.asarray(labels)
+    same = lab[:, None] == lab[None, :]
+    np.fill_diagonal(same, False)
+    return same
+
+
 def split_ap(sim: np.ndarray, sought: np.ndarray, left_out: np.ndarray) -> float:
     """mAP of ``sim`` (N, N) when each row seeks ``sought`` (N, N bool) and ``left_out``
     (N, N bool) items are removed from its ranking (the row's own item always is); rows with
@@ -57,9 +65,7 @@ def split_ap(sim: np.ndarray, sought: np.ndarray, left_out: np.ndarray) -> float
 
 def split_rows(sim: np.ndarray, labels: list[str], linked: np.ndarray) -> dict[str, float]:
     """The four mAPs of the module docstring for one row's similarities ``sim`` (N, N)."""
-    lab = np.asarray(labels)
-    same = lab[:, None] == lab[None, :]
-    np.fill_diagonal(same, False)
+    same = same_label(labels)
     none = np.zeros_like(same)
     finite = np.where(np.isfinite(sim), sim, np.min(sim[np.isfinite(sim)]) - 1.0)
     span = float(finite.max() - finite.min()) + 1.0
@@ -75,8 +81,7 @@ def set_summary(labels: list[str], linked: np.ndarray, seed: int = 0) -> dict[st
     """The linked share of same-label pairs, the groups by their unlinked share, and the
     homology ceiling (linked same-label proteins first, the rest in a seeded random order)."""
     lab = np.asarray(labels)
-    same = lab[:, None] == lab[None, :]
-    np.fill_diagonal(same, False)
+    same = same_label(labels)
     groups = {}
     for g in np.unique(lab):
         rows = lab == g

@@ -28,11 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_protein import DevSet, score
-from phyloclr.embed import embed_sequences
-from phyloclr.io.fasta import read_fasta
-from phyloclr.models.memory import detach_memory
-from phyloclr.models.store import load_model
+from benchmarks.bench_protein import DevSet, embed_model, score
 
 KS = (2, 3, 5, 10, 20)
 ALPHAS = (0.0, 1.0, 3.0)
@@ -121,12 +117,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = DevSet(args.set)
-    corpus = read_fasta(args.set / "corpus.fasta")
-    where = {r.id: i for i, r in enumerate(corpus)}
-    rows = np.array([where[i] for i in ds.ids])
-    loaded = load_model(args.run)
-    detach_memory(loaded.encoder)  # the raw embeddings
-    emb, _ = embed_sequences(loaded.encoder, loaded.alphabet, [r.seq for r in corpus])
+    rows = ds.corpus_rows()
+    emb = embed_model(args.run, ds.corpus, args.threads, memory=False)  # the raw embeddings
     results = [{"variant": "none", **score(_unit(emb[rows]) @ _unit(emb[rows]).T, ds.labels)}]
     if args.second_order:
         results += second_order(emb, rows, ds.labels)

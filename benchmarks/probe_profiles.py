@@ -29,14 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_protein import DevSet, mmseqs_all_vs_all
+from benchmarks.bench_protein import DevSet, embed_model, mmseqs_all_vs_all
 from benchmarks.homology_split import split_rows
 from benchmarks.probe_memory import _unit, over_bank, smoothed_bank
-from phyloclr.embed import embed_sequences
 from phyloclr.families import build_families
-from phyloclr.io.fasta import read_fasta
-from phyloclr.models.memory import detach_memory
-from phyloclr.models.store import load_model
 from phyloclr.train.config import load_pretrain_config
 
 
@@ -135,10 +131,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     ds = DevSet(args.set)
-    corpus = read_fasta(args.set / "corpus.fasta")
-    where = {r.id: i for i, r in enumerate(corpus)}
-    rows = np.array([where[i] for i in ds.ids])
-    seqs = [r.seq for r in corpus]
+    rows = ds.corpus_rows()
+    seqs = ds.corpus
     results: list[dict[str, object]] = []
 
     hmm_path = args.work / "profiles.h3m"
@@ -160,9 +154,7 @@ def main() -> None:
     results.append({"row": "corpus searched", **searched})
     emb_path = args.work / "corpus_embeddings.npy"
     if not emb_path.exists():
-        loaded = load_model(str(args.run))
-        detach_memory(loaded.encoder)  # the raw embeddings
-        np.save(emb_path, embed_sequences(loaded.encoder, loaded.alphabet, seqs)[0])
+        np.save(emb_path, embed_model(str(args.run), seqs, args.threads, memory=False))
     raw = _unit(np.load(emb_path)).astype(np.float32)
     linked = np.isfinite(mmseqs_all_vs_all(ds, args.threads))
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 from benchmarks.bench_protein import score
-from benchmarks.homology_split import set_summary, split_ap, split_rows
+from benchmarks.homology_split import same_label, set_summary, split_ap, split_rows
 
 LABELS = ["a", "a", "a", "b", "b"]
 #: 0-1 and 3-4 are linked (an alignment hit); 0-2 and 1-2 are same-label pairs without one
@@ -19,21 +19,12 @@ SIM = np.array(
 )
 
 
-def _same() -> np.ndarray:
-    lab = np.asarray(LABELS)
-    same = lab[:, None] == lab[None, :]
-    np.fill_diagonal(same, False)
-    return same
-
-
 def test_nothing_left_out_is_bench_protein_map() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 8))
     sim = x @ x.T
     labels = [str(i % 6) for i in range(40)]
-    lab = np.asarray(labels)
-    same = lab[:, None] == lab[None, :]
-    np.fill_diagonal(same, False)
+    same = same_label(labels)
     got = split_ap(sim, same, np.zeros_like(same))
     assert round(got, 4) == score(sim, labels)["map"]
 
@@ -62,13 +53,13 @@ def test_ceiling_and_shares() -> None:
     assert summary["groups"] == 2
     assert summary["groups_unlinked_at_least_0.5"] == 1  # group a: 4 of 6 pairs unlinked
     assert summary["groups_unlinked_below_0.1"] == 1  # group b: none
-    every = _same()
+    every = same_label(LABELS)
     assert set_summary(LABELS, every)["homology_ceiling"] == 1.0
     assert set_summary(LABELS, np.zeros_like(every))["homology_ceiling"] < 1.0
 
 
 def test_a_left_out_item_is_not_ranked() -> None:
-    same = _same()
+    same = same_label(LABELS)
     sought = np.zeros_like(same)
     sought[0, 2] = True
     left = np.zeros_like(same)
