@@ -98,12 +98,12 @@ def test_sketched_cnn_pretrains_on_two_nodes(tmp_path: Path) -> None:
 
 def test_a_neighbour_memory_is_built_once_on_two_nodes(tmp_path: Path) -> None:
     """The default's k-mer encoder trains under DDP (no parameter left without a gradient), and
-    rank 0 embeds the corpus into the model's memory (second order, as the default's) while
-    rank 1 waits: one model results."""
+    rank 0 builds the profile block and embeds the corpus into the model's memory (second
+    order, as the default's) while rank 1 waits: one model results."""
     config = tmp_path / "memory.yaml"
     config.write_text(
         TINY.replace("model: {", "model: {encoder: kmer, spectrum: 'murphy10:3', "
-                     "memory_neighbours: 3, memory_bank_neighbours: 2, ")
+                     "memory_neighbours: 3, memory_bank_neighbours: 2, profiles: true, ")
         .replace("layers: 2", "layers: 1")
     )  # fmt: skip
     _two_nodes(["pretrain", str(SEEDS), "--config", str(config), "--out", "run",
@@ -115,6 +115,7 @@ def test_a_neighbour_memory_is_built_once_on_two_nodes(tmp_path: Path) -> None:
     members = build_families([SEEDS], cache_dir=tmp_path / "cache").n_sequences
     assert enc.spec.memory_rows == members and getattr(enc, "memory", None) is not None
     assert enc.spec.memory_bank_neighbours == 2 and enc.memory.keyed
+    assert enc.spec.profile_count > 0 and enc.memory.bank.shape[1] == enc.dim  # profiles held
 
 
 def _corpus(protein: Path, tmp_path: Path, n_fam: int = 4, per: int = 10) -> Path:

@@ -247,8 +247,8 @@ def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
 def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     """Every architecture field of EncoderSpec comes from ModelConfig's field of that name (a
     field added to one and not the other fails here), but the appended CNN's, which its source
-    model gives (model.append_cnn), and the neighbour memory's row count, which the corpus
-    gives after training; max_len rises to the views' crop."""
+    model gives (model.append_cnn), the neighbour memory's row count and the profile block's
+    size, which the corpus gives after training; max_len rises to the views' crop."""
     from dataclasses import fields
 
     from phyloclr.models.encoders import EncoderSpec
@@ -257,10 +257,12 @@ def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     appended = {f for f in spec_fields if f.startswith("appended_cnn_")}
     assert appended == {"appended_cnn_dim", "appended_cnn_layers", "appended_cnn_kernel",
                         "appended_cnn_weight"}  # fmt: skip
-    spec_fields -= appended | {"memory_rows"}
+    spec_fields -= appended | {"memory_rows", "profile_count", "profile_bytes", "profile_z"}
     assert spec_fields <= {f.name for f in fields(ModelConfig)}
     remembering = ModelConfig(encoder="kmer", memory_neighbours=3).encoder_spec(20, 64)
     assert remembering.memory_rows == 0  # set by pretraining, never by the config
+    profiling = ModelConfig(encoder="kmer", profiles=True).encoder_spec(20, 64)
+    assert profiling.profile_count == profiling.profile_bytes == profiling.profile_z == 0
     m = ModelConfig(encoder="kmer", dim=64, layers=1, spectrum="murphy10:3", centre=True,
                     map="sketch", max_len=256)  # fmt: skip
     spec = m.encoder_spec(20, crop_len=512)

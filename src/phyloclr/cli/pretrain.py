@@ -160,7 +160,10 @@ def pretrain(
             )  # fmt: skip
         result = job.result
     memory = getattr(result.model.encoder, "memory", None)
-    kept = f" (keeping {memory.size:,} corpus embeddings to smooth over)" if memory else ""
+    profiles = getattr(result.model.encoder, "profiles", None)
+    held = [f"{profiles.count:,} family profile HMMs"] if profiles is not None else []
+    held += [f"{memory.size:,} corpus embeddings to smooth over"] if memory is not None else []
+    kept = f" (keeping {' and '.join(held)})" if held else ""
     err.print(
         f"trained {result.steps} steps in {result.elapsed_s:.0f} s (final loss "
         f"{result.final_loss:.3f}); wrote {out_dir}/model.pt{kept}, checkpoint.pt, metrics.csv"

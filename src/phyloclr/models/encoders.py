@@ -63,6 +63,11 @@ class EncoderSpec:
     memory_rows: int = 0  # a neighbour memory of that many corpus embeddings (0: none)
     memory_neighbours: int = 10
     memory_bank_neighbours: int = 0  # > 0: a second-order memory (models/memory.py)
+    profile_count: int = 0  # an appended block of that many profile HMMs (models/profiles.py)
+    profile_bytes: int = 0  # the size of their packed stream
+    profile_weight: float = 0.2
+    profile_evalue: float = 0.1
+    profile_z: int = 0  # E-values are those of a database of that many sequences
 
 
 class KmerComposition(nn.Module):

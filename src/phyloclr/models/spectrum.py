@@ -48,6 +48,7 @@ from phyloclr.kmers import (
 from phyloclr.models.alphabet import ALPHABETS, N_SPECIAL
 from phyloclr.models.encoders import DilatedCNN, Encoder, EncoderSpec
 from phyloclr.models.memory import NeighbourMemory
+from phyloclr.models.profiles import ProfileBlock, decode_tokens
 
 #: the letters of each tokeniser, by count (EncoderSpec records only the count)
 _LETTERS = {len(a.letters): a.letters for a in ALPHABETS.values()}
@@ -124,6 +125,13 @@ class KmerSpectrum(Encoder):
         self.branch = appended_sketch(spec, vocab) if spec.sketch else None
         # an appended, frozen residue CNN trained elsewhere (the default model's): eval only
         self.cnn = appended_cnn(spec, vocab) if spec.appended_cnn_dim else None
+        # profile HMMs of the training corpus's families, appended (models/profiles.py)
+        self.profiles = (
+            ProfileBlock(spec.profile_count, spec.profile_bytes, spec.profile_evalue,
+                         spec.profile_z)
+            if spec.profile_count
+            else None
+        )  # fmt: skip
         # the training corpus's embeddings, which ``embed`` smooths over (models/memory.py)
         self.memory = (
             NeighbourMemory(
@@ -135,9 +143,10 @@ class KmerSpectrum(Encoder):
 
     @property
     def dim(self) -> int:
-        """Width of the embedding users get (the map's, plus the appended sketch's and CNN's)."""
+        """Width of the embedding users get (the map's, plus the appended sketch's, CNN's and
+        profile block's)."""
         sketch = self.spec.sketch_dim if self.branch is not None else 0
-        return self.spec.dim + sketch + self.spec.appended_cnn_dim
+        return self.spec.dim + sketch + self.spec.appended_cnn_dim + self.spec.profile_count
 
     def fit_idf(self, seqs: Sequence[str], pairs: np.ndarray | None = None) -> None:
         """Set the idf from a corpus (every sequence one document) and, with ``spec.centre``,
@@ -298,7 +307,9 @@ class KmerSpectrum(Encoder):
         """(B, D) embeddings; with ``spec.sketch``, in eval mode, (B, D + sketch_dim): the
         unit-normed map and sketch side by side, scaled by √(1 − w) and √w (training sees the
         map alone, so the loss and the projection head are those of the map); with
-        ``spec.appended_cnn_dim``, the appended CNN's embedding after those, likewise."""
+        ``spec.appended_cnn_dim``, the appended CNN's embedding after those, likewise; with
+        ``spec.profile_count``, the profile block's vector of the sequences after those
+        (:mod:`phyloclr.models.profiles`)."""
         x = self.embed_features(self.features(tokens))
         if self.training:
             return x
@@ -306,6 +317,9 @@ class KmerSpectrum(Encoder):
             x = side_by_side(x, self.branch(tokens), self.spec.sketch_weight)
         if self.cnn is not None:  # cosine = (1 − w) × the above's + w × the CNN's
             x = side_by_side(x, self.cnn(tokens, mask), self.spec.appended_cnn_weight)
+        if self.profiles is not None:  # cosine = (1 − w) × the above's + w × the profiles'
+            found = self.profiles(decode_tokens(tokens, _LETTERS[self.spec.alphabet_letters]))
+            x = side_by_side(x, found.to(x.device, x.dtype), self.spec.profile_weight)
         return x
 
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -318,7 +332,7 @@ def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
     ``fit_idf`` on the training corpus; its spectrum weights stay fixed)."""
     sub = replace(spec, name="kmer", spectrum=spec.sketch, dim=spec.sketch_dim, map="sketch",
                   centre=True, buckets=0, layers=1, sketch="", appended_cnn_dim=0,
-                  memory_rows=0)  # fmt: skip
+                  memory_rows=0, profile_count=0)  # fmt: skip
     branch = KmerSpectrum(sub, vocab)
     branch.requires_grad_(False)  # never trained (and no unused gradients under DDP)
     return branch

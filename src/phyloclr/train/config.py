@@ -52,7 +52,13 @@ class ModelConfig:
     corpus (a seeded sample of ``memory_max_rows`` when larger), and embeddings are smoothed
     over their nearest ``memory_neighbours`` of them (:mod:`phyloclr.models.memory`);
     ``memory_bank_neighbours`` > 0: each of those corpus embeddings is first smoothed over its
-    nearest that many others (second order; 0: the first-order memory of session 37)."""
+    nearest that many others (second order; 0: the first-order memory of session 37).
+    ``profiles`` (k-mer spectrum encoder only): after training, the families of at least
+    ``profile_min_members`` members (the ``profile_max`` largest) become profile HMMs, each
+    from a seeded sample of at most ``profile_max_members`` aligned rows, and the embedding
+    appends a protein's hits to them at E ≤ ``profile_evalue`` at cosine weight
+    ``profile_weight`` (:mod:`phyloclr.models.profiles`; before any memory, which then holds
+    them too)."""
 
     encoder: str = "cnn"
     dim: int = 128
@@ -77,6 +83,12 @@ class ModelConfig:
     memory_neighbours: int = 0
     memory_max_rows: int = 50_000
     memory_bank_neighbours: int = 0
+    profiles: bool = False
+    profile_min_members: int = 3
+    profile_max_members: int = 50
+    profile_max: int = 2000
+    profile_weight: float = 0.2
+    profile_evalue: float = 0.1
     projection_dim: int = 128
     projection_hidden: int = 256
 
@@ -124,6 +136,14 @@ class ModelConfig:
         ):
             raise ConfigError(
                 "model.memory_bank_neighbours must be ≥ 0, and > 0 only with memory_neighbours"
+            )
+        if self.profiles and self.encoder != "kmer":
+            raise ConfigError("model.profiles needs model.encoder 'kmer'")
+        if not 0.0 < self.profile_weight < 1.0 or self.profile_evalue <= 0:
+            raise ConfigError("model.profile_weight must lie in (0, 1), profile_evalue be > 0")
+        if min(self.profile_min_members, self.profile_max_members, self.profile_max) < 1:
+            raise ConfigError(
+                "model.profile_min_members, profile_max_members and profile_max must be ≥ 1"
             )
         if self.encoder == "kmer":
             if self.kmer:
@@ -284,25 +304,29 @@ def default_pretrain_config() -> PretrainConfig:
     """What ``phyloclr pretrain`` trains without ``--config`` (configs/cpu-small.yaml holds the
     same values, checked by a test): the k-mer spectrum encoder as one linear map (its MLP is the
     projection head, which embeddings leave out), trained on the MMseqs2 de novo families (hits
-    covering ≥ 30 % of both proteins) of two or more members for 14 minutes, so that a
-    20,000-protein corpus takes about 20 minutes on 2 CPU cores with its families
-    (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of four
-    spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function) and the
-    default model's residue CNN, frozen (weight 0.07, chosen on go-function); after training
-    the model keeps its embeddings of the corpus, each smoothed over its 20 nearest others
-    (``model.memory_bank_neighbours``), and smooths each embedding over its 10 nearest of them
-    (``model.memory_neighbours``; both chosen on go-function)."""
+    covering ≥ 30 % of both proteins) of two or more members for 8 minutes, so that a
+    20,000-protein corpus takes under 20 minutes on 2 CPU cores with its families, profiles
+    and memory (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of
+    four spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function), the
+    default model's residue CNN, frozen (weight 0.07, chosen on go-function), and the hits of
+    profile HMMs of the families of three or more members (√bits at E ≤ 0.1, weight 0.2, chosen
+    on go-function); after training the model keeps its embeddings of the corpus, each
+    smoothed over its 20 nearest others (``model.memory_bank_neighbours``), and smooths each
+    embedding over its 10 nearest of them (``model.memory_neighbours``; both chosen on
+    go-function)."""
     return PretrainConfig(
         model=ModelConfig(encoder="kmer", dim=512, layers=1, hidden=1024, dropout=0.1,
                           spectrum="murphy10:4", projection_dim=256, projection_hidden=1024,
                           sketch=SPACED_WORDS, sketch_dim=4096, sketch_weight=0.7,
                           append_cnn="default", append_cnn_weight=0.07,
                           memory_neighbours=10, memory_max_rows=50_000,
-                          memory_bank_neighbours=20),
+                          memory_bank_neighbours=20, profiles=True, profile_min_members=3,
+                          profile_max_members=50, profile_max=2000, profile_weight=0.2,
+                          profile_evalue=0.1),
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),
-        run=RunConfig(max_steps=None, time_budget_s=840, batch_tokens=1 << 20, max_pairs=512,
+        run=RunConfig(max_steps=None, time_budget_s=480, batch_tokens=1 << 20, max_pairs=512,
                       checkpoint_every=100),
         families=FamiliesConfig(denovo_method="mmseqs", denovo_min_coverage=0.3),
     )  # fmt: skip

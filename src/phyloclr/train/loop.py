@@ -187,6 +187,8 @@ def pretrain(
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     alphabet = _alphabet(fset, cfg)
+    if cfg.model.profiles:
+        _check_profiles(fset, cfg, alphabet)
     ckpt_path = run / CHECKPOINT
     if ckpt_path.exists() and not resume:
         raise InputError(run, "already holds a checkpoint: pass --resume, or choose another --out")
@@ -224,8 +226,8 @@ def pretrain(
     if math.isnan(last_loss) and dist.is_main:  # no step ran here: a finished run resumed
         logged = _read_metrics(run / METRICS, state.step)
         last_loss = float(logged[-1]["loss"]) if logged else last_loss
-    if cfg.model.memory_neighbours and dist.is_main:
-        _save_with_memory(state, fset, device, progress)
+    if (cfg.model.profiles or cfg.model.memory_neighbours) and dist.is_main:
+        _save_with_corpus(state, fset, device, progress)
     distributed.barrier()
     del net  # the DDP wrapper holds the process group: release it before leaving the group
     distributed.leave_group()
@@ -238,19 +240,60 @@ def pretrain(
 MEMORY_BLOCK = 4096
 
 
-def _save_with_memory(
+def _save_with_corpus(
     state: RunState, fset: FamilySet, device: torch.device, progress: Progress | None
 ) -> None:
-    """Rank 0, after training: the encoder's embeddings of the corpus (every family member;
-    a sample of ``model.memory_max_rows``, seeded by ``run.seed``, when there are more) become
-    its neighbour memory (second order: each row then smoothed over its
-    ``model.memory_bank_neighbours`` nearest others), and model.pt is written again with it.
-    The checkpoint holds none, so a resumed run builds it anew from the same weights."""
-    from phyloclr.embed import embed_sequences
-
+    """Rank 0, after training: with ``model.profiles``, profile HMMs of the families
+    (:mod:`phyloclr.models.profiles`) are appended to the encoder; with
+    ``model.memory_neighbours``, its embeddings of the corpus (every family member; a sample of
+    ``model.memory_max_rows``, seeded by ``run.seed``, when there are more) become its
+    neighbour memory (second order: each row then smoothed over its
+    ``model.memory_bank_neighbours`` nearest others); model.pt is written again with them.
+    The checkpoint holds neither, so a resumed run builds them anew from the same weights."""
     cfg = state.cfg
     encoder = state.model.encoder
     assert isinstance(encoder, Encoder)
+    if cfg.model.profiles:
+        _attach_profiles(encoder, fset, cfg, progress)
+    if cfg.model.memory_neighbours:
+        _attach_memory(encoder, state, fset, device, progress)
+    state.save_model()
+
+
+def _attach_profiles(
+    encoder: Encoder, fset: FamilySet, cfg: PretrainConfig, progress: Progress | None
+) -> None:
+    """The profile block of ``model.profiles`` (E-values against the corpus's size)."""
+    from phyloclr.models.profiles import attach_profiles, build_hmms, profile_families
+
+    m = cfg.model
+    chosen = profile_families(fset.families, m.profile_min_members, m.profile_max)
+    hmms = build_hmms(chosen, m.profile_max_members, cfg.run.seed, cfg.families.threads,
+                      None if progress is None else partial(progress, "profiles"))  # fmt: skip
+    attach_profiles(encoder, hmms, fset.n_sequences)
+
+
+def _check_profiles(fset: FamilySet, cfg: PretrainConfig, alphabet: Alphabet) -> None:
+    """Before training: ``model.profiles`` needs protein families, one of them big enough."""
+    if alphabet.name != "protein":
+        raise ConfigError(f"model.profiles needs protein families; these are {alphabet.name}")
+    least = cfg.model.profile_min_members
+    if not any(f.size >= least for f in fset.families):
+        raise InputError(
+            None,
+            f"model.profiles: no family has {least} or more members to build a profile from "
+            "(lower model.profile_min_members, or set model.profiles: false)",
+        )
+
+
+def _attach_memory(
+    encoder: Encoder, state: RunState, fset: FamilySet, device: torch.device,
+    progress: Progress | None,
+) -> None:  # fmt: skip
+    """The neighbour memory of ``model.memory_neighbours`` (see :func:`_save_with_corpus`)."""
+    from phyloclr.embed import embed_sequences
+
+    cfg = state.cfg
     seqs = [r.seq for f in fset.families for r in f.records]
     if len(seqs) > cfg.model.memory_max_rows:
         rng = np.random.default_rng([cfg.run.seed, 11])
@@ -268,7 +311,6 @@ def _save_with_memory(
     if memory.keyed:
         memory.smooth_bank(None if progress is None else partial(progress, "memory bank"))
     attach_memory(encoder, memory)
-    state.save_model()
 
 
 def _new_state(

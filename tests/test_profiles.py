@@ -1,0 +1,172 @@
+"""The profile block (``model.profiles``): profile HMMs of the training corpus's families, each
+protein's hits to them appended to its embedding; pretraining builds it (before the memory,
+which then holds it), the model file round-trips it, a resumed run builds the same one, and a
+protein's vector does not depend on what it is embedded with."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phyloclr.embed import embed_sequences
+from phyloclr.errors import ConfigError, InputError
+from phyloclr.families import build_families
+from phyloclr.families.model import FamilySet
+from phyloclr.models.alphabet import PROTEIN
+from phyloclr.models.profiles import (
+    ProfileBlock,
+    attach_profiles,
+    build_hmms,
+    decode_tokens,
+    pack_hmms,
+    profile_families,
+    unpack_hmms,
+)
+from phyloclr.models.spectrum import KmerSpectrum, side_by_side
+from phyloclr.models.store import load_model
+from phyloclr.train import PretrainConfig, pretrain
+from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig
+from tests.conftest import ROOT
+
+SEEDS = ROOT / "data" / "protein" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def seeds() -> FamilySet:
+    return build_families([SEEDS], use_cache=True)
+
+
+@pytest.fixture(scope="module")
+def block(seeds: FamilySet) -> ProfileBlock:
+    fams = profile_families(seeds.families, 3, 2000)
+    return ProfileBlock.from_hmms(build_hmms(fams, 8, seed=0, threads=1), 0.1, seeds.n_sequences)
+
+
+def test_each_member_hits_its_own_familys_profile(seeds: FamilySet, block: ProfileBlock) -> None:
+    fams = profile_families(seeds.families, 3, 2000)
+    assert [f.id for f in fams] == [f.id for f in seeds.families if f.size >= 3]
+    assert block.count == len(fams) > 10
+    own = best = 0
+    for j, fam in enumerate(fams):
+        vec = block([r.seq for r in fam.records]).numpy()
+        assert vec.shape == (fam.size, block.count) and (vec >= 0).all()
+        own += int((vec[:, j] > 0).sum())
+        best += int((vec.argmax(1) == j).sum())
+    members = sum(f.size for f in fams)
+    assert own > 0.95 * members and best > 0.9 * members  # built from ≤ 8 rows of each
+    stranger = block(["MKTAYIAKQRQISFVKSHFSRQ"]).numpy()
+    assert not stranger.any()  # no profile: zeros
+
+
+def test_a_vector_does_not_depend_on_its_batch(seeds: FamilySet, block: ProfileBlock) -> None:
+    seqs = [r.seq for f in seeds.families for r in f.records][::7]
+    together = block(seqs)
+    alone = torch.cat([block([s]) for s in seqs])
+    assert torch.equal(together, alone)  # E-values against a fixed database size
+    assert together.any(1).float().mean() > 0.8
+    hits = block([seqs[0], ""])  # an empty sequence hits nothing
+    assert torch.equal(hits[0], together[0]) and not hits[1].any()
+
+
+def test_packing_round_trips(seeds: FamilySet) -> None:
+    fams = profile_families(seeds.families, 3, 3)
+    top = sorted((f.size for f in seeds.families), reverse=True)[:3]
+    assert sorted(f.size for f in fams) == sorted(top)  # the three largest, in input order
+    order = [f.id for f in seeds.families]
+    assert [order.index(f.id) for f in fams] == sorted(order.index(f.id) for f in fams)
+    hmms = build_hmms(fams, 5, seed=1, threads=1)
+    back = unpack_hmms(pack_hmms(hmms))
+    names = [h.name.decode() if isinstance(h.name, bytes) else h.name for h in back]
+    assert names == [f.id for f in fams]
+    assert all(a.M == b.M for a, b in zip(hmms, back, strict=True))
+
+
+def test_tokens_decode_to_their_sequences() -> None:
+    seqs = ["MKVL", "ACDEFGHIKLMNPQRSTVWY", "MXB"]
+    text = decode_tokens(PROTEIN.batch(seqs), PROTEIN.letters)
+    assert text[:2] == seqs[:2] and text[2] == "MXX"  # unknown letters as X
+
+
+def _config(memory: bool) -> PretrainConfig:
+    model = ModelConfig(encoder="kmer", spectrum="murphy10:3", dim=32, layers=1,
+                        projection_dim=0, sketch="murphy10:11011", sketch_dim=64,
+                        sketch_weight=0.5, memory_neighbours=3 if memory else 0,
+                        memory_bank_neighbours=2 if memory else 0, profiles=True,
+                        profile_max_members=6, profile_weight=0.3)  # fmt: skip
+    return PretrainConfig(
+        model=model,
+        views=ViewsConfig(crop_len=64),
+        run=RunConfig(max_steps=4, batch_tokens=4096, checkpoint_every=2, threads=1),
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
+    out = {}
+    for memory in (False, True):
+        out[memory] = tmp_path_factory.mktemp("profiles") / "run"
+        pretrain(build_families([SEEDS], use_cache=True), _config(memory), out[memory])
+    return out
+
+
+def test_pretrain_appends_the_profile_block(seeds: FamilySet, runs: dict[bool, Path]) -> None:
+    enc = load_model(runs[False]).encoder
+    assert isinstance(enc, KmerSpectrum) and enc.profiles is not None and enc.memory is None
+    count = sum(f.size >= 3 for f in seeds.families)
+    assert enc.spec.profile_count == count and enc.spec.profile_z == seeds.n_sequences
+    assert enc.dim == 32 + 64 + count
+    seqs = [r.seq for f in seeds.families for r in f.records]
+    got, _ = embed_sequences(enc, PROTEIN, seqs)
+    block, enc.profiles = enc.profiles, None
+    enc.spec = enc.spec.__class__(**{**enc.spec.__dict__, "profile_count": 0})
+    base, _ = embed_sequences(enc, PROTEIN, seqs)
+    expected = side_by_side(torch.from_numpy(base), block(seqs), 0.3).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    own = got[:, 96:]
+    assert (np.linalg.norm(own, axis=1) > 0).mean() > 0.9  # nearly every member hits
+
+
+def test_the_memory_holds_the_profile_block(runs: dict[bool, Path]) -> None:
+    enc = load_model(runs[True]).encoder
+    assert isinstance(enc, KmerSpectrum) and enc.profiles is not None
+    assert enc.memory is not None and enc.memory.bank.shape[1] == enc.dim  # type: ignore[union-attr]
+    plain = load_model(runs[False]).encoder
+    assert enc.spec.profile_count == plain.spec.profile_count
+    a, b = enc.state_dict()["profiles.packed"], plain.state_dict()["profiles.packed"]
+    assert torch.equal(a, b)  # the same families, rows and seed: the same HMMs
+
+
+def test_resuming_a_finished_run_builds_the_same_block(
+    runs: dict[bool, Path], tmp_path: Path
+) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(runs[True], copy)
+    (copy / "model.pt").unlink()  # as if killed while the profiles were being built
+    result = pretrain(build_families([SEEDS], use_cache=True), _config(True), copy, resume=True)
+    assert result.steps == 4 and not math.isnan(result.final_loss)
+    a, b = load_model(runs[True]).encoder.state_dict(), load_model(copy).encoder.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "profiles.packed" in a
+
+
+def test_profile_errors(seeds: FamilySet, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"model.profiles needs model\.encoder 'kmer'"):
+        ModelConfig(encoder="cnn", profiles=True)
+    with pytest.raises(ConfigError, match="profile_weight must lie in"):
+        ModelConfig(encoder="kmer", profiles=True, profile_weight=1.0)
+    with pytest.raises(ConfigError, match="must be ≥ 1"):
+        ModelConfig(encoder="kmer", profiles=True, profile_max=0)
+    cfg = _config(False)
+    big = PretrainConfig(model=ModelConfig(**{**cfg.model.__dict__, "profile_min_members": 500}),
+                         views=cfg.views, run=cfg.run)  # fmt: skip
+    with pytest.raises(InputError, match="no family has 500 or more members"):
+        pretrain(seeds, big, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before training
+    cnn = load_model(ROOT / "src" / "phyloclr" / "data" / "default_model.pt").encoder
+    with pytest.raises(ValueError, match="keeps no profile block"):
+        attach_profiles(cnn, [], 10)
