@@ -3,7 +3,8 @@
     python -m benchmarks.probe_profiles --set DEVSETS/go-function --run RUN --work DIR \
         [--evalue 0.001 0.1 1] [--weight 0.1 0.2 0.3] [--threads 2] [--out rows.jsonl]
 
-RUN is a model pretrained on the set's corpus (``phyloclr pretrain SET/corpus.fasta``). Its
+RUN is a model pretrained on the set's corpus without a profile block of its own (``phyloclr
+pretrain SET/corpus.fasta`` with ``model.profiles: false``, or a run of sessions ≤ 39). Its
 families (``build_families`` with the run's saved config: the family cache, so no rebuild)
 with at least ``--min-members`` members are aligned by FAMSA (pyfamsa; at most
 ``--max-members`` members, a seeded sample) and made profile HMMs (pyhmmer's ``Builder``).
@@ -33,6 +34,7 @@ from benchmarks.bench_protein import DevSet, embed_model, mmseqs_all_vs_all
 from benchmarks.homology_split import split_rows
 from benchmarks.probe_memory import _unit, over_bank, smoothed_bank
 from phyloclr.families import build_families
+from phyloclr.models.store import load_model
 from phyloclr.train.config import load_pretrain_config
 
 
@@ -128,6 +130,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if load_model(args.run).encoder.spec.profile_count:
+        raise SystemExit(f"{args.run}: its model holds a profile block already (screen a run "
+                         "pretrained with model.profiles: false)")  # fmt: skip
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     ds = DevSet(args.set)
