@@ -167,6 +167,11 @@ def test_profile_errors(seeds: FamilySet, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no family has 500 or more members"):
         pretrain(seeds, big, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before training
+    dna = PretrainConfig(model=cfg.model, views=cfg.views,
+                         run=RunConfig(**{**cfg.run.__dict__, "alphabet": "dna"}))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model\.profiles needs protein families; these are dna"):
+        pretrain(seeds, dna, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
     cnn = load_model(ROOT / "src" / "phyloclr" / "data" / "default_model.pt").encoder
     with pytest.raises(ValueError, match="keeps no profile block"):
         attach_profiles(cnn, [], 10)
