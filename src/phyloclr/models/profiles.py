@@ -11,9 +11,9 @@ hit's bit score. The encoder appends the unit vector beside its own at cosine we
 
 Alignment-free embeddings miss homologs that share no words; a family's profile finds them
 (HMMER's sensitivity), and the corpus's memory then carries the link to the family's members:
-on the transductive development sets +0.018 / +0.013 mAP (3-seed means, benchmarks/RESULTS.md,
-"Profile HMMs of the corpus's own families"). The HMMs are stored in the model file as one
-zlib-compressed HMMER3 binary stream (a uint8 buffer).
+on the transductive development sets +0.017 / +0.014 mAP over the default without it (3-seed
+means, benchmarks/RESULTS.md, "The profile block in ``pretrain``"). The HMMs are stored in the
+model file as one zlib-compressed HMMER3 binary stream (a uint8 buffer).
 """
 
 from __future__ import annotations
