@@ -4,7 +4,8 @@
         [--variants form links pairs iterate memory prefilter] [--threads 2] [--out rows.jsonl]
 
 DIR is ``benchmarks.probe_profiles``'s work dir for RUN on SET (its ``profiles.h3m``, its
-``hits.npz`` searched at E ≤ 1 and ``corpus_embeddings.npy``; run that first). Every row is the
+``hits.npz``, searched at E ≥ 0.1 as by default, and ``corpus_embeddings.npy``; run that
+first). Every row is the
 shipped setting, the profile vector at E ≤ 0.1 beside the raw embedding at cosine weight 0.2 and
 smoothed by the second-order memory (bank rows over their 20 nearest, queries over their 10
 nearest), with one change, scored as ``benchmarks.homology_split`` scores (mAP, over the pairs
@@ -162,6 +163,12 @@ def main() -> None:
     linked = np.load(linked_path)
     raw = _unit(np.load(args.work / "corpus_embeddings.npy")).astype(np.float32)
     hits = dict(np.load(args.work / "hits.npz"))
+    if "searched_at" in hits and float(hits["searched_at"]) < EVALUE:
+        at = float(hits["searched_at"])
+        raise SystemExit(
+            f"{args.work}/hits.npz: searched at E ≤ {at:g}, below the block's {EVALUE:g} "
+            "(run probe_profiles with --evalue 0.1)"
+        )
     base = hit_matrix(hits, n)
 
     def add(name: str, prof: np.ndarray, kb: int = 20, kq: int = 10, times: int = 1,
