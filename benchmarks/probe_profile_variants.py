@@ -33,30 +33,22 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.bench_protein import DevSet, mmseqs_all_vs_all
 from benchmarks.homology_split import split_rows
-from benchmarks.probe_memory import _unit, over_bank, smoothed_bank
-from benchmarks.probe_profiles import build_profiles, search_profiles
+from benchmarks.probe_memory import _unit
+from benchmarks.probe_profiles import (
+    build_profiles,
+    hit_matrix,
+    run_families,
+    search_profiles,
+    with_memory,
+)
 
 EVALUE, WEIGHT = 0.1, 0.2  # the shipped block's settings
-
-
-def hit_matrix(
-    hits: dict[str, np.ndarray], n: int, evalue: float = EVALUE,
-    value: Callable[[np.ndarray], np.ndarray] = np.sqrt,
-) -> np.ndarray:  # fmt: skip
-    """(n, profiles) float32, not normed: ``value(bits)`` of each profile's best hit at E ≤
-    ``evalue`` (bits below 0 read as 0)."""
-    keep = hits["evalue"] <= evalue
-    dense = np.zeros((n, int(hits["profiles"])), dtype=np.float32)
-    values = value(np.maximum(hits["bits"][keep], 0.0)).astype(np.float32)
-    np.maximum.at(dense, (hits["row"][keep], hits["col"][keep]), values)
-    return dense
 
 
 def cohit_links(dense: np.ndarray) -> np.ndarray:
@@ -127,16 +119,6 @@ def centroid_ranks(
     return ranks
 
 
-def _families(args: argparse.Namespace) -> list[list[str]]:
-    """The member sequences of every de novo family of the run's saved config (cached)."""
-    from phyloclr.families import build_families
-    from phyloclr.train.config import load_pretrain_config
-
-    cfg = load_pretrain_config(args.run / "config.json")
-    fset = build_families([args.set / "corpus.fasta"], cfg.families)
-    return [[r.seq for r in f.records] for f in fset.families]
-
-
 def _searched(work: Path, name: str, hmm: Path, seqs: list[str], threads: int) -> dict:
     path = work / f"hits_{name}.npz"
     if not path.exists():
@@ -169,15 +151,12 @@ def main() -> None:
             f"{args.work}/hits.npz: searched at E ≤ {at:g}, below the block's {EVALUE:g} "
             "(run probe_profiles with --evalue 0.1)"
         )
-    base = hit_matrix(hits, n)
+    base = hit_matrix(hits, n, EVALUE)
 
     def add(name: str, prof: np.ndarray, kb: int = 20, kq: int = 10, times: int = 1,
             **extra: object) -> None:  # fmt: skip
         emb = np.hstack([raw * np.sqrt(1 - WEIGHT), _unit(prof) * np.sqrt(WEIGHT)])
-        bank = emb.astype(np.float32)
-        for _ in range(times):
-            bank = smoothed_bank(bank, kb)
-        v = over_bank(emb[rows], rows, bank, kq)
+        v = with_memory(emb, rows, kb, kq, times)
         row = {"row": name, **extra, **split_rows(v @ v.T, ds.labels, linked),
                "set": ds.name, "run": str(args.run)}  # fmt: skip
         print(json.dumps(row), flush=True)
@@ -189,9 +168,9 @@ def main() -> None:
     add("the shipped block", base, coverage=round(float(hit_any[rows].mean()), 4),
         hits_per_protein=round(float((base > 0).sum(1)[hit_any].mean()), 3))  # fmt: skip
     if "form" in args.variants:
-        add("value 1", hit_matrix(hits, n, value=lambda b: (b > 0).astype(np.float32)))
-        add("value log(1 + bits)", hit_matrix(hits, n, value=np.log1p))
-        add("value bits", hit_matrix(hits, n, value=lambda b: b))
+        add("value 1", hit_matrix(hits, n, EVALUE, value=lambda b: (b > 0).astype(np.float32)))
+        add("value log(1 + bits)", hit_matrix(hits, n, EVALUE, value=np.log1p))
+        add("value bits", hit_matrix(hits, n, EVALUE, value=lambda b: b))
         df = (base > 0).sum(0)
         for a in (0.5, 1.0):
             add(f"√bits × idf^{a:g}", base * (np.log((n + 1) / (df + 1)) ** a)[None, :])
@@ -201,13 +180,15 @@ def main() -> None:
             add(f"co-hit links, β = {beta:g}", base + beta * (base @ links))
         once = base @ links
         add("co-hit links, v + vC + vC²", base + once + once @ links)
-    families = _families(args) if {"pairs", "prefilter"} & set(args.variants) else []
+    families = (
+        run_families(args.set, args.run) if {"pairs", "prefilter"} & set(args.variants) else []
+    )
     if "pairs" in args.variants:
         pairs_hmm = args.work / "pairs.h3m"
         pairs = [m for m in families if len(m) == 2]
         if not pairs_hmm.exists():
             build_profiles(pairs, pairs_hmm, 50, args.threads)
-        more = hit_matrix(_searched(args.work, "pairs", pairs_hmm, seqs, args.threads), n)
+        more = hit_matrix(_searched(args.work, "pairs", pairs_hmm, seqs, args.threads), n, EVALUE)
         add(
             "with two-member families' profiles", np.hstack([base, more]), profiles_added=len(pairs)
         )
@@ -216,7 +197,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if not hmm.exists():
             iterate_profiles(args.work / "profiles.h3m", hits, seqs, hmm)
-        again = hit_matrix(_searched(args.work, "iterated", hmm, seqs, args.threads), n)
+        again = hit_matrix(_searched(args.work, "iterated", hmm, seqs, args.threads), n, EVALUE)
         add(
             "one jackhmmer-like round",
             again,
@@ -239,7 +220,7 @@ def main() -> None:
         for k in (25, 100):
             near = ranks < k
             kept = hit_matrix({**{key: v[near] for key, v in sub.items()},
-                               "profiles": hits["profiles"]}, n)  # fmt: skip
+                               "profiles": hits["profiles"]}, n, EVALUE)  # fmt: skip
             add(
                 f"prefilter: the {k} nearest centroids",
                 kept,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,13 +110,42 @@ def search_profiles(
     }
 
 
-def profile_vectors(hits: dict[str, np.ndarray], n: int, evalue: float) -> np.ndarray:
-    """(n, profiles) unit vectors: √(best bit score) of each profile hit at E ≤ ``evalue``."""
+def hit_matrix(
+    hits: dict[str, np.ndarray], n: int, evalue: float,
+    value: Callable[[np.ndarray], np.ndarray] = np.sqrt,
+) -> np.ndarray:  # fmt: skip
+    """(n, profiles) float32, not normed: ``value(bits)`` of each profile's best hit at E ≤
+    ``evalue`` (bits below 0 read as 0)."""
     keep = hits["evalue"] <= evalue
     dense = np.zeros((n, int(hits["profiles"])), dtype=np.float32)
-    score = np.sqrt(np.maximum(hits["bits"][keep], 0.0)).astype(np.float32)
-    np.maximum.at(dense, (hits["row"][keep], hits["col"][keep]), score)
-    return _unit(dense)
+    values = value(np.maximum(hits["bits"][keep], 0.0)).astype(np.float32)
+    np.maximum.at(dense, (hits["row"][keep], hits["col"][keep]), values)
+    return dense
+
+
+def profile_vectors(hits: dict[str, np.ndarray], n: int, evalue: float) -> np.ndarray:
+    """(n, profiles) unit vectors: √(best bit score) of each profile hit at E ≤ ``evalue``."""
+    return _unit(hit_matrix(hits, n, evalue))
+
+
+def run_families(set_dir: Path, run: Path, min_members: int = 1) -> list[list[str]]:
+    """The member sequences of the de novo families of ``set_dir``'s corpus under ``run``'s
+    saved config (the family cache, so no rebuild) with at least ``min_members`` members."""
+    cfg = load_pretrain_config(run / "config.json")
+    fset = build_families([set_dir / "corpus.fasta"], cfg.families)
+    return [[r.seq for r in f.records] for f in fset.families if f.size >= min_members]
+
+
+def with_memory(
+    emb: np.ndarray, rows: np.ndarray, kb: int = 20, kq: int = 10, times: int = 1
+) -> np.ndarray:
+    """The corpus ``rows`` of ``emb`` (N, D) as the default's second-order memory smooths them:
+    the bank (every row) smoothed ``times`` over its ``kb`` nearest, then each of ``rows`` over
+    its ``kq`` nearest smoothed rows, own rows left out: (len(rows), D) unit."""
+    bank = emb.astype(np.float32)
+    for _ in range(times):
+        bank = smoothed_bank(bank, kb)
+    return over_bank(emb[rows], rows, bank, kq)
 
 
 def main() -> None:
@@ -142,9 +172,7 @@ def main() -> None:
 
     hmm_path = args.work / "profiles.h3m"
     if not hmm_path.exists():
-        cfg = load_pretrain_config(args.run / "config.json")
-        fset = build_families([args.set / "corpus.fasta"], cfg.families)
-        members = [[r.seq for r in f.records] for f in fset.families if f.size >= args.min_members]
+        members = run_families(args.set, args.run, args.min_members)
         seconds = build_profiles(members, hmm_path, args.max_members, args.threads)
         results.append(
             {"row": "profiles built", "profiles": len(members), "seconds": round(seconds, 1)}
@@ -164,7 +192,7 @@ def main() -> None:
     linked = np.isfinite(mmseqs_all_vs_all(ds, args.threads))
 
     def add(name: str, emb: np.ndarray) -> None:
-        v = over_bank(emb[rows], rows, smoothed_bank(emb, 20), 10)
+        v = with_memory(emb, rows)
         results.append({"row": name, **split_rows(v @ v.T, ds.labels, linked)})
         print(json.dumps(results[-1]), flush=True)
 

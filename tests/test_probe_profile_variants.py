@@ -3,13 +3,8 @@
 from pathlib import Path
 
 import numpy as np
-from benchmarks.probe_profile_variants import (
-    centroid_ranks,
-    cohit_links,
-    hit_matrix,
-    iterate_profiles,
-)
-from benchmarks.probe_profiles import build_profiles, search_profiles
+from benchmarks.probe_profile_variants import centroid_ranks, cohit_links, iterate_profiles
+from benchmarks.probe_profiles import build_profiles, hit_matrix, search_profiles
 
 from phyloclr.io.fasta import read_fasta
 
@@ -18,7 +13,7 @@ def test_hit_matrix_keeps_the_best_value_under_the_evalue() -> None:
     hits = {"row": np.array([0, 0, 1]), "col": np.array([1, 1, 0]),
             "bits": np.array([16.0, 4.0, 9.0], dtype=np.float32),
             "evalue": np.array([1e-5, 1e-2, 0.5]), "profiles": np.asarray(2)}  # fmt: skip
-    assert np.allclose(hit_matrix(hits, 3), [[0, 4], [0, 0], [0, 0]])
+    assert np.allclose(hit_matrix(hits, 3, 0.1), [[0, 4], [0, 0], [0, 0]])
     assert np.allclose(hit_matrix(hits, 3, 1.0, lambda b: b), [[0, 16], [9, 0], [0, 0]])
 
 
