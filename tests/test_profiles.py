@@ -25,6 +25,7 @@ from phyloclr.models.profiles import (
     decode_tokens,
     pack_hmms,
     profile_families,
+    refine_hmms,
     unpack_hmms,
 )
 from phyloclr.models.spectrum import KmerSpectrum, side_by_side
@@ -71,6 +72,38 @@ def test_a_vector_does_not_depend_on_its_batch(seeds: FamilySet, block: ProfileB
     assert together.any(1).float().mean() > 0.8
     hits = block([seqs[0], ""])  # an empty sequence hits nothing
     assert torch.equal(hits[0], together[0]) and not hits[1].any()
+
+
+def test_hits_are_the_vectors_entries(seeds: FamilySet, block: ProfileBlock) -> None:
+    seqs = [r.seq for f in seeds.families for r in f.records][::5]
+    rows, cols, bits = block.hits(seqs)
+    assert len(rows) > len(seqs) * 0.8 and (bits > 0).all()
+    assert np.all(np.diff(rows * block.count + cols) > 0)  # sorted, one hit a pair
+    dense = np.zeros((len(seqs), block.count), dtype=np.float32)
+    dense[rows, cols] = np.sqrt(bits)
+    assert np.array_equal(block(seqs).numpy(), dense)
+
+
+def test_a_round_rebuilds_each_profile_from_its_best_hits(seeds: FamilySet) -> None:
+    fams = profile_families(seeds.families, 3, 2000)
+    first = build_hmms(fams, 2, seed=0, threads=1)  # two rows each: narrow profiles
+    seqs = [r.seq for f in seeds.families for r in f.records]
+    again = refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)
+    assert [h.name for h in again] == [h.name for h in first]
+    assert bytes(pack_hmms(again).numpy()) == bytes(
+        pack_hmms(refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)).numpy()
+    )  # the same HMMs and sequences, the same bytes
+    found = [
+        ProfileBlock.from_hmms(h, 1e-3, seeds.n_sequences)(seqs).numpy() for h in (first, again)
+    ]
+    own = [sum(int((f[[seqs.index(r.seq) for r in fam.records], j] > 0).sum())
+               for j, fam in enumerate(fams)) for f in found]  # fmt: skip
+    assert own[1] - own[0] > 0.05 * sum(f.size for f in fams)  # the round finds more members
+    # searched against one family alone, only its profile has 2 hits: the rest stay as they were
+    alone = refine_hmms(first, [r.seq for r in fams[0].records], seeds.n_sequences, max_hits=50)
+    assert alone[0] is not first[0] and all(
+        a is b for a, b in zip(alone[1:], first[1:], strict=True)
+    )
 
 
 def test_packing_round_trips(seeds: FamilySet) -> None:
@@ -161,6 +194,9 @@ def test_profile_errors(seeds: FamilySet, tmp_path: Path) -> None:
         ModelConfig(encoder="kmer", profiles=True, profile_weight=1.0)
     with pytest.raises(ConfigError, match="must be ≥ 1"):
         ModelConfig(encoder="kmer", profiles=True, profile_max=0)
+    for bad in ({"profile_rounds": -1}, {"profile_round_evalue": 0.0}, {"profile_round_hits": 1}):
+        with pytest.raises(ConfigError, match="profile_rounds must be ≥ 0"):
+            ModelConfig(encoder="kmer", profiles=True, **bad)  # type: ignore[arg-type]
     cfg = _config(False)
     big = PretrainConfig(model=ModelConfig(**{**cfg.model.__dict__, "profile_min_members": 500}),
                          views=cfg.views, run=cfg.run)  # fmt: skip

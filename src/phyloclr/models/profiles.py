@@ -6,7 +6,9 @@ MSA; FAMSA, via pyfamsa, where a family has none), built from a seeded sample of
 ``max_members`` rows. A protein's profile vector holds, for each profile it hits at E ≤
 ``evalue`` (``hmmsearch``, E-values against a database of ``z`` sequences, the training corpus's
 size, so that a protein's hits do not depend on what it is embedded with), the square root of the
-hit's bit score. The encoder appends the unit vector beside its own at cosine weight ``weight``
+hit's bit score. Before that, each HMM may be rebuilt from its best hits in the corpus, as a
+round of jackhmmer would (:func:`refine_hmms`; one round by default in ``pretrain``). The encoder
+appends the unit vector beside its own at cosine weight ``weight``
 (:func:`~phyloclr.models.spectrum.side_by_side`); a protein that hits no profile gets zeros there.
 
 Alignment-free embeddings miss homologs that share no words; a family's profile finds them
@@ -22,7 +24,7 @@ import io
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     import pyhmmer.plan7
 
     from phyloclr.families.model import Family
+
+T = TypeVar("T")
 
 #: the length an optimised profile is first configured for (hmmsearch reconfigures it per target)
 _CONFIGURE_LENGTH = 400
@@ -90,6 +94,44 @@ def build_hmms(
         if progress is not None:
             progress(done, len(families))
     return hmms
+
+
+def refine_hmms(
+    hmms: Sequence[pyhmmer.plan7.HMM],
+    seqs: Sequence[str],
+    z: int,
+    evalue: float = 1e-3,
+    max_hits: int = 100,
+) -> list[pyhmmer.plan7.HMM]:
+    """One jackhmmer-like round: every HMM searched against ``seqs`` (E-values against ``z``
+    sequences), then rebuilt from the domain alignments of its best ``max_hits`` hits at E ≤
+    ``evalue`` (sequence and domain E-values, jackhmmer's inclusion rule), trimmed to its
+    match columns; an HMM with fewer than 2 such hits is kept as it is. Same HMMs and sequences
+    give the same bytes, whatever the number of threads (``torch.get_num_threads()``, the HMMs
+    split over them)."""
+    import pyhmmer
+
+    alphabet = pyhmmer.easel.Alphabet.amino()
+
+    def rebuild(j: int, top: Any) -> pyhmmer.plan7.HMM:
+        included = [hit for hit in top if hit.included]  # sorted, best first
+        if len(included) < 2:
+            return hmms[j]
+        for hit in included[max_hits:]:
+            hit.included = False
+        msa = top.to_msa(alphabet, trim=True, digitize=True, all_consensus_cols=True)
+        msa.name = hmms[j].name
+        # a builder and background of its own: its calibration then draws the same random
+        # sequences whatever the thread or order (and threads sharing a background would race)
+        builder = pyhmmer.plan7.Builder(alphabet, seed=42)
+        hmm, _, _ = builder.build_msa(msa, pyhmmer.plan7.Background(alphabet))
+        hmm.creation_time = None
+        hmm.command_line = None
+        return hmm
+
+    if not any(seqs):
+        return list(hmms)
+    return ProfileBlock.from_hmms(hmms, evalue, z).each_search(seqs, rebuild)
 
 
 def pack_hmms(hmms: Sequence[pyhmmer.plan7.HMM]) -> torch.Tensor:
@@ -162,13 +204,14 @@ class ProfileBlock(nn.Module):
             self._profiles = profiles
         return self._profiles
 
-    @torch.no_grad()
-    def forward(self, seqs: Sequence[str]) -> torch.Tensor:
-        """(B, count) float32: √(bit score) of each profile each sequence hits at E ≤
-        ``evalue`` (0 elsewhere), the profiles split over ``torch.get_num_threads()`` threads."""
+    def each_search(self, seqs: Sequence[str], visit: Callable[[int, Any], T]) -> list[T]:
+        """``visit(j, top)`` for every profile j, ``top`` its ``TopHits`` among
+        ``seqs`` (named by their index; E-values against ``z`` sequences, reported and included
+        at E ≤ ``evalue``), the profiles split over ``torch.get_num_threads()`` threads
+        (``visit`` is called from them) → the results, in profile order. ``seqs`` must hold a
+        sequence that is not empty."""
         import pyhmmer
 
-        out = np.zeros((len(seqs), self.count), dtype=np.float32)
         alphabet = pyhmmer.easel.Alphabet.amino()
         digital = [
             pyhmmer.easel.TextSequence(name=str(i).encode(), sequence=s).digitize(alphabet)
@@ -176,31 +219,54 @@ class ProfileBlock(nn.Module):
             if s
         ]
         if not digital:
-            return torch.from_numpy(out)
+            raise ValueError("no sequence to search")
         block = pyhmmer.easel.DigitalSequenceBlock(alphabet, digital)
         profiles = self._optimised()
-
         threads = max(1, min(torch.get_num_threads(), self.count))
         while len(self._pipelines) < threads:
             # kept and reused, cleared between profiles: a process searching batch after
-            # batch grew by ~0.3 GB per 1,000 proteins with a new pipeline per call (and with
-            # ``hmmsearch``), and stays flat with these (pyhmmer 0.12)
-            self._pipelines.append(pyhmmer.plan7.Pipeline(alphabet, Z=self.z, E=self.evalue))
+            # batch grew by ~0.3 GB per 1,000 proteins with a new pipeline per call (and
+            # with ``hmmsearch``), and stays flat with these (pyhmmer 0.12)
+            self._pipelines.append(
+                pyhmmer.plan7.Pipeline(
+                    alphabet, Z=self.z, E=self.evalue, incE=self.evalue, incdomE=self.evalue
+                )
+            )
 
-        def search(part: tuple[int, np.ndarray]) -> list[tuple[int, int, float]]:
-            pipeline = self._pipelines[part[0]]
-            found = []
-            for j in part[1]:
-                for hit in pipeline.search_hmm(profiles[j], block):
-                    found.append((int(hit.name), int(j), float(hit.score)))
+        def search(part: tuple[int, np.ndarray]) -> list[T]:
+            thread, chosen = part
+            pipeline = self._pipelines[thread]
+            out = []
+            for j in chosen.tolist():
+                out.append(visit(j, pipeline.search_hmm(profiles[j], block)))
                 pipeline.clear()
-            return found
+            return out
 
         parts = enumerate(np.array_split(np.arange(self.count), threads))
-        with ThreadPoolExecutor(threads) as pool:  # pyhmmer releases the GIL while searching
-            for found in pool.map(search, parts):
-                for row, j, score in found:
-                    out[row, j] = max(out[row, j], float(np.sqrt(max(score, 0.0))))
+        with ThreadPoolExecutor(threads) as pool:  # pyhmmer releases the GIL searching
+            return [result for part in pool.map(search, parts) for result in part]
+
+    def hits(self, seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (sequence, profile) hit at E ≤ ``evalue``: (H,) int64 sequence rows, (H,) int64
+        profile columns and (H,) float32 bit scores, sorted by row then column."""
+
+        def found(j: int, top: Any) -> list[tuple[int, int, float]]:
+            return [(int(hit.name), j, float(hit.score)) for hit in top]
+
+        if not any(seqs):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        table = sorted(hit for part in self.each_search(seqs, found) for hit in part)
+        arr = np.array(table, dtype=np.float64).reshape(-1, 3)
+        return (arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64),
+                arr[:, 2].astype(np.float32))  # fmt: skip
+
+    @torch.no_grad()
+    def forward(self, seqs: Sequence[str]) -> torch.Tensor:
+        """(B, count) float32: √(bit score) of each profile each sequence hits at E ≤
+        ``evalue`` (0 elsewhere; :meth:`hits`)."""
+        out = np.zeros((len(seqs), self.count), dtype=np.float32)
+        rows, cols, bits = self.hits(seqs)
+        out[rows, cols] = np.sqrt(np.maximum(bits, 0.0))
         return torch.from_numpy(out)
 
 

@@ -263,14 +263,39 @@ def _save_with_corpus(
 def _attach_profiles(
     encoder: Encoder, fset: FamilySet, cfg: PretrainConfig, progress: Progress | None
 ) -> None:
-    """The profile block of ``model.profiles`` (E-values against the corpus's size)."""
-    from phyloclr.models.profiles import attach_profiles, build_hmms, profile_families
+    """The profile block of ``model.profiles`` (E-values against the corpus's size), its HMMs
+    refined by ``model.profile_rounds`` jackhmmer-like rounds over the memory's corpus rows."""
+    from phyloclr.models.profiles import (
+        attach_profiles,
+        build_hmms,
+        profile_families,
+        refine_hmms,
+    )
 
     m = cfg.model
     chosen = profile_families(fset.families, m.profile_min_members, m.profile_max)
     hmms = build_hmms(chosen, m.profile_max_members, cfg.run.seed, cfg.families.threads,
                       None if progress is None else partial(progress, "profiles"))  # fmt: skip
+    seqs = _corpus_rows(fset, cfg) if m.profile_rounds else []
+    for n in range(m.profile_rounds):
+        if progress is not None:
+            progress(f"profile round {n + 1}", 0, 1)
+        hmms = refine_hmms(hmms, seqs, fset.n_sequences, m.profile_round_evalue,
+                           m.profile_round_hits)  # fmt: skip
+        if progress is not None:
+            progress(f"profile round {n + 1}", 1, 1)
     attach_profiles(encoder, hmms, fset.n_sequences)
+
+
+def _corpus_rows(fset: FamilySet, cfg: PretrainConfig) -> list[str]:
+    """The corpus sequences the memory holds and the profile rounds search: every family
+    member, or a sample of ``model.memory_max_rows`` of them seeded by ``run.seed``."""
+    seqs = [r.seq for f in fset.families for r in f.records]
+    if len(seqs) > cfg.model.memory_max_rows:
+        rng = np.random.default_rng([cfg.run.seed, 11])
+        keep = np.sort(rng.choice(len(seqs), cfg.model.memory_max_rows, replace=False))
+        seqs = [seqs[i] for i in keep]
+    return seqs
 
 
 def _check_profiles(fset: FamilySet, cfg: PretrainConfig, alphabet: Alphabet) -> None:
@@ -294,11 +319,7 @@ def _attach_memory(
     from phyloclr.embed import embed_sequences
 
     cfg = state.cfg
-    seqs = [r.seq for f in fset.families for r in f.records]
-    if len(seqs) > cfg.model.memory_max_rows:
-        rng = np.random.default_rng([cfg.run.seed, 11])
-        keep = np.sort(rng.choice(len(seqs), cfg.model.memory_max_rows, replace=False))
-        seqs = [seqs[i] for i in keep]
+    seqs = _corpus_rows(fset, cfg)
     memory = NeighbourMemory(len(seqs), encoder.dim, cfg.model.memory_neighbours,
                              cfg.model.memory_bank_neighbours).to(device)  # fmt: skip
     for start in range(0, len(seqs), MEMORY_BLOCK):  # a block at a time: bounded memory
