@@ -320,7 +320,7 @@ def default_pretrain_config() -> PretrainConfig:
     default model's residue CNN, frozen (weight 0.07, chosen on go-function), and the hits of
     profile HMMs of the families of three or more members (√bits at E ≤ 0.1, weight 0.2, chosen
     on go-function), each HMM rebuilt once from its best 100 corpus hits at E ≤ 10⁻³ (a
-    jackhmmer-like round: +0.002 to +0.003 on both sets, paired by seed); after training the model keeps its embeddings of the corpus, each
+    jackhmmer-like round); after training the model keeps its embeddings of the corpus, each
     smoothed over its 20 nearest others (``model.memory_bank_neighbours``), and smooths each
     embedding over its 10 nearest of them (``model.memory_neighbours``; both chosen on
     go-function)."""
