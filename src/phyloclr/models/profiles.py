@@ -106,9 +106,9 @@ def refine_hmms(
     """One jackhmmer-like round: every HMM searched against ``seqs`` (E-values against ``z``
     sequences), then rebuilt from the domain alignments of its best ``max_hits`` hits at E ≤
     ``evalue`` (sequence and domain E-values, jackhmmer's inclusion rule), trimmed to its
-    match columns; an HMM with fewer than 2 such hits is kept as it is. Same HMMs and sequences
-    give the same bytes, whatever the number of threads (``torch.get_num_threads()``, the HMMs
-    split over them)."""
+    match columns; an HMM with fewer than 2 such hits (or domains) is kept as it is. Same HMMs
+    and sequences give the same bytes, whatever the number of threads
+    (``torch.get_num_threads()``, the HMMs split over them)."""
     import pyhmmer
 
     alphabet = pyhmmer.easel.Alphabet.amino()
@@ -120,6 +120,8 @@ def refine_hmms(
         for hit in included[max_hits:]:
             hit.included = False
         msa = top.to_msa(alphabet, trim=True, digitize=True, all_consensus_cols=True)
+        if len(msa.sequences) < 2:  # included hits whose domains all missed the domain E-value
+            return hmms[j]
         msa.name = hmms[j].name
         # a builder and background of its own: its calibration then draws the same random
         # sequences whatever the thread or order (and threads sharing a background would race)
