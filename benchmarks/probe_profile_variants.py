@@ -18,7 +18,9 @@ MMseqs2 links and the others, the oracle):
   profiles' binary hit columns over the corpus (zero diagonal), β = 1, 2, 4, and v + vC + vC².
 - ``pairs``: profiles of the two-member families added (the shipped block takes ≥ 3).
 - ``iterate``: one jackhmmer-like round: each profile rebuilt from its best 100 corpus hits at
-  E ≤ 10⁻³ (``TraceAligner``, trimmed), the corpus searched again.
+  E ≤ 10⁻³ (``TraceAligner``, trimmed), the corpus searched again. (Since session 42
+  ``pretrain`` does such a round itself, from the search's domain alignments: the "shipped
+  block" here is session 40's, without it.)
 - ``memory``: the bank's and the queries' neighbour counts, and the bank smoothed 2 or 3 times.
 - ``prefilter``: only the hits whose family's centroid (mean unit raw embedding of its members)
   is among the protein's K nearest centroids count (K = 25, 100): what a search that scans only

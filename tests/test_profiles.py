@@ -90,9 +90,14 @@ def test_a_round_rebuilds_each_profile_from_its_best_hits(seeds: FamilySet) -> N
     seqs = [r.seq for f in seeds.families for r in f.records]
     again = refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)
     assert [h.name for h in again] == [h.name for h in first]
-    assert bytes(pack_hmms(again).numpy()) == bytes(
-        pack_hmms(refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)).numpy()
-    )  # the same HMMs and sequences, the same bytes
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        other = refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)
+    finally:
+        torch.set_num_threads(threads)
+    assert bytes(pack_hmms(again).numpy()) == bytes(pack_hmms(other).numpy())
+    # the same HMMs and sequences give the same bytes, whatever the number of threads
     found = [
         ProfileBlock.from_hmms(h, 1e-3, seeds.n_sequences)(seqs).numpy() for h in (first, again)
     ]
