@@ -88,8 +88,11 @@ def test_a_round_rebuilds_each_profile_from_its_best_hits(seeds: FamilySet) -> N
     fams = profile_families(seeds.families, 3, 2000)
     first = build_hmms(fams, 2, seed=0, threads=1)  # two rows each: narrow profiles
     seqs = [r.seq for f in seeds.families for r in f.records]
-    again = refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)
+    heard: list[tuple[int, int]] = []
+    again = refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50,
+                        progress=lambda done, n: heard.append((done, n)))  # fmt: skip
     assert [h.name for h in again] == [h.name for h in first]
+    assert heard == [(i, len(first)) for i in range(1, len(first) + 1)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)
     try:
@@ -122,6 +125,10 @@ def test_packing_round_trips(seeds: FamilySet) -> None:
     names = [h.name.decode() if isinstance(h.name, bytes) else h.name for h in back]
     assert names == [f.id for f in fams]
     assert all(a.M == b.M for a, b in zip(hmms, back, strict=True))
+    seen: list[int] = []
+    split = build_hmms(fams, 5, seed=1, threads=2, progress=lambda done, n: seen.append(done))
+    assert bytes(pack_hmms(split).numpy()) == bytes(pack_hmms(hmms).numpy())  # any threads
+    assert seen == [1, 2, 3]
 
 
 def test_tokens_decode_to_their_sequences() -> None:
@@ -143,13 +150,27 @@ def _config(memory: bool) -> PretrainConfig:
     )
 
 
+#: the stages the memory run reported, in order (each once)
+STAGES: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
     out = {}
     for memory in (False, True):
         out[memory] = tmp_path_factory.mktemp("profiles") / "run"
-        pretrain(build_families([SEEDS], use_cache=True), _config(memory), out[memory])
+
+        def heard(stage: str, done: int, total: int | None) -> None:
+            if not STAGES or STAGES[-1] != stage:
+                STAGES.append(stage)
+
+        pretrain(build_families([SEEDS], use_cache=True), _config(memory), out[memory],
+                 progress=heard if memory else None)  # fmt: skip
     return out
+
+
+def test_the_stages_after_training_report_progress(runs: dict[bool, Path]) -> None:
+    assert STAGES == ["training", "profiles", "profile round 1", "memory", "memory bank"]
 
 
 def test_pretrain_appends_the_profile_block(seeds: FamilySet, runs: dict[bool, Path]) -> None:

@@ -234,11 +234,14 @@ def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
     from phyloclr.train.job import pretrain_files
 
     seen: list[int] = []
+    stages: set[str] = set()
     job = pretrain_files(
         [SEEDS], tmp_path / "run", tiny(3), exclude_families=["fn3", "nothing"],
         on_families=lambda fset, missing: seen.append(len(fset)),
+        progress=lambda stage, done, total: stages.add(stage),
     )  # fmt: skip
     assert job.result.steps == 3 and job.unmatched_exclusions == ["nothing"]
+    assert "training" in stages  # the callback reaches the training loop too
     assert "fn3" not in {f.id for f in job.families.families} and seen == [len(job.families)]
     again = pretrain_files([SEEDS], tmp_path / "run", None, resume=True)  # the saved config
     assert again.result.resumed_from == 3 and again.result.steps == 3

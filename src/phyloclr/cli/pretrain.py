@@ -114,7 +114,10 @@ def pretrain(
         )
         excluded = [] if exclude_families is None else _read_ids(exclude_families)
 
+        phase = ["families"]
+
         def on_families(fset: FamilySet, missing: list[str]) -> None:
+            phase[0] = "training"
             bar_stack.close()  # the families' progress bars end here
             if missing:
                 err.print(
@@ -152,7 +155,17 @@ def pretrain(
                         sps=row["seqs_per_s"])  # fmt: skip
 
         with contextlib.ExitStack() as bar_stack:
-            progress = bar_stack.enter_context(progress_bars())
+            stage_bars = [bar_stack.enter_context(progress_bars())]
+
+            def progress(stage: str, done: int, total: int | None) -> None:
+                if stage == "training":  # drawn by on_step's bar
+                    return
+                if phase == ["training"]:  # the stages after it (profiles, memory): new bars
+                    phase[0] = "after"
+                    bar_stack.close()
+                    stage_bars[0] = bar_stack.enter_context(progress_bars())
+                stage_bars[0](stage, done, total)
+
             job = pretrain_files(
                 inputs, out_dir, cfg, trees=trees, cache_dir=cache_dir,
                 exclude_families=excluded, resume=resume, progress=progress,

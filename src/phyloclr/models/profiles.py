@@ -62,17 +62,17 @@ def build_hmms(
 ) -> list[pyhmmer.plan7.HMM]:
     """One protein profile HMM per family, named by the family id, from a seeded sample of at
     most ``max_members`` of its aligned rows (families without an alignment are aligned by
-    FAMSA first); ``progress(done, total)`` after each."""
+    FAMSA first); ``progress(done, total)`` as they are built. The builds are split over
+    ``threads`` threads (0: every core), each HMM with a builder of its own (reseeded per
+    build), so the bytes do not depend on the thread count."""
     import pyhmmer
 
     from phyloclr.families.align import align_famsa, available_threads
 
     alphabet = pyhmmer.easel.Alphabet.amino()
-    builder = pyhmmer.plan7.Builder(alphabet, seed=42)
-    background = pyhmmer.plan7.Background(alphabet)
     rng = np.random.default_rng([seed, 13])
-    hmms = []
-    for done, fam in enumerate(families, 1):
+    msas = []  # drawn in family order: the sample does not depend on the threads
+    for fam in families:
         records = fam.records
         if len(records) > max_members:
             keep = np.sort(rng.choice(len(records), max_members, replace=False))
@@ -87,12 +87,21 @@ def build_hmms(
                 for i, row in enumerate(rows)
             ],
         )
-        hmm, _, _ = builder.build_msa(msa.digitize(alphabet), background)
+        msas.append(msa.digitize(alphabet))
+
+    def build(j: int) -> pyhmmer.plan7.HMM:
+        builder = pyhmmer.plan7.Builder(alphabet, seed=42)
+        hmm, _, _ = builder.build_msa(msas[j], pyhmmer.plan7.Background(alphabet))
         hmm.creation_time = None  # the same families give the same bytes (a resumed run)
         hmm.command_line = None
-        hmms.append(hmm)
-        if progress is not None:
-            progress(done, len(families))
+        return hmm
+
+    hmms: list[pyhmmer.plan7.HMM] = []
+    with ThreadPoolExecutor(max(1, available_threads(threads))) as pool:  # builds drop the GIL
+        for hmm in pool.map(build, range(len(msas))):
+            hmms.append(hmm)
+            if progress is not None:
+                progress(len(hmms), len(msas))
     return hmms
 
 
@@ -102,18 +111,31 @@ def refine_hmms(
     z: int,
     evalue: float = 1e-3,
     max_hits: int = 100,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[pyhmmer.plan7.HMM]:
     """One jackhmmer-like round: every HMM searched against ``seqs`` (E-values against ``z``
     sequences), then rebuilt from the domain alignments of its best ``max_hits`` hits at E ≤
     ``evalue`` (sequence and domain E-values, jackhmmer's inclusion rule), trimmed to its
     match columns; an HMM with fewer than 2 such hits (or domains) is kept as it is. Same HMMs
     and sequences give the same bytes, whatever the number of threads
-    (``torch.get_num_threads()``, the HMMs split over them)."""
+    (``torch.get_num_threads()``, the HMMs split over them); ``progress(done, total)`` as
+    HMMs are done (from those threads)."""
+    import threading
+
     import pyhmmer
 
     alphabet = pyhmmer.easel.Alphabet.amino()
+    lock, done = threading.Lock(), [0]
 
     def rebuild(j: int, top: Any) -> pyhmmer.plan7.HMM:
+        hmm = _rebuild(j, top)
+        if progress is not None:
+            with lock:
+                done[0] += 1
+                progress(done[0], len(hmms))
+        return hmm
+
+    def _rebuild(j: int, top: Any) -> pyhmmer.plan7.HMM:
         included = [hit for hit in top if hit.included]  # sorted, best first
         if len(included) < 2:
             return hmms[j]

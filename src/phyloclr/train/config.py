@@ -313,7 +313,7 @@ def default_pretrain_config() -> PretrainConfig:
     """What ``phyloclr pretrain`` trains without ``--config`` (configs/cpu-small.yaml holds the
     same values, checked by a test): the k-mer spectrum encoder as one linear map (its MLP is the
     projection head, which embeddings leave out), trained on the MMseqs2 de novo families (hits
-    covering ≥ 30 % of both proteins) of two or more members for 2 minutes, so that a
+    covering ≥ 30 % of both proteins) of two or more members for 1 minute, so that a
     20,000-protein corpus takes under 20 minutes on 2 CPU cores with its families, profiles
     and memory (benchmarks/RESULTS.md, "Protein retrieval"); the embeddings append a sketch of
     four spaced-word spectra fitted on the corpus (weight 0.7, chosen on go-function), the
@@ -337,7 +337,7 @@ def default_pretrain_config() -> PretrainConfig:
         views=ViewsConfig(crop_len=1024, singletons="skip"),
         objective=ObjectiveConfig(name="infonce", critic="cosine", temperature=0.1),
         optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=50),
-        run=RunConfig(max_steps=None, time_budget_s=120, batch_tokens=1 << 20, max_pairs=512,
+        run=RunConfig(max_steps=None, time_budget_s=60, batch_tokens=1 << 20, max_pairs=512,
                       checkpoint_every=100),
         families=FamiliesConfig(denovo_method="mmseqs", denovo_min_coverage=0.3),
     )  # fmt: skip

@@ -63,7 +63,8 @@ def pretrain_files(
     """Build the families of ``inputs`` (anything :func:`phyloclr.families.build_families`
     reads), leave out ``exclude_families``, and train into ``out`` (see
     :func:`phyloclr.train.pretrain`). ``on_families(families, unmatched_exclusions)`` is called
-    before training starts."""
+    before training starts; ``progress`` hears the families' stages, then training's and the
+    stages after it (profiles, their rounds, the memory)."""
     cfg = run_config(out, config, resume)
     fset = build_families(inputs, cfg.families, trees=trees, cache_dir=cache_dir,
                           progress=progress)  # fmt: skip
@@ -72,5 +73,5 @@ def pretrain_files(
         fset, missing = exclude(fset, list(exclude_families))
     if on_families is not None:
         on_families(fset, missing)
-    result = pretrain(fset, cfg, Path(out), resume=resume, on_step=on_step)
+    result = pretrain(fset, cfg, Path(out), resume=resume, progress=progress, on_step=on_step)
     return PretrainJob(result, fset, missing)

@@ -278,12 +278,9 @@ def _attach_profiles(
                       None if progress is None else partial(progress, "profiles"))  # fmt: skip
     seqs = _corpus_rows(fset, cfg) if m.profile_rounds else []
     for n in range(m.profile_rounds):
-        if progress is not None:
-            progress(f"profile round {n + 1}", 0, 1)
+        heard = None if progress is None else partial(progress, f"profile round {n + 1}")
         hmms = refine_hmms(hmms, seqs, fset.n_sequences, m.profile_round_evalue,
-                           m.profile_round_hits)  # fmt: skip
-        if progress is not None:
-            progress(f"profile round {n + 1}", 1, 1)
+                           m.profile_round_hits, heard)  # fmt: skip
     attach_profiles(encoder, hmms, fset.n_sequences)
 
 
