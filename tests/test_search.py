@@ -470,3 +470,52 @@ def test_fasta_queries_are_embedded_at_the_databases_precision(
         monkeypatch.setattr(phyloclr.embed, "embed_sequences", real)
         assert asked[-1] == precision
         assert [r[1] for r in result.rows()] == [r[0] for r in result.rows()]  # itself first
+
+
+def test_hubness_demotes_a_row_near_everything() -> None:
+    from phyloclr.search import db_density, rank_by_hubness
+
+    rng = np.random.default_rng(0)
+    db = rng.standard_normal((40, 16)).astype(np.float32)
+    db[0] = db[1:].mean(0) * 3  # a hub: the mean direction, near every row
+    density = db_density(db, 5)
+    unit = db / np.linalg.norm(db, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    expected = np.sort(sims, axis=1)[:, ::-1][:, :5].mean(1)
+    np.testing.assert_allclose(density, expected, atol=1e-5)  # mean of the 5 nearest others
+    assert density.argmax() == 0
+    q = rng.standard_normal((30, 16)).astype(np.float32)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True) + 0.5 * unit[0]  # leaning to the hub
+    scores, index = knn(q, db, 40)
+    plain = (index[:, 0] == 0).mean()
+    s2, i2 = rank_by_hubness(scores, index, density, 0.5, 10)
+    assert i2.shape == (30, 10) and (i2[:, 0] == 0).mean() < plain
+    adjusted = s2 - 0.5 * density[i2]
+    assert np.all(np.diff(adjusted, axis=1) <= 1e-6)  # best first by the adjusted score
+    assert np.allclose(
+        s2,
+        np.einsum("qd,qkd->qk", q / np.linalg.norm(q, axis=1, keepdims=True), unit[i2]),
+        atol=1e-5,
+    )  # the scores stay cosines
+    assert db_density(db[:1], 5).tolist() == [0.0]
+
+
+def test_hubness_search_from_the_command_line(db, tmp_path: Path) -> None:
+    plain, hub = tmp_path / "plain.tsv", tmp_path / "hub.tsv"
+    for out, extra in ((plain, []), (hub, ["--hubness", "10"])):
+        args = ["search", str(db["queries"]), "--db", str(db["h5"]), "--out", str(out), "--top",
+                "8", *extra]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    a, b = _hits(plain), _hits(hub)
+    assert len(a) == len(b) == 7 * 8 and list(b["rank"][:8]) == list(range(1, 9))
+    assert (b.groupby("query")["target"].first() == b.groupby("query")["query"].first()).all()
+    assert '"hubness": 10' in hub.read_text().splitlines()[0]  # the header holds it
+    with pytest.raises(ConfigError, match="--hubness is a neighbour count"):
+        SearchConfig(hubness=-1)
+    with pytest.raises(ConfigError, match="--hubness-weight must lie in"):
+        SearchConfig(hubness=5, hubness_weight=0.0)
+    cfg = SearchConfig(hubness=5, realign=True, prefilter="words")
+    with pytest.raises(ConfigError, match="use it with --prefilter embedding"):
+        search(db["queries"], db["h5"], config=cfg, db_fasta=db["fasta"])

@@ -61,6 +61,15 @@ def search(
             "in the words' ranking (0: the words alone)."
         ),
     ] = 0.05,
+    hubness: Annotated[
+        int,
+        typer.Option(
+            help="Rank hits by cosine less --hubness-weight × the target's mean cosine to its K "
+            "nearest database proteins (hubs demoted; one database self-search; 0: off). "
+            "With --prefilter embedding."
+        ),
+    ] = 0,
+    hubness_weight: Annotated[float, typer.Option(help="The weight of --hubness.")] = 0.5,
     method: Annotated[
         str,
         typer.Option(
@@ -81,6 +90,7 @@ def search(
         cfg = SearchConfig(top=top, min_score=min_score, realign=realign,
                            realign_depth=realign_depth, threads=threads,
                            prefilter=prefilter, word_mix=word_mix,  # type: ignore[arg-type]
+                           hubness=hubness, hubness_weight=hubness_weight,
                            neighbours=NeighbourConfig(method=method))  # fmt: skip
         lab = None
         if labels is not None:
