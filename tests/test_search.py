@@ -519,3 +519,16 @@ def test_hubness_search_from_the_command_line(db, tmp_path: Path) -> None:
     cfg = SearchConfig(hubness=5, realign=True, prefilter="words")
     with pytest.raises(ConfigError, match="use it with --prefilter embedding"):
         search(db["queries"], db["h5"], config=cfg, db_fasta=db["fasta"])
+
+
+def test_label_transfer_with_hubness_calibrates_on_the_same_ranking(db, tmp_path: Path) -> None:
+    ids = [line[1:].split()[0] for line in db["fasta"].read_text().splitlines()
+           if line.startswith(">")]  # fmt: skip
+    labels = {i: f"g{n % 3}" for n, i in enumerate(ids)}
+    plain = search(db["queries"], db["h5"], config=SearchConfig(top=5))
+    cfg = SearchConfig(top=5, hubness=10)
+    hub = search(db["queries"], db["h5"], config=cfg)
+    assert plain.density is None and hub.density is not None and hub.density.shape == (300,)
+    got = transfer_labels(hub, labels, cfg)
+    assert [t.label for t in got] == [f"g{n % 3}" for n in range(7)]  # each finds itself
+    assert all(0 <= t.reliability <= 1 for t in got)

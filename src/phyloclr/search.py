@@ -97,7 +97,8 @@ class SearchConfig:
 @dataclass
 class SearchResult:
     """Hits of every query, best first: ``index`` (Q, k) database rows (-1: no hit),
-    ``scores`` (Q, k) cosines; with realignment ``bits`` and ``evalues`` (Q, k) too."""
+    ``scores`` (Q, k) cosines; with realignment ``bits`` and ``evalues`` (Q, k) too; with
+    ``hubness`` the database rows' ``density`` (:func:`db_density`)."""
 
     query_ids: list[str]
     db_ids: list[str]
@@ -108,6 +109,7 @@ class SearchResult:
     bits: np.ndarray | None = None
     evalues: np.ndarray | None = None
     db_embeddings: np.ndarray | None = field(default=None, repr=False)
+    density: np.ndarray | None = field(default=None, repr=False)  # (N,) with hubness
 
     def hits(self) -> Iterator[tuple[int, int, int, int]]:
         """(query row, column, database row, rank from 1) of every hit, queries in input order,
@@ -268,7 +270,7 @@ def search(
         raise ConfigError("--hubness re-ranks the embedding's hits: use it with --prefilter "
                           "embedding")  # fmt: skip
     depth = max(cfg.top, cfg.realign_depth) if cfg.realign else cfg.top
-    db_seqs = None
+    db_seqs, density = None, None
     if cfg.realign and cfg.prefilter != "embedding":
         assert qseqs is not None and db_fasta is not None
         db_seqs = read_db_sequences(Path(db_fasta), store.ids)  # all of it, read once
@@ -284,7 +286,8 @@ def search(
     index = np.where(scores >= cfg.min_score, index, -1)
     result = SearchResult(qids, store.ids, index, scores, db_model,
                           chosen_method(len(store.ids), cfg.neighbours),
-                          db_embeddings=store.embeddings)  # fmt: skip
+                          db_embeddings=store.embeddings,
+                          density=density)  # fmt: skip
     if cfg.realign:
         assert qseqs is not None and db_fasta is not None
         realign(result, qseqs, Path(db_fasta), cfg.threads, progress, db_seqs)

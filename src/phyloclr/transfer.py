@@ -1,7 +1,8 @@
 """Annotation transfer from search hits (as EAT/ProtTucker): each query gets the label of its
 nearest labelled hit, the number of its hits that share that label (support), and a
 reliability: the share of correct transfers at that cosine, fitted (isotonic regression) on the
-labelled database rows queried with their own group present (leave-one-out) and absent."""
+labelled database rows queried with their own group present (leave-one-out) and absent; with
+``hubness`` those rows' hits are ranked as the search ranked the queries'."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from phyloclr.errors import ConfigError
 from phyloclr.fsutil import atomic_path
 from phyloclr.neighbours import knn
-from phyloclr.search import PathArg, SearchConfig, SearchResult, header
+from phyloclr.search import PathArg, SearchConfig, SearchResult, header, rank_by_hubness
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def transfer_labels(
     lab = np.array([labels.get(i, "") for i in result.db_ids], dtype=object)
     if not (lab != "").any():
         raise ConfigError("no database id has a label: check the labels file's ids")
-    fit = _calibrate(result.db_embeddings, lab, cfg)
+    fit = _calibrate(result.db_embeddings, lab, cfg, result.density)
     votes = [_vote(result.index[qi], result.scores[qi], lab) for qi in range(len(result.index))]
     reliability = fit(np.array([score for _, score, _ in votes]))  # NaN where no labelled hit
     return [Transfer(qid, label, score, support, float(rel))
@@ -52,7 +53,7 @@ def _vote(index: np.ndarray, scores: np.ndarray, lab: np.ndarray) -> tuple[str |
 
 
 def _calibrate(
-    db: np.ndarray, lab: np.ndarray, cfg: SearchConfig
+    db: np.ndarray, lab: np.ndarray, cfg: SearchConfig, density: np.ndarray | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """scores (Q,) → (Q,) shares of correct transfers (NaN for NaN scores), fitted on labelled
     database rows queried twice: with their own group present (leave-one-out: right or wrong)
@@ -66,6 +67,8 @@ def _calibrate(
     if len(rows) > cfg.calibration:
         rows = np.sort(rng.choice(rows, cfg.calibration, replace=False))
     scores, index = knn(db[rows], db, 4 * cfg.top, cfg.neighbours, exclude=rows)
+    if density is not None:  # the order the search gave its queries' hits
+        scores, index = rank_by_hubness(scores, index, density, cfg.hubness_weight, 4 * cfg.top)
     xs, ys = [], []
     for r, idx, sc in zip(rows, index, scores, strict=True):
         label, score, _ = _vote(idx[: cfg.top], sc[: cfg.top], lab)
