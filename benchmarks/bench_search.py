@@ -38,7 +38,7 @@ import numpy as np
 from benchmarks.bench_protein import DEFAULT_SETS, DevSet, hits_matrix, mmseqs_all_vs_all, score
 from phyloclr.embed import EmbedConfig, default_model_path, embed_fasta
 from phyloclr.metrics import retrieval_scores
-from phyloclr.search import SearchConfig, SearchResult, db_density, realign, search
+from phyloclr.search import SearchConfig, SearchResult, realign, search
 
 
 def evaluate_set(
@@ -123,8 +123,8 @@ def _score(
         emb_sim = x @ x.T
         row["map_cosine"] = score(emb_sim, ds.labels)["map"]
         if cfg is not None and cfg.hubness:
-            density = db_density(result.db_embeddings, cfg.hubness, cfg.neighbours)
-            adjusted = emb_sim - cfg.hubness_weight * density[None, :]
+            assert result.density is not None  # the search's own densities
+            adjusted = emb_sim - cfg.hubness_weight * result.density[None, :]
             row.update(hubness=cfg.hubness, hubness_weight=cfg.hubness_weight,
                        map_hubness=score(adjusted, ds.labels)["map"])  # fmt: skip
     if mmseqs is not None:
