@@ -3,6 +3,8 @@ label transfer and realignment; the nearest-neighbour module against brute force
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -519,6 +521,52 @@ def test_hubness_search_from_the_command_line(db, tmp_path: Path) -> None:
     cfg = SearchConfig(hubness=5, realign=True, prefilter="words")
     with pytest.raises(ConfigError, match="use it with --prefilter embedding"):
         search(db["queries"], db["h5"], config=cfg, db_fasta=db["fasta"])
+
+
+def test_hubness_densities_are_kept_beside_the_database_and_renewed(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import phyloclr.search as search_mod
+
+    h5 = tmp_path / "db.h5"
+    shutil.copyfile(db["h5"], h5)
+    calls: list[int] = []
+    real = search_mod.db_density
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "db_density", counted)
+    cfg = SearchConfig(top=6, hubness=10)
+    first = search(db["queries"], h5, config=cfg)
+    kept = search_mod.density_path(h5, 10)
+    assert kept.exists() and len(calls) == 1
+    again = search(db["queries"], h5, config=cfg)
+    assert len(calls) == 1  # reused
+    np.testing.assert_array_equal(first.index, again.index)
+    np.testing.assert_array_equal(first.density, again.density)
+    search(db["queries"], h5, config=SearchConfig(top=6, hubness=5))
+    assert len(calls) == 2 and search_mod.density_path(h5, 5).exists()  # another k: its own
+    search(db["queries"], h5, config=SearchConfig(top=6, hubness=10, hubness_keep=False))
+    assert len(calls) == 3  # not read when told not to keep
+    kept.write_bytes(b"not an npz")  # damaged: computed again and rewritten
+    assert np.array_equal(search(db["queries"], h5, config=cfg).density, first.density)
+    assert len(calls) == 4
+    search(db["queries"], h5, config=cfg)
+    assert len(calls) == 4
+    st = h5.stat()  # the database rewritten (a new modification time): computed again
+    os.utime(h5, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    search(db["queries"], h5, config=cfg)
+    assert len(calls) == 5
+    monkeypatch.setattr(search_mod, "atomic_path", _unwritable)
+    kept.unlink()
+    assert np.array_equal(search(db["queries"], h5, config=cfg).density, first.density)
+    assert len(calls) == 6 and not kept.exists()  # a read-only directory: searched anyway
+
+
+def _unwritable(path: Path):
+    raise PermissionError(13, "Permission denied", str(path))
 
 
 def test_label_transfer_with_hubness_calibrates_on_the_same_ranking(db, tmp_path: Path) -> None:

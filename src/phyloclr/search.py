@@ -11,7 +11,8 @@
   stays the cosine. Zero-shot with the default model, k = 100 and weight 0.5 (chosen on
   go-function) lift the full ranking's same-group mAP on the development sets by 0.011–0.020
   and the share of queries whose group is in the top 50 by up to 0.012 (benchmarks/RESULTS.md,
-  "Hubness in search"); it costs one search of the database against itself.
+  "Hubness in search"); it costs one search of the database against itself, whose densities
+  are kept beside the database file (``DB.h5.hubness-K.npz``) for the next search.
 - Label transfer from the hits: :mod:`phyloclr.transfer`.
 - Realignment: the hits are aligned to the query by Smith-Waterman (pyopal, BLOSUM62, gaps
   11/1) and get bit scores and BLAST-style E-values over the whole database's residues; the
@@ -63,7 +64,8 @@ class SearchConfig:
     their cosine's weight in the words' ranking (0.05: chosen on go-function,
     benchmarks/RESULTS.md; 0: the words alone); hubness: k > 0 ranks hits by cosine −
     ``hubness_weight`` × the target's mean cosine to its k nearest other database rows (see
-    the module doc; 0: plain cosine)."""
+    the module doc; 0: plain cosine); hubness_keep: keep the database's densities beside it
+    and reuse them while the file is unchanged (:func:`kept_density`)."""
 
     top: int = 50
     min_score: float = -1.0
@@ -77,6 +79,7 @@ class SearchConfig:
     word_mix: float = 0.05
     hubness: int = 0
     hubness_weight: float = 0.5
+    hubness_keep: bool = True
     neighbours: NeighbourConfig = field(default_factory=NeighbourConfig)
 
     def __post_init__(self) -> None:
@@ -280,7 +283,7 @@ def search(
     elif cfg.hubness:
         pool = min(len(store.ids), HUB_POOL * depth)
         scores, index = knn(qemb, store.embeddings, pool, cfg.neighbours, progress=progress)
-        density = db_density(store.embeddings, cfg.hubness, cfg.neighbours, progress)
+        density = kept_density(db_path, store.embeddings, cfg, progress)
         scores, index = rank_by_hubness(scores, index, density, cfg.hubness_weight, depth)
     else:
         scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
@@ -316,6 +319,42 @@ def db_density(
     found = np.isfinite(scores)
     total = np.where(found, scores, 0.0).sum(1)
     return (total / np.maximum(found.sum(1), 1)).astype(np.float32)
+
+
+def density_path(db: PathArg, k: int) -> Path:
+    """Where :func:`kept_density` keeps the densities of ``db`` for ``k`` neighbours."""
+    path = Path(db)
+    return path.with_name(f"{path.name}.hubness-{k}.npz")
+
+
+def kept_density(
+    db_path: Path, db: np.ndarray, cfg: SearchConfig, progress: Progress | None = None
+) -> np.ndarray:
+    """:func:`db_density` of the database file ``db_path`` (rows ``db``) for ``cfg.hubness``
+    neighbours, kept beside it (:func:`density_path`, with the file's size and modification
+    time, the row count and the neighbour method) and reused while those match. With
+    ``cfg.hubness_keep`` off, or where the file cannot be written, it is computed each time."""
+    method = chosen_method(len(db), cfg.neighbours)
+    stat = db_path.stat()
+    key = np.array([stat.st_size, stat.st_mtime_ns, len(db), cfg.hubness], np.int64)
+    kept = density_path(db_path, cfg.hubness)
+    if cfg.hubness_keep and kept.exists():
+        try:
+            with np.load(kept, allow_pickle=False) as z:
+                if np.array_equal(z["key"], key) and str(z["method"]) == method:
+                    density = np.asarray(z["density"], np.float32)
+                    if density.shape == (len(db),):
+                        return density
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # unreadable or of another format: computed again below
+    density = db_density(db, cfg.hubness, cfg.neighbours, progress)
+    if cfg.hubness_keep:
+        try:
+            with atomic_path(kept) as tmp, tmp.open("wb") as fh:
+                np.savez(fh, key=key, method=np.array(method), density=density)
+        except OSError:
+            pass  # a read-only database directory: nothing kept, the search goes on
+    return density
 
 
 def rank_by_hubness(
@@ -459,7 +498,9 @@ def write_hits(path: PathArg, result: SearchResult, cfg: SearchConfig, db: PathA
 __all__ = [
     "SearchConfig",
     "SearchResult",
+    "density_path",
     "header",
+    "kept_density",
     "read_db_sequences",
     "realign",
     "search",

@@ -70,6 +70,13 @@ def search(
         ),
     ] = 0,
     hubness_weight: Annotated[float, typer.Option(help="The weight of --hubness.")] = 0.5,
+    hubness_keep: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the database's --hubness densities beside it (DB.h5.hubness-K.npz) and "
+            "reuse them while the database file is unchanged."
+        ),
+    ] = True,
     method: Annotated[
         str,
         typer.Option(
@@ -91,6 +98,7 @@ def search(
                            realign_depth=realign_depth, threads=threads,
                            prefilter=prefilter, word_mix=word_mix,  # type: ignore[arg-type]
                            hubness=hubness, hubness_weight=hubness_weight,
+                           hubness_keep=hubness_keep,
                            neighbours=NeighbourConfig(method=method))  # fmt: skip
         lab = None
         if labels is not None:
