@@ -559,10 +559,13 @@ def test_hubness_densities_are_kept_beside_the_database_and_renewed(
     os.utime(h5, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     search(db["queries"], h5, config=cfg)
     assert len(calls) == 5
+    rows = read_embeddings(h5).embeddings
+    search_mod.kept_density(h5, rows, cfg, model="another model's digest")
+    assert len(calls) == 6  # kept for another model: computed again
     monkeypatch.setattr(search_mod, "atomic_path", _unwritable)
     kept.unlink()
     assert np.array_equal(search(db["queries"], h5, config=cfg).density, first.density)
-    assert len(calls) == 6 and not kept.exists()  # a read-only directory: searched anyway
+    assert len(calls) == 7 and not kept.exists()  # a read-only directory: searched anyway
 
 
 def _unwritable(path: Path):

@@ -283,7 +283,8 @@ def search(
     elif cfg.hubness:
         pool = min(len(store.ids), HUB_POOL * depth)
         scores, index = knn(qemb, store.embeddings, pool, cfg.neighbours, progress=progress)
-        density = kept_density(db_path, store.embeddings, cfg, progress)
+        density = kept_density(db_path, store.embeddings, cfg, progress,
+                               db_model["weights_sha256"])  # fmt: skip
         scores, index = rank_by_hubness(scores, index, density, cfg.hubness_weight, depth)
     else:
         scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
@@ -328,12 +329,14 @@ def density_path(db: PathArg, k: int) -> Path:
 
 
 def kept_density(
-    db_path: Path, db: np.ndarray, cfg: SearchConfig, progress: Progress | None = None
-) -> np.ndarray:
-    """:func:`db_density` of the database file ``db_path`` (rows ``db``) for ``cfg.hubness``
-    neighbours, kept beside it (:func:`density_path`, with the file's size and modification
-    time, the row count and the neighbour method) and reused while those match. With
-    ``cfg.hubness_keep`` off, or where the file cannot be written, it is computed each time."""
+    db_path: Path, db: np.ndarray, cfg: SearchConfig, progress: Progress | None = None,
+    model: str = "",
+) -> np.ndarray:  # fmt: skip
+    """:func:`db_density` of the database file ``db_path`` (rows ``db``, embedded by ``model``:
+    its weights' digest) for ``cfg.hubness`` neighbours, kept beside it (:func:`density_path`,
+    with the file's size and modification time, the row count, the model and the neighbour
+    method) and reused while those match. With ``cfg.hubness_keep`` off, or where the file
+    cannot be written, it is computed each time."""
     method = chosen_method(len(db), cfg.neighbours)
     stat = db_path.stat()
     key = np.array([stat.st_size, stat.st_mtime_ns, len(db), cfg.hubness], np.int64)
@@ -341,7 +344,8 @@ def kept_density(
     if cfg.hubness_keep and kept.exists():
         try:
             with np.load(kept, allow_pickle=False) as z:
-                if np.array_equal(z["key"], key) and str(z["method"]) == method:
+                same = str(z["method"]) == method and str(z["model"]) == model
+                if same and np.array_equal(z["key"], key):
                     density = np.asarray(z["density"], np.float32)
                     if density.shape == (len(db),):
                         return density
@@ -351,7 +355,8 @@ def kept_density(
     if cfg.hubness_keep:
         try:
             with atomic_path(kept) as tmp, tmp.open("wb") as fh:
-                np.savez(fh, key=key, method=np.array(method), density=density)
+                np.savez(fh, key=key, method=np.array(method), model=np.array(model),
+                         density=density)  # fmt: skip
         except OSError:
             pass  # a read-only database directory: nothing kept, the search goes on
     return density
