@@ -555,17 +555,20 @@ def test_hubness_densities_are_kept_beside_the_database_and_renewed(
     assert len(calls) == 4
     search(db["queries"], h5, config=cfg)
     assert len(calls) == 4
+    kept.write_bytes(kept.read_bytes()[:100])  # a truncated archive: computed again
+    search(db["queries"], h5, config=cfg)
+    assert len(calls) == 5
     st = h5.stat()  # the database rewritten (a new modification time): computed again
     os.utime(h5, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     search(db["queries"], h5, config=cfg)
-    assert len(calls) == 5
+    assert len(calls) == 6
     rows = read_embeddings(h5).embeddings
     search_mod.kept_density(h5, rows, cfg, model="another model's digest")
-    assert len(calls) == 6  # kept for another model: computed again
+    assert len(calls) == 7  # kept for another model: computed again
     monkeypatch.setattr(search_mod, "atomic_path", _unwritable)
     kept.unlink()
     assert np.array_equal(search(db["queries"], h5, config=cfg).density, first.density)
-    assert len(calls) == 7 and not kept.exists()  # a read-only directory: searched anyway
+    assert len(calls) == 8 and not kept.exists()  # a read-only directory: searched anyway
 
 
 def _unwritable(path: Path):

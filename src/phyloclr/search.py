@@ -29,6 +29,7 @@ import json
 import math
 import os
 import threading
+import zipfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -349,7 +350,7 @@ def kept_density(
                     density = np.asarray(z["density"], np.float32)
                     if density.shape == (len(db),):
                         return density
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # unreadable or of another format: computed again below
     density = db_density(db, cfg.hubness, cfg.neighbours, progress)
     if cfg.hubness_keep:
