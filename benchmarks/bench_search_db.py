@@ -103,15 +103,14 @@ def run_set(ds: DevSet, args: argparse.Namespace, model: Path) -> list[dict[str,
         t_embed = time.perf_counter() - t0
         q_fa = ds.root / "sequences.fasta"
         deepest = max([args.top, *args.depth]) + 1
+        base = {"set": ds.name, "n_queries": len(ds.ids), "n_db": n_db, "top": args.top,
+                "embed_s": round(t_embed, 1)}  # fmt: skip
         for hub in args.hubness:
             t0 = time.perf_counter()
             cfg = SearchConfig(top=deepest, threads=args.threads, hubness=hub)
             nearest = search(q_fa, db, config=cfg)
-            t_search = time.perf_counter() - t0
-            base = {"set": ds.name, "n_queries": len(ds.ids), "n_db": n_db, "top": args.top,
-                    "embed_s": round(t_embed, 1), "search_s": round(t_search, 1),
-                    "hubness": hub}  # fmt: skip
-            rows_out += embedding_rows(ds, nearest, db_fa, n_db, args, base)
+            searched = {**base, "search_s": round(time.perf_counter() - t0, 1), "hubness": hub}
+            rows_out += embedding_rows(ds, nearest, db_fa, n_db, args, searched)
         for prefilter in args.prefilter:
             if prefilter != "embedding":
                 rows_out += prefilter_rows(ds, q_fa, db, db_fa, n_db, prefilter, args, base)
