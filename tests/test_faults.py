@@ -265,6 +265,9 @@ def test_two_runs_sharing_a_cache_agree(tmp_path: Path) -> None:
     env = dict(os.environ, PHYLOCLR_CACHE=str(cache), OMP_NUM_THREADS="1")
     argv = [sys.executable, "-m", "phyloclr.cli", "families", str(PROTEOME), "--max-rows", "1"]
     argv += ["--denovo-method", "prefilter", "--workers", "1", "--threads", "1"]
+    # FAMSA's refinement is not always reproducible (tests/test_kills.py, FAMILIES_YAML)
+    (tmp_path / "families.yaml").write_text("families: {align_refine: false}\n")
+    argv += ["--config", str(tmp_path / "families.yaml")]
     procs = []
     for i in range(2):
         out = ["--out", str(tmp_path / f"{i}.tsv")]
@@ -275,5 +278,5 @@ def test_two_runs_sharing_a_cache_agree(tmp_path: Path) -> None:
     assert (tmp_path / "0.tsv").read_text() == (tmp_path / "1.tsv").read_text()
     entries = list((cache / "families").iterdir())
     assert len(entries) == 1 and not [p for p in entries if p.name.startswith(".")]
-    cfg = FamiliesConfig(denovo_method="prefilter", workers=1, threads=1)
+    cfg = FamiliesConfig(denovo_method="prefilter", workers=1, threads=1, align_refine=False)
     assert build_families([PROTEOME], cfg, cache_dir=cache).from_cache
