@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> None:
     n = len(x)
     cfg = NeighbourConfig(method=args.method, exact_limit=0, ivf_cells=args.cells,
                           ivf_probe=args.probe, ivf_dims=args.dims, precision=args.precision,
-                          hnsw_m=args.hnsw_m,
-                          ef_search=args.ef_search)  # fmt: skip
+                          hnsw_m=args.hnsw_m, ef_search=args.ef_search,
+                          hnsw_storage=args.hnsw_storage)  # fmt: skip
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, min(args.sample, n), replace=False))
     t1 = time.perf_counter()
@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> None:
         "n": n, "dim": int(x.shape[1]), "k": args.k, "method": args.method,
         "cells": args.cells, "probe": args.probe, "dims": args.dims,
         "precision": args.precision, "threads": args.threads,
+        **({"hnsw_m": args.hnsw_m, "ef_search": args.ef_search,
+            "hnsw_storage": args.hnsw_storage} if args.method == "faiss" else {}),
         "load_s": round(t_load, 1), "knn_s": round(t_knn, 1),
         "exact_sample_s": round(t_exact, 1), "sample": len(sample),
         "exact_all_s_extrapolated": round(t_exact * n / len(sample), 0),
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--probe", type=int, default=16)
     r.add_argument("--hnsw-m", type=int, default=32)
     r.add_argument("--ef-search", type=int, default=256)
+    r.add_argument("--hnsw-storage", default="float32", help="float32 or float16")
     r.add_argument("--sample", type=int, default=1000)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--out", default=None)

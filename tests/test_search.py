@@ -447,6 +447,28 @@ def test_faiss_neighbours_recall_exact() -> None:
     assert recall(approx, exact) > 0.9
 
 
+@pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
+def test_faiss_float16_storage_chunks_and_self_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A float16 database searched against itself in chunks (rows made unit chunk by chunk,
+    stored as float16 in the graph) finds what exact search finds, itself left out."""
+    import phyloclr.neighbours as nb
+
+    monkeypatch.setattr(nb, "FAISS_CHUNK", 700)  # several chunks, the last one short
+    rng = np.random.default_rng(2)
+    db = (rng.normal(size=(3000, 32)) * rng.uniform(0.5, 5.0, size=(3000, 1))).astype(np.float16)
+    rows = np.arange(len(db))
+    exact_s, exact = knn(db, db, 10, NeighbourConfig(method="exact"), exclude=rows)
+    for storage in ("float32", "float16"):
+        cfg = NeighbourConfig(method="faiss", hnsw_storage=storage)
+        scores, found = knn(db, db, 10, cfg, exclude=rows)
+        assert found.shape == (3000, 10) and not (found == rows[:, None]).any()
+        assert recall(found, exact) > 0.9
+        hit = found[:, 0] == exact[:, 0]  # the same nearest row: the same cosine
+        assert np.allclose(scores[hit, 0], exact_s[hit, 0], atol=2e-3)
+    with pytest.raises(ConfigError, match="hnsw_storage"):
+        NeighbourConfig(hnsw_storage="int8")
+
+
 def test_fasta_queries_are_embedded_at_the_databases_precision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,15 +7,17 @@ stays float16 in memory), ``block`` queries at a time; it is the default up to `
 database rows. ``ivf`` (an inverted file, as faiss's IVF indexes) splits the database into
 cells by k-means of the unit rows (or of a PCA space of them), then scores each query exactly
 against the rows of the ``ivf_probe`` cells nearest its own, one matrix product per cell: it
-costs the probed cells' share of exact search. ``faiss`` is faiss's ``IndexHNSWFlat`` over
-inner products of unit vectors. :func:`recall` measures either against exact search on a
-sample of queries.
+costs the probed cells' share of exact search. ``faiss`` is faiss's HNSW graph over inner
+products of unit vectors, the rows stored as float32 (``IndexHNSWFlat``) or float16
+(``IndexHNSWSQ``, half the memory); rows are made unit and added or searched
+:data:`FAISS_CHUNK` at a time, so a float16 database is never copied whole to float32.
+:func:`recall` measures either against exact search on a sample of queries.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 class NeighbourConfig:
     """method: exact, ivf, faiss or auto (exact up to ``exact_limit`` database rows, then faiss if
     installed, else exact); block: query rows per exact score block; hnsw_m / ef_search:
-    faiss HNSW graph degree and search breadth; ivf_cells: k-means cells of ``ivf`` (0: about
+    faiss HNSW graph degree and search breadth; hnsw_storage: how the graph stores the rows
+    (float32, or float16: half the memory); ivf_cells: k-means cells of ``ivf`` (0: about
     √N), ivf_probe: cells scored per query (its own and the nearest others), ivf_dims: PCA
     dimensions of the k-means (0: the unit rows themselves), ivf_sample: rows it is fitted on
     (at least 20 per cell), seed: its seed; precision: what ``ivf`` multiplies in (float32;
@@ -43,6 +46,7 @@ class NeighbourConfig:
     block: int = 1024
     hnsw_m: int = 32
     ef_search: int = 256
+    hnsw_storage: str = "float32"
     ivf_cells: int = 0
     ivf_probe: int = 16
     ivf_dims: int = 0
@@ -59,6 +63,10 @@ class NeighbourConfig:
             raise ConfigError("block ≥ 1, exact_limit ≥ 0, hnsw_m ≥ 2 and ef_search ≥ 1")
         if self.ivf_cells < 0 or self.ivf_probe < 1 or self.ivf_dims < 0 or self.ivf_sample < 1:
             raise ConfigError("ivf_cells ≥ 0, ivf_probe ≥ 1, ivf_dims ≥ 0 and ivf_sample ≥ 1")
+        if self.hnsw_storage not in ("float32", "float16"):
+            raise ConfigError(
+                f"neighbours hnsw_storage must be float32 or float16: {self.hnsw_storage!r}"
+            )
         if self.precision not in ("float32", "bfloat16", "auto"):
             raise ConfigError(
                 f"neighbours precision must be float32, bfloat16 or auto: {self.precision!r}"
@@ -120,7 +128,7 @@ def knn(
     if method == "ivf":
         scores, index = _ivf(db if same else queries, db, kk, cfg, progress)
     elif method == "faiss":
-        scores, index = _faiss(unit_rows(queries), unit_rows(db), kk, cfg)
+        scores, index = _faiss(db if same else queries, db, kk, cfg)
     else:
         scores, index = _exact(db if same else queries, db, kk, cfg.block, progress)
     if exclude is not None:
@@ -320,17 +328,36 @@ def _merge(
     return np.take_along_axis(all_s, order, axis=1), np.take_along_axis(all_i, order, axis=1)
 
 
+#: rows made unit and added to, or searched in, a faiss index at a time
+FAISS_CHUNK = 65_536
+
+
 def _faiss(
     q: np.ndarray, d: np.ndarray, k: int, cfg: NeighbourConfig
 ) -> tuple[np.ndarray, np.ndarray]:
+    """faiss HNSW search of ``q`` (Q, D) in ``d`` (N, D) (any float dtype; ``q is d`` for a
+    database against itself), rows made unit :data:`FAISS_CHUNK` at a time."""
     import faiss
 
-    index = faiss.IndexHNSWFlat(d.shape[1], cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    index.add(d)
+    index: Any
+    if cfg.hnsw_storage == "float16":
+        fp16: Any = faiss.ScalarQuantizer.QT_fp16  # an int; faiss's stubs say otherwise
+        index = faiss.IndexHNSWSQ(d.shape[1], fp16, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexHNSWFlat(d.shape[1], cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    norm_d = _row_norms(d, cfg.block)
+    for a in range(0, len(d), FAISS_CHUNK):
+        index.add(_unit(d, norm_d, np.arange(a, min(a + FAISS_CHUNK, len(d)))))
     index.hnsw.efSearch = max(cfg.ef_search, k)
-    scores, found = index.search(q, k)
-    scores = np.where(found < 0, -np.inf, scores).astype(np.float32)
-    return scores, found.astype(np.int64)
+    norm_q = norm_d if q is d else _row_norms(q, cfg.block)
+    scores = np.empty((len(q), k), np.float32)
+    found = np.empty((len(q), k), np.int64)
+    for a in range(0, len(q), FAISS_CHUNK):
+        rows = np.arange(a, min(a + FAISS_CHUNK, len(q)))
+        s, f = index.search(_unit(q, norm_q, rows), k)
+        scores[rows] = np.where(f < 0, -np.inf, s)
+        found[rows] = f
+    return scores, found
 
 
 def _drop(
