@@ -33,7 +33,9 @@ class NeighbourConfig:
     """method: exact, ivf, faiss or auto (exact up to ``exact_limit`` database rows, then faiss if
     installed, else exact); block: query rows per exact score block; hnsw_m / ef_search:
     faiss HNSW graph degree and search breadth; hnsw_storage: how the graph stores the rows
-    (float32, or float16: half the memory); ivf_cells: k-means cells of ``ivf`` (0: about
+    (float16: half float32's memory, at the same recall and 1.4–1.6× faster on the default
+    model's embeddings, benchmarks/RESULTS.md "faiss HNSW at the default model's width");
+    ivf_cells: k-means cells of ``ivf`` (0: about
     √N), ivf_probe: cells scored per query (its own and the nearest others), ivf_dims: PCA
     dimensions of the k-means (0: the unit rows themselves), ivf_sample: rows it is fitted on
     (at least 20 per cell), seed: its seed; precision: what ``ivf`` multiplies in (float32;
@@ -46,7 +48,7 @@ class NeighbourConfig:
     block: int = 1024
     hnsw_m: int = 32
     ef_search: int = 256
-    hnsw_storage: str = "float32"
+    hnsw_storage: str = "float16"
     ivf_cells: int = 0
     ivf_probe: int = 16
     ivf_dims: int = 0
