@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--probe", type=int, default=16)
     r.add_argument("--hnsw-m", type=int, default=32)
     r.add_argument("--ef-search", type=int, default=256)
-    r.add_argument("--hnsw-storage", default="float32", help="float32 or float16")
+    r.add_argument("--hnsw-storage", default="float16", help="float16 (the default) or float32")
     r.add_argument("--sample", type=int, default=1000)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--out", default=None)

@@ -48,8 +48,8 @@ class FamiliesConfig:
       on up to 1,000 members); off aligns a corpus's families about twice as fast, the
       distances barely move (benchmarks/RESULTS.md, "Rejoining the cascade's clusters, and
       FAMSA without refinement"). The refinement is not always reproducible (pyfamsa 0.7.0:
-      one family of 86 in a 2,100-protein proteome aligns two ways from run to run, one thread
-      or not); off, the alignments are the same in every run.
+      one family of 86 in a 2,100-protein proteome aligns two ways from run to run, even with
+      one thread); off, the alignments are the same in every run.
     workers: processes for the prefilter search and for aligning de novo families (FAMSA, one
       thread each; 0 = every core this process may use).
     """
