@@ -27,7 +27,7 @@ from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import load_model, save_model
 from phyloclr.train import PretrainConfig, pretrain
 from phyloclr.train.config import ModelConfig, RunConfig, ViewsConfig
-from tests.conftest import DATA, write
+from tests.conftest import DATA, REPRODUCIBLE_FAMILIES_YAML, write
 
 runner = CliRunner()
 SEEDS = DATA / "protein" / "seeds"
@@ -265,9 +265,7 @@ def test_two_runs_sharing_a_cache_agree(tmp_path: Path) -> None:
     env = dict(os.environ, PHYLOCLR_CACHE=str(cache), OMP_NUM_THREADS="1")
     argv = [sys.executable, "-m", "phyloclr.cli", "families", str(PROTEOME), "--max-rows", "1"]
     argv += ["--denovo-method", "prefilter", "--workers", "1", "--threads", "1"]
-    # FAMSA's refinement is not always reproducible (tests/test_kills.py, FAMILIES_YAML)
-    (tmp_path / "families.yaml").write_text("families: {align_refine: false}\n")
-    argv += ["--config", str(tmp_path / "families.yaml")]
+    argv += ["--config", str(write(tmp_path / "families.yaml", REPRODUCIBLE_FAMILIES_YAML))]
     procs = []
     for i in range(2):
         out = ["--out", str(tmp_path / f"{i}.tsv")]

@@ -34,7 +34,7 @@ from phyloclr.models.alphabet import PROTEIN
 from phyloclr.models.build import build_encoder
 from phyloclr.models.encoders import EncoderSpec
 from phyloclr.models.store import load_model, safe_torch_load, save_model
-from tests.conftest import DATA
+from tests.conftest import DATA, REPRODUCIBLE_FAMILIES_YAML
 
 KILLS = int(os.environ.get("PHYLOCLR_KILLS", "1"))
 REPORT = os.environ.get("PHYLOCLR_FAULT_REPORT")
@@ -214,14 +214,9 @@ def _embed(tmp: Path) -> Command:
 # ---- families ---------------------------------------------------------------------------------
 
 
-#: FAMSA's iterative refinement is not always reproducible (pyfamsa 0.7.0: one family of the
-#: proteome's 86 aligns two ways from run to run), so the kill tests compare runs without it
-FAMILIES_YAML = "families: {align_refine: false}\n"
-
-
 def _families(tmp: Path, engine: str = "prefilter") -> Command:
     cfg = tmp / "families.yaml"
-    cfg.write_text(FAMILIES_YAML)
+    cfg.write_text(REPRODUCIBLE_FAMILIES_YAML)
 
     def argv(work: Path) -> list[str]:
         return _cli("families", PROTEOME, "--denovo-method", engine, "--workers", 2,
