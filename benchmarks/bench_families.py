@@ -243,7 +243,9 @@ def child(fasta: str, workers: int, method: str, settings: dict[str, object]) ->
     t0 = time.perf_counter()
 
     def progress(stage: str, done: int, total: int | None) -> None:
-        marks.setdefault(stage, time.perf_counter() - t0)
+        if stage not in marks:  # each stage's start, live on stderr for a long run
+            marks[stage] = time.perf_counter() - t0
+            print(f"{marks[stage]:.1f} s: {stage}", file=sys.stderr, flush=True)
 
     cfg = FamiliesConfig(**{**settings, "workers": workers,  # type: ignore[arg-type]
                             "denovo_method": method})  # fmt: skip

@@ -144,6 +144,52 @@ def test_rejoin_searches_members_against_representatives(protein: Path, tmp_path
     assert replace(joined, rejoin=0.0).key(seqs) == plain.key(seqs)
 
 
+@needs_mmseqs
+def test_rejoin_identity_queries_one_sequence_of_each_linclust_cluster(
+    protein: Path, tmp_path: Path
+) -> None:
+    """With ``rejoin_identity`` the rejoining search queries the representatives of a linclust
+    at that identity that the cascade did not make representatives: near-copies of a query
+    are left out, its hits still only join members of one eggNOG group."""
+    from Bio import SeqIO
+
+    files = sorted((protein / "trimal_eggnog").glob("*.fasta"))[:3]
+    base = [str(r.seq).replace("-", "") for f in files for r in list(SeqIO.parse(f, "fasta"))[:12]]
+    # each sequence and a copy with one residue in 50 changed: the copies add nothing
+    copies = ["".join("A" if k % 50 == 7 else c for k, c in enumerate(s)) for s in base]
+    seqs = base + copies
+    group = np.array([(i % len(base)) // 12 for i in range(len(seqs))])
+    settings = MmseqsSettings(mode="cluster", rejoin=4.0, rejoin_identity=0.5)
+    q, t = search_edges(seqs, "protein", settings, tmp_path / "w", threads=1)
+    work = tmp_path / "w"
+    reps = set(np.loadtxt(work / "clusters.tsv", delimiter="\t", dtype=np.int64)[:, 0].tolist())
+    centres = set(np.loadtxt(work / "rejoin_lc.tsv", delimiter="\t", dtype=np.int64)[:, 0].tolist())
+    picked = {int(x) for x in (work / "rejoin_qdb.txt").read_text().split()}
+    assert picked == centres - reps
+    assert len(picked) <= len(base)  # at most one of each sequence and its copy
+    hq, ht = parse_hits(work / "rejoin.tsv", settings)
+    assert len(hq) > 0 and set(hq.tolist()) <= picked and set(ht.tolist()) <= reps
+    assert all(group[a] == group[b] for a, b in zip(q.tolist(), t.tolist(), strict=True))
+    every = replace(settings, rejoin_identity=0.0)
+    assert settings.key(seqs) != every.key(seqs)
+    assert every.key(seqs) == MmseqsSettings(mode="cluster", rejoin=4.0).key(seqs)
+
+
+@needs_mmseqs
+def test_rejoin_identity_with_every_centre_a_representative_searches_nothing(
+    tmp_path: Path,
+) -> None:
+    """Three near-copies: one cascade cluster, whose representative is the one linclust centre;
+    no query is left, so the rejoining search is skipped and adds no edge."""
+    base = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLG" * 3
+    seqs = [base, base[:-3], base[2:]]
+    settings = MmseqsSettings(mode="cluster", rejoin=4.0, rejoin_identity=0.9)
+    q, t = search_edges(seqs, "protein", settings, tmp_path / "w", threads=1)
+    assert (tmp_path / "w" / "rejoin.tsv").read_text() == ""
+    assert not (tmp_path / "w" / "rejoin_aln.dbtype").exists()
+    assert len(q) == 2 and set(q.tolist()) | set(t.tolist()) == {0, 1, 2}  # the cascade's
+
+
 def test_rejoin_is_checked_and_only_follows_the_cascade() -> None:
     from phyloclr.families.build import mmseqs_settings
 
@@ -154,6 +200,14 @@ def test_rejoin_is_checked_and_only_follows_the_cascade() -> None:
     on = {m: mmseqs_settings(FamiliesConfig(denovo_method=m, denovo_mmseqs_rejoin=4.0)).rejoin
           for m in ("mmseqs", "mmseqs-cluster", "mmseqs-linclust")}  # fmt: skip
     assert on == {"mmseqs": 0.0, "mmseqs-cluster": 4.0, "mmseqs-linclust": 0.0}
+    with pytest.raises(ConfigError, match="rejoin_identity"):
+        FamiliesConfig(denovo_method="mmseqs-cluster", denovo_mmseqs_rejoin_identity=1.5)
+    with pytest.raises(ConfigError, match="identity"):
+        MmseqsSettings(mode="cluster", rejoin=4.0, rejoin_identity=-0.1)
+    cfg = FamiliesConfig(denovo_method="mmseqs-cluster", denovo_mmseqs_rejoin_identity=0.5)
+    assert mmseqs_settings(cfg).rejoin_identity == 0.0  # no rejoining search: nothing to pick
+    cfg = replace(cfg, denovo_mmseqs_rejoin=4.0)
+    assert mmseqs_settings(cfg).rejoin_identity == 0.5
 
 
 @needs_mmseqs

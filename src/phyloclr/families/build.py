@@ -342,7 +342,11 @@ def mmseqs_settings(cfg: FamiliesConfig) -> MmseqsSettings:
     ``denovo_*`` fields; the mode from its ``denovo_method``)."""
     settings = _settings_of(MmseqsSettings, cfg, ("denovo_mmseqs_", "denovo_"))
     mode = MMSEQS_METHODS.get(cfg.denovo_method, "search")
-    return replace(settings, mode=mode, rejoin=settings.rejoin if mode == "cluster" else 0.0)
+    if mode != "cluster":
+        settings = replace(settings, rejoin=0.0)
+    if not settings.rejoin:
+        settings = replace(settings, rejoin_identity=0.0)
+    return replace(settings, mode=mode)
 
 
 def _split_corpus(
