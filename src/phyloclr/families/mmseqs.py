@@ -259,13 +259,15 @@ def _rejoin(
     if out.exists():
         return
     db, reps, aln = work_dir / "db", work_dir / "repdb", work_dir / "rejoin_aln"
-    if not Path(f"{reps}.dbtype").exists():
-        _subdb(binary, _representatives(work_dir), db, reps, hold)  # singletons too
-    queries = db
-    if settings.rejoin_identity:
-        queries = work_dir / "rejoin_qdb"
-        if not Path(f"{queries}.dbtype").exists():
-            picked = _rejoin_queries(binary, settings, work_dir, threads, hold)
+    queries = work_dir / "rejoin_qdb" if settings.rejoin_identity else db
+    make_reps = not Path(f"{reps}.dbtype").exists()
+    make_queries = queries != db and not Path(f"{queries}.dbtype").exists()
+    if make_reps or make_queries:  # the cascade's representatives, singletons too: read once
+        representatives = _centres(work_dir / "clusters.tsv")
+        if make_reps:
+            _subdb(binary, representatives, db, reps, hold)
+        if make_queries:
+            picked = _rejoin_queries(binary, settings, representatives, work_dir, threads, hold)
             if len(picked) == 0:  # every centre is a representative: nothing to search
                 out.write_text("")
                 return
@@ -291,18 +293,23 @@ def _subdb(binary: str, rows: np.ndarray, db: Path, sub: Path, hold: int) -> Non
                         "-v", "1"], "createsubdb", hold)  # fmt: skip
 
 
-def _representatives(work_dir: Path) -> np.ndarray:
-    """Row numbers of the cascade's representatives (``clusters.tsv``), sorted."""
-    table = np.loadtxt(work_dir / "clusters.tsv", delimiter="\t", ndmin=2, dtype=np.int64)
-    return np.unique(table[:, 0])
+def _centres(table: Path) -> np.ndarray:
+    """Row numbers in the first column of a createtsv table (the clusters' centres, singletons
+    too), sorted."""
+    return np.unique(np.loadtxt(table, delimiter="\t", ndmin=2, dtype=np.int64)[:, 0])
 
 
 def _rejoin_queries(
-    binary: str, settings: MmseqsSettings, work_dir: Path, threads: int, hold: int
+    binary: str,
+    settings: MmseqsSettings,
+    representatives: np.ndarray,
+    work_dir: Path,
+    threads: int,
+    hold: int,
 ) -> np.ndarray:
-    """Row numbers that query the rejoining search: the representatives of a linclust of the
-    corpus at ``rejoin_identity`` (coverage of both ≥ :data:`REJOIN_LINCLUST_COVERAGE`) that
-    are not representatives of the cascade, sorted."""
+    """Row numbers that query the rejoining search: the centres of a linclust of the corpus at
+    ``rejoin_identity`` (coverage of both ≥ :data:`REJOIN_LINCLUST_COVERAGE`) that are not
+    among the cascade's ``representatives``, sorted."""
     db, lc = work_dir / "db", work_dir / "rejoin_lc"
     if not Path(f"{lc}.dbtype").exists():
         args = ["linclust", str(db), str(lc), str(work_dir / "tmp_rejoin_lc"),
@@ -311,12 +318,12 @@ def _rejoin_queries(
                 "--threads", str(max(1, threads)), "-v", "1"]  # fmt: skip
         run_mmseqs(binary, args, "linclust (rejoin queries)", hold)
     listed = work_dir / "rejoin_lc.tsv"
-    part = listed.with_suffix(".part")
-    run_mmseqs(binary, ["createtsv", str(db), str(db), str(lc), str(part), "-v", "1"],
-               "createtsv (rejoin queries)", hold)  # fmt: skip
-    part.replace(listed)
-    centres = np.unique(np.loadtxt(listed, delimiter="\t", ndmin=2, dtype=np.int64)[:, 0])
-    return np.setdiff1d(centres, _representatives(work_dir))
+    if not listed.exists():
+        part = listed.with_suffix(".part")
+        run_mmseqs(binary, ["createtsv", str(db), str(db), str(lc), str(part), "-v", "1"],
+                   "createtsv (rejoin queries)", hold)  # fmt: skip
+        part.replace(listed)
+    return np.setdiff1d(_centres(listed), representatives)
 
 
 def parse_clusters(path: Path) -> tuple[np.ndarray, np.ndarray]:
