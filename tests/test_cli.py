@@ -43,6 +43,17 @@ def test_families_writes_tsv_with_config(protein: Path, tmp_path: Path) -> None:
     assert table.loc[0, "members"] == 98
 
 
+def test_families_removes_the_temporary_of_a_killed_write(protein: Path, tmp_path: Path) -> None:
+    """A run killed while writing --out left ``.fam.tsv.*.tmp``; the rerun removes it (the
+    kill tests saw one left behind), and leaves other files' temporaries alone."""
+    out = tmp_path / "fam.tsv"
+    stale = write(tmp_path / ".fam.tsv.k1ll3d.tmp", "half a table")
+    other = write(tmp_path / ".other.tsv.k1ll3d.tmp", "not ours")
+    result = _run("families", protein / "hmmer" / "tutorial" / "fn3.sto", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.exists() and not stale.exists() and other.exists()
+
+
 def test_families_hmm_db(protein: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.tsv"
     result = _run(

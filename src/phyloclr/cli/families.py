@@ -82,6 +82,7 @@ def families(
 ) -> None:
     """Show (and write) the families phyloclr reads from INPUTS, with their distances."""
     from phyloclr.families import FamiliesConfig, build_families
+    from phyloclr.fsutil import remove_stale_temporaries
     from phyloclr.tables import write_tsv
 
     with errors():
@@ -116,6 +117,8 @@ def families(
             )
         rows = fset.table()
         if out_tsv is not None:
+            # a run killed while writing left its hidden temporary; this rerun owns the output
+            remove_stale_temporaries(out_tsv.parent, out_tsv.name)
             write_tsv(out_tsv, rows, "families", fset.config_json)
     table = Table(title=f"{len(fset)} families, {fset.n_sequences} sequences")
     columns = ["family", "members", "alphabet", "aligned", "tree", "distance", "median", "max"]
