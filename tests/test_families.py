@@ -174,6 +174,30 @@ def test_families_aligned_in_two_processes_match_one(protein: Path, tmp_path: Pa
         assert b.tree is not None and sorted(b.tree.leaf_names) == sorted(a.names)
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_alignment_workers_run_one_blas_thread() -> None:
+    """The alignment pool's workers run one BLAS thread each: ``msa_distances``' matrix
+    products would otherwise start a thread per core in every worker (1.4× the wall time on
+    2 cores). A pool without the initializer keeps BLAS's default."""
+    import multiprocessing
+
+    from phyloclr.families.build import _one_blas_thread
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")  # fmt: skip
+    with ctx.Pool(1, _one_blas_thread) as pool:
+        limited = pool.apply(_blas_threads)
+    with ctx.Pool(1) as pool:
+        default = pool.apply(_blas_threads)
+    assert limited and all(n == 1 for n in limited)
+    assert len(default) == len(limited)  # the same libraries, their own thread counts
+
+
 def test_cache_is_reused(protein: Path, tmp_path: Path) -> None:
     inputs = [protein / "hmmer" / "tutorial" / "fn3.sto"]
     first = build_families(inputs, cache_dir=tmp_path)

@@ -297,7 +297,7 @@ def _all_distances(
         pooled.sort(key=lambda i: -families[i].size)
         one_thread = replace(cfg, threads=1)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(processes) as pool:
+        with multiprocessing.get_context(method).Pool(processes, _one_blas_thread) as pool:
             tasks = ((i, families[i], one_thread) for i in pooled)
             for i, fam in pool.imap_unordered(_distances_task, tasks, chunksize=4):
                 out[i] = fam
@@ -305,6 +305,21 @@ def _all_distances(
                 if progress is not None:
                     progress("distances", done, len(families))
     return out
+
+
+#: the worker's BLAS thread limit, held for the life of the process
+_BLAS_LIMIT: object = None
+
+
+def _one_blas_thread() -> None:
+    """Pool initializer: one BLAS thread in each worker. ``msa_distances`` sums matrix
+    products, and BLAS's own default, a thread per core in every worker, oversubscribes the
+    cores: on 2 cores the alignment stage took 1.4× as long (benchmarks/RESULTS.md, "One BLAS
+    thread per worker")."""
+    global _BLAS_LIMIT
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
 
 
 def _distances_task(task: tuple[int, Family, FamiliesConfig]) -> tuple[int, Family]:
