@@ -278,3 +278,27 @@ def test_two_runs_sharing_a_cache_agree(tmp_path: Path) -> None:
     assert len(entries) == 1 and not [p for p in entries if p.name.startswith(".")]
     cfg = FamiliesConfig(denovo_method="prefilter", workers=1, threads=1, align_refine=False)
     assert build_families([PROTEOME], cfg, cache_dir=cache).from_cache
+
+
+def test_atomic_path_removes_only_its_files_orphans(tmp_path: Path) -> None:
+    """A write of ``out.tsv`` removes the temporaries of ``out.tsv`` that a dead process on
+    this host left, and keeps those of live processes, other hosts, other files and the
+    older names without host and PID."""
+    from phyloclr.fsutil import _owner_tag, atomic_path
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host, me = _owner_tag().rsplit(".", 1)
+    orphan = write(tmp_path / f".out.tsv.{host}.{dead.pid}.ab12cd34.tmp", "half")
+    kept = [
+        write(tmp_path / f".out.tsv.{host}.{me}.zz99yy88.tmp", "a live writer"),
+        write(tmp_path / f".out.tsv.elsewhere.{dead.pid}.ab12cd34.tmp", "another host"),
+        write(tmp_path / f".other.tsv.{host}.{dead.pid}.ab12cd34.tmp", "another file"),
+        write(tmp_path / ".out.tsv.k1ll3d.tmp", "an older name"),
+    ]
+    with atomic_path(tmp_path / "out.tsv") as tmp:
+        assert tmp.name.startswith(f".out.tsv.{host}.{me}.") and tmp.name.endswith(".tmp")
+        tmp.write_text("whole")
+    assert (tmp_path / "out.tsv").read_text() == "whole"
+    assert not orphan.exists()
+    assert all(p.exists() for p in kept)

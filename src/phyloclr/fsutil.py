@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +29,15 @@ def umask_mode(path: str | os.PathLike[str]) -> None:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``path``; when the block ends well it gets the usual
     file mode and is renamed over ``path``, otherwise it is removed. A reader (or a crash) never
-    sees a half-written ``path``."""
+    sees a half-written ``path``. The temporary's name holds this host and process
+    (``.NAME.HOST.PID.XXXXXXXX.tmp``), so the next write of ``path`` removes what a killed
+    process on this host left (its PID no longer runs); other hosts' and live processes'
+    temporaries are left alone."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    _remove_orphans(final)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.{_owner_tag()}.", suffix=".tmp",
+                                dir=final.parent)  # fmt: skip
     os.close(fd)
     tmp = Path(name)
     try:
@@ -43,6 +50,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if failure is not None:
             raise failure from exc
         raise
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-") or "host"
+
+
+def _owner_tag() -> str:
+    """``HOST.PID`` of this process, as its temporaries' names carry it."""
+    return f"{_host()}.{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_orphans(final: Path) -> None:
+    """Remove the temporaries of ``final`` whose process, on this host, no longer runs."""
+    head = f".{final.name}.{_host()}."
+    for tmp in final.parent.glob(glob.escape(head) + "*.tmp"):
+        parts = tmp.name[len(head) :].split(".")  # PID, mkstemp's random part, 'tmp'
+        if len(parts) == 3 and parts[0].isdigit() and not _alive(int(parts[0])):
+            tmp.unlink(missing_ok=True)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str], name: str = "") -> int:
