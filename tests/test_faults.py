@@ -302,3 +302,7 @@ def test_atomic_path_removes_only_its_files_orphans(tmp_path: Path) -> None:
     assert (tmp_path / "out.tsv").read_text() == "whole"
     assert not orphan.exists()
     assert all(p.exists() for p in kept)
+    long_name = "x" * 230 + ".tsv"  # host and PID would pass the 255-byte limit on names
+    with atomic_path(tmp_path / long_name) as tmp:
+        tmp.write_text("long")
+    assert (tmp_path / long_name).read_text() == "long"

@@ -36,8 +36,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(final)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.{_owner_tag()}.", suffix=".tmp",
-                                dir=final.parent)  # fmt: skip
+    prefix = f".{final.name}.{_owner_tag()}."
+    if len(prefix.encode()) > 240:  # a long name: the old form still fits in 255 bytes
+        prefix = f".{final.name}."
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
     try:
