@@ -16,6 +16,9 @@ process tree's memory is sampled (peak summed PSS, peak largest RSS):
         --out families.jsonl [--workers 2]
 
 (each row also holds ``stage_starts_s``: the seconds at which each progress stage began).
+``--cache`` measures what ``phyloclr families`` does: the build writes its cache entry (in a
+temporary directory; the time and memory include it), and a second call then reads it back
+(``cache_load_s``).
 
 Engines on a protein development set (benchmarks/protein_devsets.py): the de novo families of
 its corpus by each engine (the prefilter, MMseqs2), scored against the set's labels: the share
@@ -191,7 +194,8 @@ def _done(out: Path, key: str) -> set:
     if key == "devset":
         return {(r["set"], r["method"]) for r in rows if r["kind"] == "devset"}
     return {(r["source"], r["sequences"], r.get("method", "prefilter"),
-             _tag(r.get("settings", {}))) for r in rows if r["kind"] == "scale"}  # fmt: skip
+             _tag(r.get("settings", {})), r.get("cache", False))
+            for r in rows if r["kind"] == "scale"}  # fmt: skip
 
 
 def _append(out: Path, row: dict) -> None:
@@ -235,8 +239,11 @@ class MemoryWatch:
         self._thread.join()
 
 
-def child(fasta: str, workers: int, method: str, settings: dict[str, object]) -> None:
-    """Run in a fresh process: build families of ``fasta`` and print stage times as JSON."""
+def child(
+    fasta: str, workers: int, method: str, settings: dict[str, object], cache: str = ""
+) -> None:
+    """Run in a fresh process: build families of ``fasta`` and print stage times as JSON;
+    with ``cache`` (a directory), through the family cache there, then read back."""
     from phyloclr.families.build import build_families
 
     marks: dict[str, float] = {}
@@ -249,33 +256,43 @@ def child(fasta: str, workers: int, method: str, settings: dict[str, object]) ->
 
     cfg = FamiliesConfig(**{**settings, "workers": workers,  # type: ignore[arg-type]
                             "denovo_method": method})  # fmt: skip
-    fset = build_families([fasta], cfg, use_cache=False, progress=progress)
+    fset = build_families([fasta], cfg, use_cache=bool(cache), cache_dir=cache or None,
+                          progress=progress)  # fmt: skip
+    wall = time.perf_counter() - t0
     sizes = np.array([f.size for f in fset])
+    extra = {}
+    if cache:
+        del fset
+        t1 = time.perf_counter()
+        again = build_families([fasta], cfg, cache_dir=cache)
+        assert again.from_cache, "the cache entry was not read back"
+        extra["cache_load_s"] = round(time.perf_counter() - t1, 1)
     print(json.dumps({
-        "wall_s": round(time.perf_counter() - t0, 1),
+        "wall_s": round(wall, 1),
         "homology_s": round(marks.get("distances", float("nan")), 1),
         "stage_starts_s": {k: round(v, 1) for k, v in marks.items()},
         "families": len(sizes), "non_singleton": int((sizes > 1).sum()),
         "largest": int(sizes.max()), "in_families_of_2plus": int(sizes[sizes > 1].sum()),
+        **extra,
     }))  # fmt: skip
 
 
 def scale(
     fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, method: str,
-    settings: dict[str, object],
+    settings: dict[str, object], cache: bool = False,
 ) -> None:  # fmt: skip
     records = read_fasta(fasta)
     order = np.random.default_rng(seed).permutation(len(records))
     done = _done(out, "source")
     for n in sizes:
-        if (fasta.name, n, method, _tag(settings)) in done or n > len(records):
+        if (fasta.name, n, method, _tag(settings), cache) in done or n > len(records):
             continue
         sample = [records[i] for i in sorted(order[:n].tolist())]  # nested samples
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"sample{n}.fasta"
             path.write_text("".join(f">{r.id}\n{r.seq}\n" for r in sample))
             argv = [sys.executable, __file__, "child", str(path), str(workers), method,
-                    json.dumps(settings)]  # fmt: skip
+                    json.dumps(settings), str(Path(tmp) / "cache") if cache else ""]  # fmt: skip
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
             watch = MemoryWatch(proc.pid)
             stdout, _ = proc.communicate()
@@ -287,7 +304,7 @@ def scale(
                "residues": sum(len(r.seq) for r in sample), **result,
                "peak_pss_mib": watch.peak_pss >> 20, "peak_rss_mib": watch.peak_rss >> 20,
                "method": method, "settings": settings, "workers": workers,
-               "machine": machine()}  # fmt: skip
+               "machine": machine(), **({"cache": True} if cache else {})}  # fmt: skip
         _append(out, row)
 
 
@@ -332,8 +349,8 @@ def devset(root: Path, out: Path, workers: int, methods: list[str]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 6 and sys.argv[1] == "child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]))
+    if len(sys.argv) == 7 and sys.argv[1] == "child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]), sys.argv[6])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -347,6 +364,8 @@ def main() -> None:
     s.add_argument("--sizes", default="20000,50000,100000,200000")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--method", default="prefilter", choices=("prefilter", *MMSEQS_METHODS))
+    s.add_argument("--cache", action="store_true",
+                   help="write the family cache and read it back, as the command does")  # fmt: skip
     d = sub.add_parser("devset")
     d.add_argument("--set", type=Path, required=True, help="a protein_devsets.py set directory")
     for p in (q, d):
@@ -369,7 +388,7 @@ def main() -> None:
         devset(args.set, args.out, args.workers, args.methods.split(","))
     else:
         scale(args.fasta, [int(x) for x in args.sizes.split(",")], args.out, args.workers,
-              args.seed, args.method, settings)  # fmt: skip
+              args.seed, args.method, settings, args.cache)  # fmt: skip
 
 
 if __name__ == "__main__":

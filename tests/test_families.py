@@ -174,6 +174,48 @@ def test_families_aligned_in_two_processes_match_one(protein: Path, tmp_path: Pa
         assert b.tree is not None and sorted(b.tree.leaf_names) == sorted(a.names)
 
 
+def test_pooled_families_keep_the_callers_records(protein: Path, tmp_path: Path) -> None:
+    """The alignment workers send back aligned rows, not members: each family is filled in
+    place, and its records share the caller's id and residue strings (no second copy of the
+    corpus in the parent)."""
+    from phyloclr.families.build import _all_distances
+    from phyloclr.families.model import Family
+    from phyloclr.io.fasta import read_fasta
+
+    corpus, truth = _pooled_corpus(protein, tmp_path)
+    records = read_fasta(corpus)
+    groups: dict[str, list] = {}
+    for r in records:
+        groups.setdefault(truth[r.id], []).append(r)
+    families = [Family(k, list(v), "protein", str(corpus)) for k, v in groups.items()]
+    before = [(f, [(r.id, r.seq) for r in f.records]) for f in families]
+    cfg = FamiliesConfig(workers=2, threads=1, build_nj=True)
+    out = _all_distances(families, cfg, {}, None)
+    for fam, (orig, members) in zip(out, before, strict=True):
+        assert fam is orig and fam.alignment_origin == "famsa" and fam.tree is not None
+        assert fam.distances is not None and fam.distances.shape == (fam.size, fam.size)
+        for r, (rid, seq) in zip(fam.records, members, strict=True):
+            assert r.id is rid and r.seq is seq and r.aligned is not None
+            assert r.aligned.replace("-", "") == seq
+
+
+def test_a_cache_entry_cut_short_is_rebuilt(protein: Path, tmp_path: Path) -> None:
+    corpus, _ = _pooled_corpus(protein, tmp_path)
+    cfg = FamiliesConfig(label_pattern=r"fam=(?P<family>\S+)", build_nj=True, threads=1)
+    first = build_families([corpus], cfg, cache_dir=tmp_path / "cache")
+    again = build_families([corpus], cfg, cache_dir=tmp_path / "cache")
+    assert again.from_cache and [f.id for f in again] == [f.id for f in first]
+    for a, b in zip(first, again, strict=True):
+        assert a.records == b.records and np.array_equal(a.distances, b.distances)
+        assert b.tree is not None and b.tree.to_newick() == a.tree.to_newick()  # type: ignore[union-attr]
+    (entry,) = (tmp_path / "cache" / "families").iterdir()
+    lines = (entry / "families.jsonl").read_text().splitlines(keepends=True)
+    (entry / "families.jsonl").write_text("".join(lines[:-1]))  # a family short
+    rebuilt = build_families([corpus], cfg, cache_dir=tmp_path / "cache")
+    assert not rebuilt.from_cache and len(rebuilt) == len(first)
+    assert build_families([corpus], cfg, cache_dir=tmp_path / "cache").from_cache
+
+
 def _blas_threads() -> list[int]:
     from threadpoolctl import threadpool_info
 

@@ -87,9 +87,10 @@ def build_families(
         cached = family_cache.load(cdir, key)
         if cached is not None:
             return cached
+        family_cache.discard(cdir, key)  # an unreadable entry would block the new one
         fset = _build(items, warnings, cfg, tree_path, config_json, key, cdir, progress)
         try:
-            family_cache.save(fset, cdir, key)
+            family_cache.save(fset, cdir, key, progress)
         except OSError as exc:  # the families are built: a cache that cannot grow costs a rerun
             why = os.strerror(exc.errno) if exc.errno else str(exc).splitlines()[0]
             fset.warnings.append(f"{cdir}: the families were not cached ({why})")
@@ -274,9 +275,10 @@ def _all_distances(
     hmms: dict[str, plan7.HMM],
     progress: Progress | None,
 ) -> list[Family]:
-    """Every family with its alignment and distances, in the same order. Unaligned families
-    of two or more without a tree or HMM (the de novo ones) are aligned by FAMSA in
-    ``cfg.workers`` processes, one thread each, largest first; the rest in this process."""
+    """Every family with its alignment and distances (set in place), in the same order.
+    Unaligned families of two or more without a tree or HMM (the de novo ones) are aligned by
+    FAMSA in ``cfg.workers`` processes, one thread each, most residues first; the rest in this
+    process."""
     out = list(families)
     pooled = [
         i
@@ -294,13 +296,16 @@ def _all_distances(
         if progress is not None:
             progress("distances", done, len(families))
     if pooled:
-        pooled.sort(key=lambda i: -families[i].size)
+        # the most residues first: the giants' long alignments start while the other worker
+        # can still fill in, and a few very long sequences (FAMSA's memory grows with length,
+        # 1.1 GB for 8 titin-like proteins) align while the results held here are still few
+        pooled.sort(key=lambda i: -sum(len(r.seq) for r in families[i].records))
         one_thread = replace(cfg, threads=1)
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         with multiprocessing.get_context(method).Pool(processes, _one_blas_thread) as pool:
             tasks = ((i, families[i], one_thread) for i in pooled)
-            for i, fam in pool.imap_unordered(_distances_task, tasks, chunksize=4):
-                out[i] = fam
+            for i, computed, rows in pool.imap_unordered(_distances_task, tasks, chunksize=4):
+                _take_computed(out[i], computed, rows)
                 done += 1
                 if progress is not None:
                     progress("distances", done, len(families))
@@ -322,10 +327,27 @@ def _one_blas_thread() -> None:
     _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
 
 
-def _distances_task(task: tuple[int, Family, FamiliesConfig]) -> tuple[int, Family]:
+def _distances_task(
+    task: tuple[int, Family, FamiliesConfig],
+) -> tuple[int, Family, list[str] | None]:
+    """One family's alignment and distances in a worker. The members go back as their
+    aligned rows alone: the parent holds their ids and residues already, and a second copy of
+    every record was a gigabyte at a million proteins."""
     i, fam, cfg = task
     compute_distances(fam, cfg)
-    return i, fam
+    rows = [r.aligned or "" for r in fam.records] if fam.aligned else None
+    fam.records = []
+    return i, fam, rows
+
+
+def _take_computed(fam: Family, computed: Family, rows: list[str] | None) -> None:
+    """Set on ``fam`` in place what a worker computed for it: every field but the members,
+    and the members' aligned ``rows`` (member order)."""
+    for f in fields(Family):
+        if f.name != "records":
+            setattr(fam, f.name, getattr(computed, f.name))
+    if rows is not None:
+        fam.records = [replace(r, aligned=row) for r, row in zip(fam.records, rows, strict=True)]
 
 
 #: fields of the search settings that are the engine's own, not the families config's (the
