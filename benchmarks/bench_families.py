@@ -17,8 +17,8 @@ process tree's memory is sampled (peak summed PSS, peak largest RSS):
 
 (each row also holds ``stage_starts_s``: the seconds at which each progress stage began).
 ``--cache`` measures what ``phyloclr families`` does: the build writes its cache entry (in a
-temporary directory; the time and memory include it), and a second call then reads it back
-(``cache_load_s``).
+temporary directory; the time and memory include it), and a second process then reads it back
+(``cache_load_s``, ``cache_load_peak_pss_mib``), as a later run on the same corpus does.
 
 Engines on a protein development set (benchmarks/protein_devsets.py): the de novo families of
 its corpus by each engine (the prefilter, MMseqs2), scored against the set's labels: the share
@@ -243,7 +243,7 @@ def child(
     fasta: str, workers: int, method: str, settings: dict[str, object], cache: str = ""
 ) -> None:
     """Run in a fresh process: build families of ``fasta`` and print stage times as JSON;
-    with ``cache`` (a directory), through the family cache there, then read back."""
+    with ``cache`` (a directory), through the family cache there."""
     from phyloclr.families.build import build_families
 
     marks: dict[str, float] = {}
@@ -260,21 +260,29 @@ def child(
                           progress=progress)  # fmt: skip
     wall = time.perf_counter() - t0
     sizes = np.array([f.size for f in fset])
-    extra = {}
-    if cache:
-        del fset
-        t1 = time.perf_counter()
-        again = build_families([fasta], cfg, cache_dir=cache)
-        assert again.from_cache, "the cache entry was not read back"
-        extra["cache_load_s"] = round(time.perf_counter() - t1, 1)
     print(json.dumps({
         "wall_s": round(wall, 1),
         "homology_s": round(marks.get("distances", float("nan")), 1),
         "stage_starts_s": {k: round(v, 1) for k, v in marks.items()},
         "families": len(sizes), "non_singleton": int((sizes > 1).sum()),
         "largest": int(sizes.max()), "in_families_of_2plus": int(sizes[sizes > 1].sum()),
-        **extra,
     }))  # fmt: skip
+
+
+def load_child(
+    fasta: str, workers: int, method: str, settings: dict[str, object], cache: str
+) -> None:
+    """Run in a fresh process: read the families that :func:`child` cached (what a later
+    ``phyloclr pretrain`` or ``families`` of the same corpus does) and print the time."""
+    from phyloclr.families.build import build_families
+
+    cfg = FamiliesConfig(**{**settings, "workers": workers,  # type: ignore[arg-type]
+                            "denovo_method": method})  # fmt: skip
+    t0 = time.perf_counter()
+    fset = build_families([fasta], cfg, cache_dir=cache)
+    if not fset.from_cache:
+        raise SystemExit("the cache entry was not read back")
+    print(json.dumps({"cache_load_s": round(time.perf_counter() - t0, 1)}))
 
 
 def scale(
@@ -297,9 +305,19 @@ def scale(
             watch = MemoryWatch(proc.pid)
             stdout, _ = proc.communicate()
             watch.stop()
-        if proc.returncode != 0:
-            raise SystemExit(f"sample of {n} failed (exit {proc.returncode})")
-        result = json.loads(stdout.strip().splitlines()[-1])
+            if proc.returncode != 0:
+                raise SystemExit(f"sample of {n} failed (exit {proc.returncode})")
+            result = json.loads(stdout.strip().splitlines()[-1])
+            if cache:  # read back in a fresh process: its own time and peak
+                argv[2] = "load"
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+                load_watch = MemoryWatch(proc.pid)
+                stdout, _ = proc.communicate()
+                load_watch.stop()
+                if proc.returncode != 0:
+                    raise SystemExit(f"sample of {n}: the cache read failed ({proc.returncode})")
+                result.update(json.loads(stdout.strip().splitlines()[-1]))
+                result["cache_load_peak_pss_mib"] = load_watch.peak_pss >> 20
         row = {"kind": "scale", "source": fasta.name, "sequences": n,
                "residues": sum(len(r.seq) for r in sample), **result,
                "peak_pss_mib": watch.peak_pss >> 20, "peak_rss_mib": watch.peak_rss >> 20,
@@ -349,8 +367,9 @@ def devset(root: Path, out: Path, workers: int, methods: list[str]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 7 and sys.argv[1] == "child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]), sys.argv[6])
+    if len(sys.argv) == 7 and sys.argv[1] in ("child", "load"):
+        run = child if sys.argv[1] == "child" else load_child
+        run(sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5]), sys.argv[6])
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
