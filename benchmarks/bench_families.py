@@ -285,6 +285,17 @@ def load_child(
     print(json.dumps({"cache_load_s": round(time.perf_counter() - t0, 1)}))
 
 
+def _watched(argv: list[str], what: str) -> tuple[dict, MemoryWatch]:
+    """Run ``argv`` under a :class:`MemoryWatch`; its last stdout line as JSON, and the watch."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    watch = MemoryWatch(proc.pid)
+    stdout, _ = proc.communicate()
+    watch.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed (exit {proc.returncode})")
+    return json.loads(stdout.strip().splitlines()[-1]), watch
+
+
 def scale(
     fasta: Path, sizes: list[int], out: Path, workers: int, seed: int, method: str,
     settings: dict[str, object], cache: bool = False,
@@ -301,23 +312,11 @@ def scale(
             path.write_text("".join(f">{r.id}\n{r.seq}\n" for r in sample))
             argv = [sys.executable, __file__, "child", str(path), str(workers), method,
                     json.dumps(settings), str(Path(tmp) / "cache") if cache else ""]  # fmt: skip
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-            watch = MemoryWatch(proc.pid)
-            stdout, _ = proc.communicate()
-            watch.stop()
-            if proc.returncode != 0:
-                raise SystemExit(f"sample of {n} failed (exit {proc.returncode})")
-            result = json.loads(stdout.strip().splitlines()[-1])
+            result, watch = _watched(argv, f"sample of {n}")
             if cache:  # read back in a fresh process: its own time and peak
                 argv[2] = "load"
-                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-                load_watch = MemoryWatch(proc.pid)
-                stdout, _ = proc.communicate()
-                load_watch.stop()
-                if proc.returncode != 0:
-                    raise SystemExit(f"sample of {n}: the cache read failed ({proc.returncode})")
-                result.update(json.loads(stdout.strip().splitlines()[-1]))
-                result["cache_load_peak_pss_mib"] = load_watch.peak_pss >> 20
+                loaded, load_watch = _watched(argv, f"sample of {n}'s cache read")
+                result.update(loaded, cache_load_peak_pss_mib=load_watch.peak_pss >> 20)
         row = {"kind": "scale", "source": fasta.name, "sequences": n,
                "residues": sum(len(r.seq) for r in sample), **result,
                "peak_pss_mib": watch.peak_pss >> 20, "peak_rss_mib": watch.peak_rss >> 20,
