@@ -69,6 +69,7 @@ def save(fset: FamilySet, cache_dir: Path, key: str, progress: Progress | None =
     final = _entry(cache_dir, key)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    n = len(fset.families)
     try:
         header = {
             "format": CACHE_FORMAT,
@@ -76,9 +77,8 @@ def save(fset: FamilySet, cache_dir: Path, key: str, progress: Progress | None =
             "config": json.loads(fset.config_json),
             "warnings": fset.warnings,
             "unassigned": fset.unassigned,
-            "families": len(fset.families),
+            "families": n,
         }
-        n = len(fset.families)
         with (tmp / "families.jsonl").open("w", encoding="utf-8") as fh:
             fh.write(json.dumps(header) + "\n")
             for i, f in enumerate(fset.families, start=1):
@@ -161,10 +161,9 @@ def load(cache_dir: Path, key: str) -> FamilySet | None:
             families = [
                 _family_of(json.loads(line), arrays.pop(f"f{i}", None)) for i, line in enumerate(fh)
             ]
-        complete = len(families) == header["families"]
+        if len(families) != header["families"]:  # cut short
+            return None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
-        return None
-    if not complete:
         return None
     return FamilySet(
         families=families,
