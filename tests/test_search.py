@@ -469,6 +469,24 @@ def test_faiss_float16_storage_chunks_and_self_search(monkeypatch: pytest.Monkey
         NeighbourConfig(hnsw_storage="int8")
 
 
+@pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
+def test_faiss_build_breadth_reaches_the_graph() -> None:
+    """``hnsw_ef_construction`` is the graph's build breadth: a narrow build on rows without
+    structure keeps less of the exact top 10 than a wide one, at the same search breadth."""
+    rng = np.random.default_rng(3)
+    db = rng.normal(size=(4000, 64)).astype(np.float32)
+    rows = np.arange(len(db))
+    _, exact = knn(db[:300], db, 10, NeighbourConfig(method="exact"), exclude=rows[:300])
+    kept = {}
+    for breadth in (2, 200):
+        cfg = NeighbourConfig(method="faiss", hnsw_m=4, ef_search=10, hnsw_ef_construction=breadth)
+        _, found = knn(db, db, 10, cfg, exclude=rows)
+        kept[breadth] = recall(found[:300], exact)
+    assert kept[200] > kept[2] + 0.05
+    with pytest.raises(ConfigError, match="hnsw_ef_construction"):
+        NeighbourConfig(hnsw_ef_construction=0)
+
+
 def test_fasta_queries_are_embedded_at_the_databases_precision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class NeighbourConfig:
     """method: exact, ivf, faiss or auto (exact up to ``exact_limit`` database rows, then faiss if
-    installed, else exact); block: query rows per exact score block; hnsw_m / ef_search:
-    faiss HNSW graph degree and search breadth; hnsw_storage: how the graph stores the rows
+    installed, else exact); block: query rows per exact score block; hnsw_m / ef_search /
+    hnsw_ef_construction: faiss HNSW graph degree, search breadth and build breadth (faiss's
+    default 40; a wider build costs time in proportion and raises recall on data whose rows
+    have few true neighbours, benchmarks/RESULTS.md "Whose neighbours a graph can find");
+    hnsw_storage: how the graph stores the rows
     (float16: half float32's memory, at the same recall and 1.4–1.6× faster on the default
     model's embeddings, benchmarks/RESULTS.md "faiss HNSW at the default model's width");
     ivf_cells: k-means cells of ``ivf`` (0: about
@@ -48,6 +51,7 @@ class NeighbourConfig:
     block: int = 1024
     hnsw_m: int = 32
     ef_search: int = 256
+    hnsw_ef_construction: int = 40
     hnsw_storage: str = "float16"
     ivf_cells: int = 0
     ivf_probe: int = 16
@@ -61,8 +65,11 @@ class NeighbourConfig:
             raise ConfigError(
                 f"neighbours method must be auto, exact, ivf or faiss: {self.method!r}"
             )
-        if self.block < 1 or self.exact_limit < 0 or self.hnsw_m < 2 or self.ef_search < 1:
-            raise ConfigError("block ≥ 1, exact_limit ≥ 0, hnsw_m ≥ 2 and ef_search ≥ 1")
+        if (self.block < 1 or self.exact_limit < 0 or self.hnsw_m < 2 or self.ef_search < 1
+                or self.hnsw_ef_construction < 1):  # fmt: skip
+            raise ConfigError(
+                "block ≥ 1, exact_limit ≥ 0, hnsw_m ≥ 2, ef_search ≥ 1 and hnsw_ef_construction ≥ 1"
+            )
         if self.ivf_cells < 0 or self.ivf_probe < 1 or self.ivf_dims < 0 or self.ivf_sample < 1:
             raise ConfigError("ivf_cells ≥ 0, ivf_probe ≥ 1, ivf_dims ≥ 0 and ivf_sample ≥ 1")
         if self.hnsw_storage not in ("float32", "float16"):
@@ -347,6 +354,7 @@ def _faiss(
         index = faiss.IndexHNSWSQ(d.shape[1], fp16, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     else:
         index = faiss.IndexHNSWFlat(d.shape[1], cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = cfg.hnsw_ef_construction
     norm_d = _row_norms(d, cfg.block)
     for a in range(0, len(d), FAISS_CHUNK):
         index.add(_unit(d, norm_d, np.arange(a, min(a + FAISS_CHUNK, len(d)))))
