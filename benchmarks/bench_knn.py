@@ -91,10 +91,9 @@ def _background(
     random (itself left out): the noise that a neighbour's cosine must rise above."""
     from phyloclr.neighbours import unit_rows
 
-    draw = rng.choice(len(x), min(rows + len(sample), len(x)), replace=False)
-    q, r = unit_rows(x[sample]), unit_rows(x[np.sort(draw)])
-    cos = q @ r.T
-    cos[sample[:, None] == np.sort(draw)[None, :]] = np.nan
+    draw = np.sort(rng.choice(len(x), min(rows + len(sample), len(x)), replace=False))
+    cos = unit_rows(x[sample]) @ unit_rows(x[draw]).T
+    cos[sample[:, None] == draw[None, :]] = np.nan
     return np.nanmean(cos, axis=1), np.nanstd(cos, axis=1)
 
 

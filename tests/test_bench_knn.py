@@ -40,21 +40,8 @@ def test_run_on_drawn_rows(tmp_path: Path) -> None:
     with h5py.File(emb, "w") as f:
         f["embeddings"] = rng.normal(size=(600, 32)).astype(np.float16)
     out = tmp_path / "rows.jsonl"
-    args = ["--draw", "400", "--method", "exact", "--k", "5", "--sample", "50"]
-    main(
-        [
-            "run",
-            "--emb",
-            str(emb),
-            *args,
-            "--background",
-            "200",
-            "--threads",
-            "1",
-            "--out",
-            str(out),
-        ]
-    )
+    argv = ["run", "--emb", str(emb), "--draw", "400", "--method", "exact", "--k", "5"]
+    main([*argv, "--sample", "50", "--background", "200", "--threads", "1", "--out", str(out)])
     row = json.loads(out.read_text())
     assert row["n"] == 400 and row["drawn_from"] == 600
     assert row["recall"] == row["recall_z6"] == 1.0
