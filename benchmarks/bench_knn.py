@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--probe", type=int, default=16)
     r.add_argument("--hnsw-m", type=int, default=32)
     r.add_argument("--ef-search", type=int, default=256)
-    r.add_argument("--hnsw-storage", default="float16", help="float16 (the default) or float32")
+    r.add_argument(
+        "--hnsw-storage", default="float16", help="float16 (the default), float32 or int8"
+    )
     r.add_argument("--ef-construction", type=int, default=40)
     r.add_argument("--sample", type=int, default=1000)
     r.add_argument("--background", type=int, default=5000, help="random rows: the noise level")

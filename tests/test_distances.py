@@ -92,3 +92,58 @@ def test_nj_recovers_additive_tree_and_agrees_with_biopython() -> None:
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             assert ours_d[pos[a], pos[b]] == pytest.approx(bio.distance(a, b), abs=1e-6)
+
+
+def _counts_by_loop(rows: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    n = len(rows)
+    same, overlap = np.zeros((n, n), np.int64), np.zeros((n, n), np.int64)
+    for i in range(n):
+        for j in range(n):
+            for a, b in zip(rows[i].upper(), rows[j].upper(), strict=True):
+                if a not in "-." and b not in "-.":
+                    overlap[i, j] += 1
+                    same[i, j] += a == b
+    return same, overlap
+
+
+def _random_rows(rng: np.random.Generator, n: int, width: int, letters: str) -> list[str]:
+    pool = np.array(list(letters + "--."))
+    return ["".join(rng.choice(pool, width)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("int8", [True, False])
+@pytest.mark.parametrize(
+    ("n", "width", "letters"),
+    [(1, 7, "ACDE"), (2, 1, "A"), (3, 40, "A"), (9, 33, "ACGT"), (11, 57, "MKVLAGSTwxyBZ*")],
+)
+def test_identity_counts_match_a_loop(
+    monkeypatch: pytest.MonkeyPatch, n: int, width: int, letters: str, int8: bool
+) -> None:
+    """Identical and shared columns are exact, whichever product computes them, however the
+    columns are cut into blocks (down to one column: a one-letter product) and the rows into
+    blocks above the diagonal; lowercase counts as its capital, '.' as a gap."""
+    from phyloclr.evolution import distances
+
+    rows = _random_rows(np.random.default_rng(n * 100 + width), n, width, letters)
+    want = _counts_by_loop(rows)
+    if not int8:
+        monkeypatch.setattr(distances, "_INT8", [False])
+    elif not distances._int8_products():
+        pytest.skip("torch has no exact int8 products on this machine")
+    for chunk_bytes, gram_block in ((32 << 20, 512), (1, 2), (n * 40, 3)):
+        monkeypatch.setattr(distances, "_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(distances, "_GRAM_BLOCK", gram_block)
+        same, overlap = distances.identity_counts(distances._encode(rows))
+        assert same.dtype == overlap.dtype == np.int64
+        assert np.array_equal(same, want[0]) and np.array_equal(overlap, want[1])
+
+
+def test_identity_counts_are_exact_past_int8_and_bfloat16_range() -> None:
+    """Counts above 127 (int8), 256 (bfloat16's integers) and a block of columns stay exact."""
+    from phyloclr.evolution.distances import p_distances
+
+    rows = ["A" * 70_000, "A" * 69_999 + "C", "-" * 35_000 + "A" * 35_000]
+    p, overlap = p_distances(rows)
+    assert overlap[0, 1] == 70_000 and overlap[0, 2] == 35_000 and overlap[1, 2] == 35_000
+    assert p[0, 1] == pytest.approx(1 / 70_000, abs=1e-15) and p[0, 2] == 0.0
+    assert p[1, 2] == pytest.approx(1 / 35_000, abs=1e-15)

@@ -222,10 +222,16 @@ def _blas_threads() -> list[int]:
     return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def test_alignment_workers_run_one_blas_thread() -> None:
-    """The alignment pool's workers run one BLAS thread each: ``msa_distances``' matrix
-    products would otherwise start a thread per core in every worker (1.4× the wall time on
-    2 cores). A pool without the initializer keeps BLAS's default."""
+    """The alignment pool's workers run one BLAS thread and one torch thread each:
+    ``msa_distances``' matrix products would otherwise start a thread per core in every worker
+    (1.4× the wall time on 2 cores). A pool without the initializer keeps BLAS's default."""
     import multiprocessing
 
     from phyloclr.families.build import _one_blas_thread
@@ -234,6 +240,7 @@ def test_alignment_workers_run_one_blas_thread() -> None:
                                       else "spawn")  # fmt: skip
     with ctx.Pool(1, _one_blas_thread) as pool:
         limited = pool.apply(_blas_threads)
+        assert pool.apply(_torch_threads) == 1
     with ctx.Pool(1) as pool:
         default = pool.apply(_blas_threads)
     assert limited and all(n == 1 for n in limited)

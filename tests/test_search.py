@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import json
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,27 @@ def test_ivf_search_from_the_command_line(db, tmp_path: Path) -> None:
     assert (got["query"] == got["target"])[got["rank"] == 1].all()  # each finds itself first
     pairs = set(zip(got["query"], got["target"], strict=True))
     assert len(pairs & set(zip(want["query"], want["target"], strict=True))) >= 0.8 * len(want)
+
+
+@pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
+def test_graph_settings_from_the_command_line(db, tmp_path: Path) -> None:
+    """The faiss graph's settings reach the search and its header; a bad one is a one-line
+    error."""
+    out = tmp_path / "graph.tsv"
+    args = ["search", str(db["queries"]), "--db", str(db["h5"]), "--out", str(out), "--top",
+            "5", "--method", "faiss", "--hnsw-storage", "int8", "--ef-construction", "80",
+            "--ef-search", "70", "--hnsw-m", "12"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    settings = json.loads(out.read_text().splitlines()[0].split("config=", 1)[1])
+    graph = {k: settings["neighbours"][k] for k in ("hnsw_storage", "hnsw_ef_construction",
+                                                    "ef_search", "hnsw_m")}  # fmt: skip
+    assert graph == {"hnsw_storage": "int8", "hnsw_ef_construction": 80, "ef_search": 70,
+                     "hnsw_m": 12} and settings["method"] == "faiss"  # fmt: skip
+    got = _hits(out)
+    assert (got["query"] == got["target"])[got["rank"] == 1].all()  # each finds itself first
+    bad = runner.invoke(app, [*args[:-8], "--hnsw-storage", "int4"])
+    assert bad.exit_code != 0 and "hnsw_storage" in bad.output
 
 
 def test_a_float16_database_is_searched_in_float16(db, tmp_path: Path) -> None:
@@ -450,7 +472,8 @@ def test_faiss_neighbours_recall_exact() -> None:
 @pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
 def test_faiss_float16_storage_chunks_and_self_search(monkeypatch: pytest.MonkeyPatch) -> None:
     """A float16 database searched against itself in chunks (rows made unit chunk by chunk,
-    stored as float16 in the graph) finds what exact search finds, itself left out."""
+    stored as float32, float16 or 8-bit codes in the graph) finds what exact search finds,
+    itself left out, with cosines near the exact ones."""
     import phyloclr.neighbours as nb
 
     monkeypatch.setattr(nb, "FAISS_CHUNK", 700)  # several chunks, the last one short
@@ -458,15 +481,16 @@ def test_faiss_float16_storage_chunks_and_self_search(monkeypatch: pytest.Monkey
     db = (rng.normal(size=(3000, 32)) * rng.uniform(0.5, 5.0, size=(3000, 1))).astype(np.float16)
     rows = np.arange(len(db))
     exact_s, exact = knn(db, db, 10, NeighbourConfig(method="exact"), exclude=rows)
-    for storage in ("float32", "float16"):
+    for storage, atol in (("float32", 2e-3), ("float16", 2e-3), ("int8", 1e-2)):
         cfg = NeighbourConfig(method="faiss", hnsw_storage=storage)
         scores, found = knn(db, db, 10, cfg, exclude=rows)
         assert found.shape == (3000, 10) and not (found == rows[:, None]).any()
         assert recall(found, exact) > 0.9
-        hit = found[:, 0] == exact[:, 0]  # the same nearest row: the same cosine
-        assert np.allclose(scores[hit, 0], exact_s[hit, 0], atol=2e-3)
+        hit = found[:, 0] == exact[:, 0]  # the same nearest row: about the same cosine
+        assert np.allclose(scores[hit, 0], exact_s[hit, 0], atol=atol)
+        assert np.all(np.diff(scores, axis=1) <= 0)  # best first
     with pytest.raises(ConfigError, match="hnsw_storage"):
-        NeighbourConfig(hnsw_storage="int8")
+        NeighbourConfig(hnsw_storage="int4")
 
 
 @pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")

@@ -9,7 +9,8 @@ cells by k-means of the unit rows (or of a PCA space of them), then scores each 
 against the rows of the ``ivf_probe`` cells nearest its own, one matrix product per cell: it
 costs the probed cells' share of exact search. ``faiss`` is faiss's HNSW graph over inner
 products of unit vectors, the rows stored as float32 (``IndexHNSWFlat``) or float16
-(``IndexHNSWSQ``, half the memory); rows are made unit and added or searched
+or int8 (``IndexHNSWSQ``, half or a quarter of the memory; int8's scores are those of the
+stored rows, a per-dimension 8-bit grid); rows are made unit and added or searched
 :data:`FAISS_CHUNK` at a time, so a float16 database is never copied whole to float32.
 :func:`recall` measures either against exact search on a sample of queries.
 """
@@ -37,7 +38,10 @@ class NeighbourConfig:
     above the noise instead of 88 %, benchmarks/RESULTS.md "Whose neighbours a graph can find");
     hnsw_storage: how the graph stores the rows
     (float16: half float32's memory, at the same recall and 1.4–1.6× faster on the default
-    model's embeddings, benchmarks/RESULTS.md "faiss HNSW at the default model's width");
+    model's embeddings, benchmarks/RESULTS.md "faiss HNSW at the default model's width";
+    int8: a quarter, faiss's 8-bit scalar quantizer fitted on :data:`INT8_FIT` rows, its
+    scores off the cosine by a few thousandths, benchmarks/RESULTS.md "A million neighbours
+    from an 8-bit graph");
     ivf_cells: k-means cells of ``ivf`` (0: about
     √N), ivf_probe: cells scored per query (its own and the nearest others), ivf_dims: PCA
     dimensions of the k-means (0: the unit rows themselves), ivf_sample: rows it is fitted on
@@ -72,9 +76,9 @@ class NeighbourConfig:
             )
         if self.ivf_cells < 0 or self.ivf_probe < 1 or self.ivf_dims < 0 or self.ivf_sample < 1:
             raise ConfigError("ivf_cells ≥ 0, ivf_probe ≥ 1, ivf_dims ≥ 0 and ivf_sample ≥ 1")
-        if self.hnsw_storage not in ("float32", "float16"):
+        if self.hnsw_storage not in ("float32", "float16", "int8"):
             raise ConfigError(
-                f"neighbours hnsw_storage must be float32 or float16: {self.hnsw_storage!r}"
+                f"neighbours hnsw_storage must be float32, float16 or int8: {self.hnsw_storage!r}"
             )
         if self.precision not in ("float32", "bfloat16", "auto"):
             raise ConfigError(
@@ -339,6 +343,8 @@ def _merge(
 
 #: rows made unit and added to, or searched in, a faiss index at a time
 FAISS_CHUNK = 65_536
+#: rows drawn to fit the 8-bit grid of ``hnsw_storage: int8`` (its range in each dimension)
+INT8_FIT = 65_536
 
 
 def _faiss(
@@ -349,13 +355,17 @@ def _faiss(
     import faiss
 
     index: Any
-    if cfg.hnsw_storage == "float16":
-        fp16: Any = faiss.ScalarQuantizer.QT_fp16  # an int; faiss's stubs say otherwise
-        index = faiss.IndexHNSWSQ(d.shape[1], fp16, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    else:
+    if cfg.hnsw_storage == "float32":
         index = faiss.IndexHNSWFlat(d.shape[1], cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        sq = faiss.ScalarQuantizer  # its kinds are ints; faiss's stubs say otherwise
+        kind: Any = sq.QT_fp16 if cfg.hnsw_storage == "float16" else sq.QT_8bit
+        index = faiss.IndexHNSWSQ(d.shape[1], kind, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = cfg.hnsw_ef_construction
     norm_d = _row_norms(d, cfg.block)
+    if not index.is_trained:  # the 8-bit grid: each dimension's range over a sample of rows
+        fit = np.random.default_rng(cfg.seed).choice(len(d), min(len(d), INT8_FIT), False)
+        index.train(_unit(d, norm_d, np.sort(fit)))
     for a in range(0, len(d), FAISS_CHUNK):
         index.add(_unit(d, norm_d, np.arange(a, min(a + FAISS_CHUNK, len(d)))))
     index.hnsw.efSearch = max(cfg.ef_search, k)

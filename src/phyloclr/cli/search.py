@@ -84,6 +84,16 @@ def search(
             "databases) or faiss (approximate: an HNSW graph)."
         ),
     ] = "auto",
+    ef_search: Annotated[
+        int, typer.Option(help="faiss: the graph's search breadth (more: better recall, slower).")
+    ] = 256,
+    ef_construction: Annotated[
+        int, typer.Option(help="faiss: the graph's build breadth (more: better recall, slower).")
+    ] = 40,
+    hnsw_m: Annotated[int, typer.Option(help="faiss: the graph's links per row.")] = 32,
+    hnsw_storage: Annotated[
+        str, typer.Option(help="faiss: the rows in the graph as float16, float32 or int8.")
+    ] = "float16",
     threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
 ) -> None:
     """Nearest database proteins of every query by embedding, optionally realigned, or the
@@ -99,7 +109,10 @@ def search(
                            prefilter=prefilter, word_mix=word_mix,  # type: ignore[arg-type]
                            hubness=hubness, hubness_weight=hubness_weight,
                            hubness_keep=hubness_keep,
-                           neighbours=NeighbourConfig(method=method))  # fmt: skip
+                           neighbours=NeighbourConfig(
+                               method=method, ef_search=ef_search, hnsw_m=hnsw_m,
+                               hnsw_ef_construction=ef_construction,
+                               hnsw_storage=hnsw_storage))  # fmt: skip
         lab = None
         if labels is not None:
             from phyloclr.evaluate import read_labels

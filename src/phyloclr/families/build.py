@@ -316,14 +316,16 @@ _BLAS_LIMIT: object = None
 
 
 def _one_blas_thread() -> None:
-    """Pool initializer: one BLAS thread in each worker. ``msa_distances`` sums matrix
-    products, and BLAS's own default, a thread per core in every worker, oversubscribes the
-    cores: on 2 cores the alignment stage took 1.4× as long (benchmarks/RESULTS.md, "One BLAS
-    thread per worker")."""
+    """Pool initializer: one BLAS thread and one torch thread in each worker.
+    ``msa_distances`` sums matrix products (torch's), and a thread per core in every worker
+    oversubscribes the cores: on 2 cores the alignment stage took 1.4× as long
+    (benchmarks/RESULTS.md, "One BLAS thread per worker")."""
     global _BLAS_LIMIT
+    import torch
     from threadpoolctl import threadpool_limits
 
     _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+    torch.set_num_threads(1)
 
 
 def _distances_task(
