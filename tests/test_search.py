@@ -3,9 +3,9 @@ label transfer and realignment; the nearest-neighbour module against brute force
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import json
 from pathlib import Path
 
 import numpy as np
