@@ -137,7 +137,7 @@ def _int8_products() -> bool:
             a = (torch.rand((37, 300), generator=gen) < 0.5).to(torch.int8)
             want = a.to(torch.int64) @ a.to(torch.int64).T
             ok = bool((torch._int_mm(a, a.T.contiguous()).to(torch.int64) == want).all())
-        except (AttributeError, RuntimeError, NotImplementedError):
+        except (AttributeError, TypeError, RuntimeError, NotImplementedError):
             ok = False
         _INT8.append(ok)
     return _INT8[0]
