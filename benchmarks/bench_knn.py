@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> None:
                           ivf_probe=args.probe, ivf_dims=args.dims, precision=args.precision,
                           hnsw_m=args.hnsw_m, ef_search=args.ef_search,
                           hnsw_ef_construction=args.ef_construction,
-                          hnsw_storage=args.hnsw_storage)  # fmt: skip
+                          hnsw_storage=args.hnsw_storage,
+                          symmetric=not args.no_symmetric)  # fmt: skip
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, min(args.sample, n), replace=False))
     t1 = time.perf_counter()
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> None:
         **({"hnsw_m": args.hnsw_m, "ef_search": args.ef_search,
             "ef_construction": args.ef_construction,
             "hnsw_storage": args.hnsw_storage} if args.method == "faiss" else {}),
+        "symmetric": not args.no_symmetric,
         "load_s": round(t_load, 1), "knn_s": round(t_knn, 1),
         "exact_sample_s": round(t_exact, 1), "sample": len(sample),
         "exact_all_s_extrapolated": round(t_exact * n / len(sample), 0),
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
         "--hnsw-storage", default="float16", help="float16 (the default), float32 or int8"
     )
     r.add_argument("--ef-construction", type=int, default=40)
+    r.add_argument(
+        "--no-symmetric", action="store_true", help="no reverse pairs (NeighbourConfig.symmetric)"
+    )
     r.add_argument("--sample", type=int, default=1000)
     r.add_argument("--background", type=int, default=5000, help="random rows: the noise level")
     r.add_argument("--threads", type=int, default=2)

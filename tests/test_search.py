@@ -493,6 +493,66 @@ def test_faiss_float16_storage_chunks_and_self_search(monkeypatch: pytest.Monkey
         NeighbourConfig(hnsw_storage="int4")
 
 
+def test_reverse_pairs_join_each_rows_list() -> None:
+    """``with_reverse``: each row keeps the best of its own pairs and of those other rows found
+    with it, a pair once at its own search's score, ties by row, missing ones last."""
+    import phyloclr.neighbours as nb
+
+    inf = -np.inf
+    index = np.array([[0, 1, 3], [1, -1, -1], [2, 0, 3], [3, 2, 1]])
+    scores = np.array([[1.0, 0.5, 0.2], [1.0, inf, inf], [1.0, 0.3, 0.2], [1.0, 0.25, 0.4]],
+                      np.float32)  # fmt: skip
+    s, i = nb.with_reverse(scores, index)
+    assert i.tolist() == [[0, 1, 2], [1, 0, 3], [2, 0, 3], [3, 1, 2]]
+    # row 0 gains 2 (row 2 found it) and row 1 gains 0 and 3; the pair (2, 3) keeps each row's
+    # own score: 0.2 in row 2's list, 0.25 in row 3's
+    assert np.allclose(s, [[1.0, 0.5, 0.3], [1.0, 0.5, 0.4], [1.0, 0.3, 0.2], [1.0, 0.4, 0.25]])
+    # random lists in several blocks against a dictionary per row
+    rng = np.random.default_rng(0)
+    n, w = 300, 6
+    index = rng.integers(-1, n, size=(n, w))
+    scores = np.where(index < 0, inf, rng.integers(0, 20, size=(n, w)) / 20).astype(np.float32)
+    want: list[dict[int, float]] = [{} for _ in range(n)]
+    for r in range(n):  # own pairs first: they keep their score
+        for c, v in zip(index[r], scores[r], strict=True):
+            if c >= 0:
+                want[r].setdefault(int(c), float(v))
+    for r in range(n):
+        for c, v in zip(index[r], scores[r], strict=True):
+            if c >= 0:
+                want[int(c)].setdefault(r, float(v))
+    old = nb.REVERSE_BLOCK
+    try:
+        nb.REVERSE_BLOCK = 37
+        s, i = nb.with_reverse(scores, index)
+    finally:
+        nb.REVERSE_BLOCK = old
+    for r in range(n):
+        best = sorted(want[r].items(), key=lambda cv: (-cv[1], cv[0]))[:w]
+        best += [(-1, inf)] * (w - len(best))
+        assert i[r].tolist() == [c for c, _ in best]
+        assert s[r].tolist() == [v for _, v in best]
+
+
+@pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
+def test_a_self_search_adds_the_pairs_other_rows_found() -> None:
+    """A narrow graph searched against itself misses pairs; offering each found pair to both
+    rows (the default) finds more of the exact lists, and no row lists itself."""
+    rng = np.random.default_rng(4)
+    db = rng.normal(size=(3000, 48)).astype(np.float32)
+    rows = np.arange(len(db))
+    _, exact = knn(db, db, 10, NeighbourConfig(method="exact"), exclude=rows)
+    kept = {}
+    for symmetric in (False, True):
+        cfg = NeighbourConfig(method="faiss", hnsw_m=4, ef_search=10, hnsw_ef_construction=10,
+                              symmetric=symmetric)  # fmt: skip
+        scores, found = knn(db, db, 10, cfg, exclude=rows)
+        assert found.shape == (3000, 10) and not (found == rows[:, None]).any()
+        assert np.all(np.diff(scores, axis=1) <= 0)
+        kept[symmetric] = recall(found, exact)
+    assert kept[True] > kept[False] + 0.02
+
+
 @pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
 def test_faiss_build_breadth_reaches_the_graph() -> None:
     """``hnsw_ef_construction`` is the graph's build breadth: a narrow build on rows without

@@ -12,7 +12,10 @@ products of unit vectors, the rows stored as float32 (``IndexHNSWFlat``) or floa
 or int8 (``IndexHNSWSQ``, half or a quarter of the memory; int8's scores are those of the
 stored rows, a per-dimension 8-bit grid); rows are made unit and added or searched
 :data:`FAISS_CHUNK` at a time, so a float16 database is never copied whole to float32.
-:func:`recall` measures either against exact search on a sample of queries.
+A database searched against itself by either approximate method also offers each found pair
+to the other row (cosine is symmetric, so a pair one row's search missed may be in the other's
+list); ``symmetric: false`` turns that off. :func:`recall` measures either against exact search
+on a sample of queries.
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ class NeighbourConfig:
     (at least 20 per cell), seed: its seed; precision: what ``ivf`` multiplies in (float32;
     bfloat16, whose products are about 5× faster where the CPU has AMX, the whole search 1.4×,
     scores then rounded to bfloat16's 8 significant bits; auto: bfloat16 where native, see
-    :func:`phyloclr.devices.native_bfloat16`)."""
+    :func:`phyloclr.devices.native_bfloat16`); symmetric: a database searched against itself
+    by ``ivf`` or ``faiss`` also offers each pair found to the other row's list (at a million
+    rows +0.026 of the neighbours above the noise, in 21 s; benchmarks/RESULTS.md "Why a graph
+    loses neighbours at a million")."""
 
     method: str = "auto"
     exact_limit: int = 200_000
@@ -63,6 +69,7 @@ class NeighbourConfig:
     ivf_sample: int = 50_000
     seed: int = 0
     precision: str = "float32"
+    symmetric: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in ("auto", "exact", "ivf", "faiss"):
@@ -144,6 +151,8 @@ def knn(
         scores, index = _faiss(db if same else queries, db, kk, cfg)
     else:
         scores, index = _exact(db if same else queries, db, kk, cfg.block, progress)
+    if same and method != "exact" and cfg.symmetric:
+        scores, index = with_reverse(scores, index)
     if exclude is not None:
         scores, index = _drop(scores, index, np.asarray(exclude), min(k, len(db)))
     return scores, index
@@ -378,6 +387,65 @@ def _faiss(
         scores[rows] = np.where(f < 0, -np.inf, s)
         found[rows] = f
     return scores, found
+
+
+#: rows of a self-search whose forward and reverse pairs :func:`with_reverse` merges at a time
+REVERSE_BLOCK = 65_536
+
+
+def with_reverse(scores: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A self-search's lists with each found pair also offered to the other row.
+
+    scores, index (N, w): row i's found rows of the same N (-1 and -inf where missing). Each
+    row keeps the best w of its own pairs and of the pairs (j, i) other rows found, a pair
+    once (at the score row i's own search gave it, if it found it); best first, ties by row.
+    Returns (N, w) float32 and int64. Memory: one (N · w,) sort order and
+    :data:`REVERSE_BLOCK` rows' pairs at a time.
+    """
+    import torch  # its stable sorts: 3-4× NumPy's here
+
+    def stable_order(key: np.ndarray) -> np.ndarray:
+        return torch.sort(torch.from_numpy(key), stable=True).indices.numpy()
+
+    index = np.asarray(index, np.int64)
+    n, w = index.shape
+    flat_i, flat_s = index.ravel(), scores.ravel()
+    target = np.where(flat_i < 0, n, flat_i)  # missing pairs sort last and are never read
+    order = stable_order(target)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(target, minlength=n + 1)[:n])])
+    out_s = np.full((n, w), -np.inf, np.float32)
+    out_i = np.full((n, w), -1, np.int64)
+    for a in range(0, n, REVERSE_BLOCK):
+        b = min(a + REVERSE_BLOCK, n)
+        back = order[starts[a] : starts[b]]  # pairs (j, i) with i in [a, b)
+        row = np.concatenate([np.repeat(np.arange(a, b), w), target[back]])
+        cand = np.concatenate([index[a:b].ravel(), back // w])
+        sc = np.concatenate([scores[a:b].ravel(), flat_s[back]]).astype(np.float32)
+        keep = cand >= 0
+        pair, sc = (row[keep] - a) * n + cand[keep], sc[keep]
+        # each pair once, at the score of its first offer (its own row's search), by (row, cand)
+        by_pair = stable_order(pair)
+        pair, sc = pair[by_pair], sc[by_pair]
+        first = np.ones(len(pair), bool)
+        first[1:] = pair[1:] != pair[:-1]
+        pair, sc = pair[first], sc[first]
+        row, cand = pair // n + a, pair % n
+        # by row, then best first; the stable sort keeps ties by row
+        best = stable_order(((row - a) << 32) | _descending(sc))
+        row, cand, sc = row[best], cand[best], sc[best]
+        counts = np.bincount(row - a, minlength=b - a)
+        rank = np.arange(len(row)) - (np.cumsum(counts) - counts)[row - a]  # place in its row
+        top = rank < w
+        out_s[row[top], rank[top]] = sc[top]
+        out_i[row[top], rank[top]] = cand[top]
+    return out_s, out_i
+
+
+def _descending(scores: np.ndarray) -> np.ndarray:
+    """(M,) float32 → (M,) int64 in [0, 2³²) that orders as the scores do, descending."""
+    bits = np.ascontiguousarray(scores, np.float32).view(np.int32).astype(np.int64)
+    ascending = np.where(bits < 0, ~bits & 0x7FFFFFFF, bits | 0x80000000)  # IEEE order
+    return 0xFFFFFFFF - ascending
 
 
 def _drop(

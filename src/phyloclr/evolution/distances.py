@@ -82,18 +82,19 @@ def identity_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cols = block.shape[1]
         hot = torch.zeros((n, cols, m + 1), dtype=dtype)
         hot.scatter_(2, block.unsqueeze(2), 1)
-        same += _gram(hot[:, :, :m].reshape(n, cols * m), exact8)
-        overlap += _gram((block < m).to(dtype), exact8)
+        _add_gram(same, hot[:, :, :m].reshape(n, cols * m), exact8)
+        _add_gram(overlap, (block < m).to(dtype), exact8)
     return same.numpy(), overlap.numpy()
 
 
-#: rows per block of :func:`_gram`: above two blocks, only the upper triangle is multiplied
+#: rows per block of :func:`_add_gram`: above two blocks, only the upper triangle is multiplied
 _GRAM_BLOCK = 512
 
 
-def _gram(a: torch.Tensor, exact8: bool) -> torch.Tensor:
-    """(n, n) int64 a @ a.T of a 0/1 matrix ``a`` (n, K); blocks of rows above the diagonal
-    only, mirrored, when n spans more than two blocks."""
+def _add_gram(out: torch.Tensor, a: torch.Tensor, exact8: bool) -> None:
+    """out (n, n) int64 += a @ a.T of a 0/1 matrix ``a`` (n, K), in place; blocks of rows
+    above the diagonal only, each added to its mirror too, when n spans more than two blocks
+    (no (n, n) temporary then)."""
     import torch
 
     n, k = a.shape
@@ -101,17 +102,17 @@ def _gram(a: torch.Tensor, exact8: bool) -> torch.Tensor:
         a = torch.nn.functional.pad(a, (0, 8 - k % 8))
     at = a.T.contiguous()
     if n <= 2 * _GRAM_BLOCK:
-        return _product(a, at, exact8)
-    out = torch.empty((n, n), dtype=torch.int64)
+        out += _product(a, at, exact8)
+        return
     starts = range(0, n, _GRAM_BLOCK)
     for i in starts:
         rows = a[i : i + _GRAM_BLOCK]
         for j in starts:
             if j >= i:
                 g = _product(rows, at[:, j : j + _GRAM_BLOCK], exact8)
-                out[i : i + _GRAM_BLOCK, j : j + _GRAM_BLOCK] = g
-                out[j : j + _GRAM_BLOCK, i : i + _GRAM_BLOCK] = g.T
-    return out
+                out[i : i + _GRAM_BLOCK, j : j + _GRAM_BLOCK] += g
+                if j > i:
+                    out[j : j + _GRAM_BLOCK, i : i + _GRAM_BLOCK] += g.T
 
 
 def _product(a: torch.Tensor, b: torch.Tensor, exact8: bool) -> torch.Tensor:
