@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class NeighbourConfig:
     """method: exact, ivf, faiss or auto (exact up to ``exact_limit`` database rows, then faiss if
-    installed, else exact); block: query rows per exact score block; hnsw_m / ef_search /
+    installed, else exact; the graph overtakes exact search near 50,000 rows, and exact costs
+    2× at 82,153 × 4,224, benchmarks/RESULTS.md "Where exact search stops paying"); block:
+    query rows per exact score block; hnsw_m / ef_search /
     hnsw_ef_construction: faiss HNSW graph degree, search breadth and build breadth (faiss's
     default 40; 120 made a 200,000-row self-search 1.6× slower and found 98 % of the neighbours
     above the noise instead of 88 %, benchmarks/RESULTS.md "Whose neighbours a graph can find");
