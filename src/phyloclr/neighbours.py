@@ -131,7 +131,9 @@ def knn(
 
     queries (Q, D), db (N, D) (any float dtype; ``ivf`` keeps a float16 database float16);
     ``exclude`` (Q,) database row to skip per query (-1: none), for
-    leave-one-out searches of a database against itself. Returns scores (Q, k') float32 and
+    leave-one-out searches of a database against itself. Given the same array as both
+    (``queries is db``), ``ivf`` and ``faiss`` with ``symmetric`` also offer each pair found to
+    the other row (:func:`with_reverse`). Returns scores (Q, k') float32 and
     indices (Q, k') int64, best first, k' = min(k, N); missing neighbours (approximate search)
     have index -1 and score -inf.
     """
