@@ -117,6 +117,19 @@ def test_graph_settings_from_the_command_line(db, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "hnsw_storage" in bad.output
 
 
+def test_graph_flag_defaults_are_the_librarys() -> None:
+    """The search command's graph flags default to NeighbourConfig's values (written as
+    literals there, so that the CLI starts without importing NumPy)."""
+    import typer
+
+    command = typer.main.get_command(app).commands["search"]  # type: ignore[attr-defined]
+    fields = {"method": "method", "ef_search": "ef_search", "hnsw_m": "hnsw_m",
+              "ef_construction": "hnsw_ef_construction",
+              "hnsw_storage": "hnsw_storage"}  # fmt: skip
+    defaults = {p.name: p.default for p in command.params if p.name in fields}
+    assert defaults == {flag: getattr(NeighbourConfig(), f) for flag, f in fields.items()}
+
+
 def test_a_float16_database_is_searched_in_float16(db, tmp_path: Path) -> None:
     """A float16 file is held as float16 (half the memory of float32) and gives the hits of
     its float32 values."""

@@ -13,10 +13,6 @@ from phyloclr.cli.app import (
     errors,
     progress_bars,
 )
-from phyloclr.neighbours import NeighbourConfig
-
-#: the flags' defaults are the library's
-_NEIGHBOURS = NeighbourConfig()
 
 
 @app.command()
@@ -87,23 +83,22 @@ def search(
             help="auto, exact, ivf (approximate: k-means cells scored exactly; large "
             "databases) or faiss (approximate: an HNSW graph)."
         ),
-    ] = _NEIGHBOURS.method,
+    ] = "auto",
     ef_search: Annotated[
         int, typer.Option(help="faiss: the graph's search breadth (more: better recall, slower).")
-    ] = _NEIGHBOURS.ef_search,
+    ] = 256,
     ef_construction: Annotated[
         int, typer.Option(help="faiss: the graph's build breadth (more: better recall, slower).")
-    ] = _NEIGHBOURS.hnsw_ef_construction,
-    hnsw_m: Annotated[int, typer.Option(help="faiss: the graph's links per row.")] = (
-        _NEIGHBOURS.hnsw_m
-    ),
+    ] = 40,
+    hnsw_m: Annotated[int, typer.Option(help="faiss: the graph's links per row.")] = 32,
     hnsw_storage: Annotated[
         str, typer.Option(help="faiss: the rows in the graph as float16, float32 or int8.")
-    ] = _NEIGHBOURS.hnsw_storage,
+    ] = "float16",
     threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
 ) -> None:
     """Nearest database proteins of every query by embedding, optionally realigned, or the
     label they most likely share (annotation transfer)."""
+    from phyloclr.neighbours import NeighbourConfig
     from phyloclr.search import SearchConfig, write_hits
     from phyloclr.search import search as run_search
     from phyloclr.transfer import transfer_labels, write_transfers
