@@ -506,7 +506,7 @@ def test_faiss_float16_storage_chunks_and_self_search(monkeypatch: pytest.Monkey
         NeighbourConfig(hnsw_storage="int4")
 
 
-def test_reverse_pairs_join_each_rows_list() -> None:
+def test_reverse_pairs_join_each_rows_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """``with_reverse``: each row keeps the best of its own pairs and of those other rows found
     with it, a pair once at its own search's score, ties by row, missing ones last."""
     import phyloclr.neighbours as nb
@@ -534,12 +534,8 @@ def test_reverse_pairs_join_each_rows_list() -> None:
         for c, v in zip(index[r], scores[r], strict=True):
             if c >= 0:
                 want[int(c)].setdefault(r, float(v))
-    old = nb.REVERSE_BLOCK
-    try:
-        nb.REVERSE_BLOCK = 37
-        s, i = nb.with_reverse(scores, index)
-    finally:
-        nb.REVERSE_BLOCK = old
+    monkeypatch.setattr(nb, "REVERSE_BLOCK", 37)  # several blocks, the last one short
+    s, i = nb.with_reverse(scores, index)
     for r in range(n):
         best = sorted(want[r].items(), key=lambda cv: (-cv[1], cv[0]))[:w]
         best += [(-1, inf)] * (w - len(best))
