@@ -3,6 +3,7 @@ label transfer and realignment; the nearest-neighbour module against brute force
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -698,10 +699,15 @@ def test_hubness_densities_are_kept_beside_the_database_and_renewed(
     rows = read_embeddings(h5).embeddings
     search_mod.kept_density(h5, rows, cfg, model="another model's digest")
     assert len(calls) == 7  # kept for another model: computed again
+    graph = NeighbourConfig(method="ivf", ivf_probe=2)
+    wider = dataclasses.replace(graph, ivf_probe=4)
+    for nb, count in ((graph, 8), (graph, 8), (wider, 9), (graph, 10)):
+        search_mod.kept_density(h5, rows, dataclasses.replace(cfg, neighbours=nb))
+        assert len(calls) == count  # kept per method and per setting that changes its lists
     monkeypatch.setattr(search_mod, "atomic_path", _unwritable)
     kept.unlink()
     assert np.array_equal(search(db["queries"], h5, config=cfg).density, first.density)
-    assert len(calls) == 8 and not kept.exists()  # a read-only directory: searched anyway
+    assert len(calls) == 11 and not kept.exists()  # a read-only directory: searched anyway
 
 
 def _unwritable(path: Path):

@@ -118,6 +118,21 @@ def chosen_method(n_db: int, config: NeighbourConfig) -> str:
     return "faiss" if n_db > config.exact_limit and have_faiss() else "exact"
 
 
+#: the settings, besides the method, that change what each approximate method finds
+_SETTINGS = {
+    "faiss": ("hnsw_m", "ef_search", "hnsw_ef_construction", "hnsw_storage", "seed", "symmetric"),
+    "ivf": ("ivf_cells", "ivf_probe", "ivf_dims", "ivf_sample", "seed", "precision", "symmetric"),
+}
+
+
+def settings_key(n_db: int, config: NeighbourConfig) -> str:
+    """The method ``config`` gives a database of ``n_db`` rows and the settings that change
+    its lists, as a string (for results kept on disk: equal keys, equal lists)."""
+    method = chosen_method(n_db, config)
+    fields = _SETTINGS.get(method, ())
+    return ";".join([method, *(f"{f}={getattr(config, f)}" for f in fields)])
+
+
 def knn(
     queries: np.ndarray,
     db: np.ndarray,

@@ -45,7 +45,7 @@ from phyloclr.fsutil import atomic_path
 from phyloclr.io.hdf5 import read_embeddings
 from phyloclr.models.memory import detach_memory
 from phyloclr.models.store import LoadedModel
-from phyloclr.neighbours import NeighbourConfig, chosen_method, knn
+from phyloclr.neighbours import NeighbourConfig, chosen_method, knn, settings_key
 from phyloclr.progress import Progress
 
 PathArg = str | os.PathLike[str]
@@ -336,9 +336,10 @@ def kept_density(
     """:func:`db_density` of the database file ``db_path`` (rows ``db``, embedded by ``model``:
     its weights' digest) for ``cfg.hubness`` neighbours, kept beside it (:func:`density_path`,
     with the file's size and modification time, the row count, the model and the neighbour
-    method) and reused while those match. With ``cfg.hubness_keep`` off, or where the file
+    method with its settings, :func:`phyloclr.neighbours.settings_key`) and reused while those
+    match. With ``cfg.hubness_keep`` off, or where the file
     cannot be written, it is computed each time."""
-    method = chosen_method(len(db), cfg.neighbours)
+    method = settings_key(len(db), cfg.neighbours)
     stat = db_path.stat()
     key = np.array([stat.st_size, stat.st_mtime_ns, len(db), cfg.hubness], np.int64)
     kept = density_path(db_path, cfg.hubness)
