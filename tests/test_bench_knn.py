@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from benchmarks.bench_knn import _background, _strong_recall, main
+from benchmarks.bench_knn import _background, _strong_recall, _tie_recall, main
 
 
 def test_background_is_each_rows_noise_without_itself() -> None:
@@ -33,6 +33,17 @@ def test_recall_over_neighbours_above_a_floor_per_query() -> None:
     assert _strong_recall(found, exact, scores, 0.99) == 1.0  # nothing to find: nothing missed
 
 
+def test_tie_recall_counts_either_of_identical_rows() -> None:
+    """Rows 1 and 2 are twins: exact search lists 1, a method that returns 2 still has the
+    top 1 (plain recall counts it a miss); a row further away is a miss either way."""
+    x = np.array([[1, 0, 0], [1, 0.1, 0], [1, 0.1, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    sample = np.array([0])
+    exact_s = np.array([[x[1] @ x[0] / np.linalg.norm(x[1])]], np.float32)
+    assert _tie_recall(x, sample, np.array([[2]]), exact_s, 1) == 1.0
+    assert _tie_recall(x, sample, np.array([[3]]), exact_s, 1) == 0.0
+    assert _tie_recall(x, sample, np.array([[-1]]), exact_s, 1) == 0.0  # nothing found
+
+
 def test_run_on_drawn_rows(tmp_path: Path) -> None:
     """``run --draw`` scores rows drawn from the file: exact search against itself recalls all."""
     rng = np.random.default_rng(1)
@@ -44,6 +55,6 @@ def test_run_on_drawn_rows(tmp_path: Path) -> None:
     main([*argv, "--sample", "50", "--background", "200", "--threads", "1", "--out", str(out)])
     row = json.loads(out.read_text())
     assert row["n"] == 400 and row["drawn_from"] == 600
-    assert row["recall"] == row["recall_z6"] == 1.0
+    assert row["recall"] == row["recall_z6"] == row["recall_ties"] == 1.0
     assert row["exact_z6_per_query"] == 0  # random rows: no neighbour stands out of the noise
     assert 0.1 < row["background_sd"] < 0.25  # 1/√32 ≈ 0.18
