@@ -118,6 +118,21 @@ def test_graph_settings_from_the_command_line(db, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "hnsw_storage" in bad.output
 
 
+def test_settings_key_names_every_setting_that_changes_the_lists() -> None:
+    """Results kept on disk are keyed by :func:`settings_key`: a field added to
+    NeighbourConfig must be named there, or here as one that does not change the lists."""
+    from phyloclr.neighbours import _SETTINGS, settings_key
+
+    named = {f for fields in _SETTINGS.values() for f in fields}
+    # method and exact_limit choose the method, which the key holds; block only tiles exact search
+    unchanging = {"method", "exact_limit", "block"}
+    assert named | unchanging == {f.name for f in dataclasses.fields(NeighbourConfig)}
+    cells = NeighbourConfig(method="ivf")
+    assert settings_key(10, cells) != settings_key(10, dataclasses.replace(cells, ivf_probe=4))
+    assert settings_key(10, cells) == settings_key(10, dataclasses.replace(cells, block=7))
+    assert settings_key(10, NeighbourConfig()) == "exact"  # auto below exact_limit
+
+
 def test_graph_flag_defaults_are_the_librarys() -> None:
     """The search command's graph flags default to NeighbourConfig's values (written as
     literals there, so that the CLI starts without importing NumPy)."""

@@ -337,8 +337,8 @@ def kept_density(
     its weights' digest) for ``cfg.hubness`` neighbours, kept beside it (:func:`density_path`,
     with the file's size and modification time, the row count, the model and the neighbour
     method with its settings, :func:`phyloclr.neighbours.settings_key`) and reused while those
-    match. With ``cfg.hubness_keep`` off, or where the file
-    cannot be written, it is computed each time."""
+    match. With ``cfg.hubness_keep`` off, or where the file cannot be written, it is computed
+    each time."""
     method = settings_key(len(db), cfg.neighbours)
     stat = db_path.stat()
     key = np.array([stat.st_size, stat.st_mtime_ns, len(db), cfg.hubness], np.int64)
