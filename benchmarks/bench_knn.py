@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> None:
                           hnsw_m=args.hnsw_m, ef_search=args.ef_search,
                           hnsw_ef_construction=args.ef_construction,
                           hnsw_storage=args.hnsw_storage,
-                          symmetric=not args.no_symmetric)  # fmt: skip
+                          symmetric=not args.no_symmetric,
+                          distinct=not args.no_distinct)  # fmt: skip
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, min(args.sample, n), replace=False))
     t1 = time.perf_counter()
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> None:
         **({"hnsw_m": args.hnsw_m, "ef_search": args.ef_search,
             "ef_construction": args.ef_construction,
             "hnsw_storage": args.hnsw_storage} if args.method == "faiss" else {}),
-        "symmetric": not args.no_symmetric,
+        "symmetric": not args.no_symmetric, "distinct": not args.no_distinct,
         "load_s": round(t_load, 1), "knn_s": round(t_knn, 1),
         "exact_sample_s": round(t_exact, 1), "sample": len(sample),
         "exact_all_s_extrapolated": round(t_exact * n / len(sample), 0),
@@ -212,6 +213,11 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--ef-construction", type=int, default=40)
     r.add_argument(
         "--no-symmetric", action="store_true", help="no reverse pairs (NeighbourConfig.symmetric)"
+    )
+    r.add_argument(
+        "--no-distinct",
+        action="store_true",
+        help="index identical rows each (NeighbourConfig.distinct off)",
     )
     r.add_argument("--sample", type=int, default=1000)
     r.add_argument("--background", type=int, default=5000, help="random rows: the noise level")

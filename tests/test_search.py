@@ -118,6 +118,33 @@ def test_graph_settings_from_the_command_line(db, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "hnsw_storage" in bad.output
 
 
+@pytest.mark.skipif(not have_faiss(), reason="faiss-cpu is not installed")
+def test_identical_rows_share_one_list_in_a_graph_self_search() -> None:
+    """With ``distinct`` the graph indexes each distinct row once: a row's twins lead its list
+    (by row, at its cosine to itself; 0 for zero rows), never the row itself, each row once."""
+    from phyloclr.neighbours import identical_rows
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(600, 24)).astype(np.float32)
+    x = np.concatenate([base, base[:40], base[:10], np.zeros((2, 24), np.float32)])
+    group, first = identical_rows(x)
+    assert len(first) == 601 and group[600] == group[640] == 0 and group[650] == group[651]
+    assert (first == np.sort(first)).all() and (group[first] == np.arange(601)).all()
+    exact = knn(x, x, 10, NeighbourConfig(method="exact"), exclude=np.arange(len(x)))[1]
+    graph = NeighbourConfig(method="faiss", exact_limit=0)
+    scores, index = knn(x, x, 10, graph, exclude=np.arange(len(x)))
+    assert index.shape == (652, 10) and (index != np.arange(652)[:, None]).all()
+    assert all(len(set(r[r >= 0].tolist())) == (r >= 0).sum() for r in index)
+    assert index[0, :2].tolist() == [600, 640] and index[640, :2].tolist() == [0, 600]
+    np.testing.assert_allclose(scores[0, :2], 1.0, atol=1e-6)
+    assert index[650, 0] == 651 and scores[650, 0] == 0.0
+    assert recall(index, exact) > 0.95
+    plain = knn(x, x, 10, dataclasses.replace(graph, distinct=False), exclude=np.arange(652))
+    assert recall(plain[1], exact) > 0.95
+    queries = knn(x[:5], x, 10, graph)[1]  # queries apart from the database: the plain search
+    assert sorted(queries[0, :3].tolist()) == [0, 600, 640]  # in the graph's tie order
+
+
 def test_settings_key_names_every_setting_that_changes_the_lists() -> None:
     """Results kept on disk are keyed by :func:`settings_key`: a field added to
     NeighbourConfig must be named there, or here as one that does not change the lists."""

@@ -56,7 +56,10 @@ class NeighbourConfig:
     :func:`phyloclr.devices.native_bfloat16`); symmetric: a database searched against itself
     by ``ivf`` or ``faiss`` also offers each pair found to the other row's list (at a million
     rows +0.026 of the neighbours above the noise, in 21 s; benchmarks/RESULTS.md "Why a graph
-    loses neighbours at a million")."""
+    loses neighbours at a million"); distinct: a database searched against itself by ``faiss``
+    is indexed by its distinct rows only, and identical rows share one list, each other first
+    (at a million rows, 9 % of which repeat another, +0.029 of the neighbours above the noise
+    in the same time; benchmarks/RESULTS.md "Identical rows in a graph")."""
 
     method: str = "auto"
     exact_limit: int = 200_000
@@ -72,6 +75,7 @@ class NeighbourConfig:
     seed: int = 0
     precision: str = "float32"
     symmetric: bool = True
+    distinct: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in ("auto", "exact", "ivf", "faiss"):
@@ -120,7 +124,15 @@ def chosen_method(n_db: int, config: NeighbourConfig) -> str:
 
 #: the settings, besides the method, that change what each approximate method finds
 _SETTINGS = {
-    "faiss": ("hnsw_m", "ef_search", "hnsw_ef_construction", "hnsw_storage", "seed", "symmetric"),
+    "faiss": (
+        "hnsw_m",
+        "ef_search",
+        "hnsw_ef_construction",
+        "hnsw_storage",
+        "seed",
+        "symmetric",
+        "distinct",
+    ),
     "ivf": ("ivf_cells", "ivf_probe", "ivf_dims", "ivf_sample", "seed", "precision", "symmetric"),
 }
 
@@ -166,11 +178,14 @@ def knn(
     method = chosen_method(len(db), cfg)
     if method == "ivf":
         scores, index = _ivf(db if same else queries, db, kk, cfg, progress)
+    elif method == "faiss" and same and cfg.distinct:
+        scores, index = _faiss_distinct(db, kk, cfg)
     elif method == "faiss":
         scores, index = _faiss(db if same else queries, db, kk, cfg)
     else:
         scores, index = _exact(db if same else queries, db, kk, cfg.block, progress)
-    if same and method != "exact" and cfg.symmetric:
+    distinct = same and method == "faiss" and cfg.distinct  # merges its reverse pairs itself
+    if same and method != "exact" and cfg.symmetric and not distinct:
         scores, index = with_reverse(scores, index)
     if exclude is not None:
         scores, index = _drop(scores, index, np.asarray(exclude), min(k, len(db)))
@@ -376,11 +391,16 @@ INT8_FIT = 65_536
 
 
 def _faiss(
-    q: np.ndarray, d: np.ndarray, k: int, cfg: NeighbourConfig
+    q: np.ndarray, d: np.ndarray, k: int, cfg: NeighbourConfig, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """faiss HNSW search of ``q`` (Q, D) in ``d`` (N, D) (any float dtype; ``q is d`` for a
-    database against itself), rows made unit :data:`FAISS_CHUNK` at a time."""
+    database against itself), rows made unit :data:`FAISS_CHUNK` at a time. With ``rows``
+    (R,), ``q is d`` and the database is ``d[rows]`` searched against itself, without a copy;
+    the indices returned are then positions in ``rows``."""
     import faiss
+
+    db_rows = np.arange(len(d)) if rows is None else np.asarray(rows, np.int64)
+    q_rows = db_rows if rows is not None else np.arange(len(q))
 
     index: Any
     if cfg.hnsw_storage == "float32":
@@ -391,21 +411,88 @@ def _faiss(
         index = faiss.IndexHNSWSQ(d.shape[1], kind, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = cfg.hnsw_ef_construction
     norm_d = _row_norms(d, cfg.block)
+    n = len(db_rows)
     if not index.is_trained:  # the 8-bit grid: each dimension's range over a sample of rows
-        fit = np.random.default_rng(cfg.seed).choice(len(d), min(len(d), INT8_FIT), False)
-        index.train(_unit(d, norm_d, np.sort(fit)))
-    for a in range(0, len(d), FAISS_CHUNK):
-        index.add(_unit(d, norm_d, np.arange(a, min(a + FAISS_CHUNK, len(d)))))
+        fit = np.random.default_rng(cfg.seed).choice(n, min(n, INT8_FIT), False)
+        index.train(_unit(d, norm_d, np.sort(db_rows[fit])))
+    for a in range(0, n, FAISS_CHUNK):
+        index.add(_unit(d, norm_d, db_rows[a : a + FAISS_CHUNK]))
     index.hnsw.efSearch = max(cfg.ef_search, k)
     norm_q = norm_d if q is d else _row_norms(q, cfg.block)
-    scores = np.empty((len(q), k), np.float32)
-    found = np.empty((len(q), k), np.int64)
-    for a in range(0, len(q), FAISS_CHUNK):
-        rows = np.arange(a, min(a + FAISS_CHUNK, len(q)))
-        s, f = index.search(_unit(q, norm_q, rows), k)
-        scores[rows] = np.where(f < 0, -np.inf, s)
-        found[rows] = f
+    scores = np.empty((len(q_rows), k), np.float32)
+    found = np.empty((len(q_rows), k), np.int64)
+    for a in range(0, len(q_rows), FAISS_CHUNK):
+        b = min(a + FAISS_CHUNK, len(q_rows))
+        s, f = index.search(_unit(q, norm_q, q_rows[a:b]), k)
+        scores[a:b] = np.where(f < 0, -np.inf, s)
+        found[a:b] = f
     return scores, found
+
+
+def identical_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` (N, D) whose bytes are equal: (N,) each row's group, groups numbered in
+    the order of their first rows, and (G,) each group's first row (increasing)."""
+    import hashlib
+
+    seen: dict[bytes, int] = {}
+    group = np.empty(len(x), np.int64)
+    for i in range(len(x)):
+        digest = hashlib.blake2b(np.ascontiguousarray(x[i]).tobytes(), digest_size=16).digest()
+        group[i] = seen.setdefault(digest, len(seen))
+    first = np.full(len(seen), len(x), np.int64)
+    np.minimum.at(first, group, np.arange(len(x)))
+    return group, first
+
+
+def _faiss_distinct(d: np.ndarray, k: int, cfg: NeighbourConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A faiss self-search of ``d`` (N, D) over its distinct rows: each group of identical rows
+    is indexed and searched once (with the reverse pairs when ``symmetric``), and each of its
+    rows gets the list: itself and its twins (by row), then the members of the nearest groups
+    (by row within a group). Returns (N, k) scores and indices as :func:`knn`'s."""
+    group, first = identical_rows(d)
+    if len(first) == len(d):  # nothing repeats: the plain search
+        scores, index = _faiss(d, d, k, cfg)
+        return with_reverse(scores, index) if cfg.symmetric else (scores, index)
+    g_scores, g_index = _faiss(d, d, k, cfg, rows=first)
+    if cfg.symmetric:
+        g_scores, g_index = with_reverse(g_scores, g_index)
+    own = g_index == np.arange(len(first))[:, None]  # each group's own entry: its members lead
+    g_index, g_scores = np.where(own, -1, g_index), np.where(own, -np.inf, g_scores)
+    gaps_last = np.argsort(g_index < 0, axis=1, kind="stable")
+    g_index = np.take_along_axis(g_index, gaps_last, 1)
+    g_scores = np.take_along_axis(g_scores, gaps_last, 1)
+    sizes = np.bincount(group, minlength=len(first))
+    members = np.argsort(group, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    self_score = np.empty(len(first), np.float32)  # a row's cosine to itself (0: a zero row)
+    for a in range(0, len(first), cfg.block):
+        self_score[a : a + cfg.block] = _row_norms(d[first[a : a + cfg.block]], cfg.block) > 1e-12
+    out_s = np.full((len(d), k), -np.inf, np.float32)
+    out_i = np.full((len(d), k), -1, np.int64)
+    # groups of one row whose found groups are all of one row: the list maps row for row
+    valid = g_index >= 0
+    plain = (sizes == 1) & np.all(~valid | (sizes[np.where(valid, g_index, 0)] == 1), axis=1)
+    rows = first[plain]
+    out_i[rows, 0], out_s[rows, 0] = rows, self_score[plain]
+    found = g_index[plain][:, : k - 1]
+    out_i[rows, 1 : found.shape[1] + 1] = np.where(
+        found >= 0, first[np.where(found >= 0, found, 0)], -1
+    )
+    out_s[rows, 1 : found.shape[1] + 1] = g_scores[plain][:, : k - 1]
+    for g in np.flatnonzero(~plain):
+        lead = members[starts[g] : starts[g + 1]]
+        cand, sc = [lead], [np.full(len(lead), self_score[g])]
+        have = len(lead)
+        for j, s in zip(g_index[g], g_scores[g], strict=True):
+            if have >= k:
+                break
+            if j >= 0:
+                cand.append(members[starts[j] : starts[j + 1]])
+                sc.append(np.full(sizes[j], s, np.float32))
+                have += sizes[j]
+        c, v = np.concatenate(cand)[:k], np.concatenate(sc)[:k]
+        out_i[lead, : len(c)], out_s[lead, : len(c)] = c, v
+    return out_s, out_i
 
 
 #: rows of a self-search whose forward and reverse pairs :func:`with_reverse` merges at a time
