@@ -59,7 +59,7 @@ class NeighbourConfig:
     loses neighbours at a million"); distinct: a database searched against itself by ``faiss``
     is indexed by its distinct rows only, and identical rows share one list, each other first
     (at a million rows, 9 % of which repeat another, +0.029 of the neighbours above the noise
-    in the same time; benchmarks/RESULTS.md "Identical rows in a graph")."""
+    in 92 s more, 27.7 min; benchmarks/RESULTS.md "Identical rows in a graph")."""
 
     method: str = "auto"
     exact_limit: int = 200_000
