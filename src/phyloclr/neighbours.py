@@ -176,15 +176,15 @@ def knn(
     if kk == 0 or len(queries) == 0:
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
     method = chosen_method(len(db), cfg)
+    distinct = same and method == "faiss" and cfg.distinct  # merges its reverse pairs itself
     if method == "ivf":
         scores, index = _ivf(db if same else queries, db, kk, cfg, progress)
-    elif method == "faiss" and same and cfg.distinct:
+    elif distinct:
         scores, index = _faiss_distinct(db, kk, cfg)
     elif method == "faiss":
         scores, index = _faiss(db if same else queries, db, kk, cfg)
     else:
         scores, index = _exact(db if same else queries, db, kk, cfg.block, progress)
-    distinct = same and method == "faiss" and cfg.distinct  # merges its reverse pairs itself
     if same and method != "exact" and cfg.symmetric and not distinct:
         scores, index = with_reverse(scores, index)
     if exclude is not None:
@@ -391,12 +391,14 @@ INT8_FIT = 65_536
 
 
 def _faiss(
-    q: np.ndarray, d: np.ndarray, k: int, cfg: NeighbourConfig, rows: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    q: np.ndarray, d: np.ndarray, k: int, cfg: NeighbourConfig, rows: np.ndarray | None = None,
+    norm_d: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """faiss HNSW search of ``q`` (Q, D) in ``d`` (N, D) (any float dtype; ``q is d`` for a
     database against itself), rows made unit :data:`FAISS_CHUNK` at a time. With ``rows``
     (R,), ``q is d`` and the database is ``d[rows]`` searched against itself, without a copy;
-    the indices returned are then positions in ``rows``."""
+    the indices returned are then positions in ``rows``. ``norm_d`` (N,): ``d``'s
+    :func:`_row_norms`, when the caller has them."""
     import faiss
 
     db_rows = np.arange(len(d)) if rows is None else np.asarray(rows, np.int64)
@@ -410,7 +412,7 @@ def _faiss(
         kind: Any = sq.QT_fp16 if cfg.hnsw_storage == "float16" else sq.QT_8bit
         index = faiss.IndexHNSWSQ(d.shape[1], kind, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = cfg.hnsw_ef_construction
-    norm_d = _row_norms(d, cfg.block)
+    norm_d = _row_norms(d, cfg.block) if norm_d is None else norm_d
     n = len(db_rows)
     if not index.is_trained:  # the 8-bit grid: each dimension's range over a sample of rows
         fit = np.random.default_rng(cfg.seed).choice(n, min(n, INT8_FIT), False)
@@ -453,7 +455,8 @@ def _faiss_distinct(d: np.ndarray, k: int, cfg: NeighbourConfig) -> tuple[np.nda
     if len(first) == len(d):  # nothing repeats: the plain search
         scores, index = _faiss(d, d, k, cfg)
         return with_reverse(scores, index) if cfg.symmetric else (scores, index)
-    g_scores, g_index = _faiss(d, d, k, cfg, rows=first)
+    norms = _row_norms(d, cfg.block)
+    g_scores, g_index = _faiss(d, d, k, cfg, rows=first, norm_d=norms)
     if cfg.symmetric:
         g_scores, g_index = with_reverse(g_scores, g_index)
     own = g_index == np.arange(len(first))[:, None]  # each group's own entry: its members lead
@@ -464,9 +467,7 @@ def _faiss_distinct(d: np.ndarray, k: int, cfg: NeighbourConfig) -> tuple[np.nda
     sizes = np.bincount(group, minlength=len(first))
     members = np.argsort(group, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    self_score = np.empty(len(first), np.float32)  # a row's cosine to itself (0: a zero row)
-    for a in range(0, len(first), cfg.block):
-        self_score[a : a + cfg.block] = _row_norms(d[first[a : a + cfg.block]], cfg.block) > 1e-12
+    self_score = (norms[first] > 1e-12).astype(np.float32)  # cosine to itself (0: a zero row)
     out_s = np.full((len(d), k), -np.inf, np.float32)
     out_i = np.full((len(d), k), -1, np.int64)
     # groups of one row whose found groups are all of one row: the list maps row for row
