@@ -145,6 +145,52 @@ def test_identical_rows_share_one_list_in_a_graph_self_search() -> None:
     assert sorted(queries[0, :3].tolist()) == [0, 600, 640]  # in the graph's tie order
 
 
+def _expand_one_group_at_a_time(g_scores, g_index, group, first, nonzero, k):
+    """The reference for ``expand_groups``: each group's list built alone."""
+    n_groups = len(first)
+    members = [np.flatnonzero(group == g) for g in range(n_groups)]
+    out_s, out_i = np.full((len(group), k), -np.inf, np.float32), np.full((len(group), k), -1)
+    for g in range(n_groups):
+        cand, sc = list(members[g]), [float(nonzero[g])] * len(members[g])
+        for j, s in zip(g_index[g], g_scores[g], strict=True):
+            if j >= 0 and j != g:
+                cand += list(members[j])
+                sc += [s] * len(members[j])
+        for r in members[g]:
+            out_i[r, : min(k, len(cand))] = cand[:k]
+            out_s[r, : min(k, len(cand))] = sc[:k]
+    return out_s, out_i
+
+
+@pytest.mark.parametrize("block", [1, 3, 65_536])
+def test_group_lists_expand_to_row_lists(block, monkeypatch) -> None:
+    """``expand_groups`` (vectorised, in blocks of groups) gives each row the list a loop over
+    its group builds: its twins by row, then the found groups' rows, gaps and the group's own
+    entry skipped, cut at k; zero rows score 0 against themselves."""
+    import phyloclr.neighbours as nb
+
+    monkeypatch.setattr(nb, "EXPAND_BLOCK", block)
+    rng = np.random.default_rng(3)
+    for n_rows, n_groups, width, k in [(40, 25, 6, 5), (200, 120, 9, 12), (30, 2, 2, 40)]:
+        group = np.sort(rng.integers(0, n_groups, n_rows))
+        group = np.unique(group, return_inverse=True)[1]  # every group used
+        rng.shuffle(group)
+        n_groups = int(group.max()) + 1
+        _, first_rows = np.unique(group, return_index=True)
+        order = np.argsort(first_rows)  # groups numbered by their first rows
+        group = np.argsort(order)[group]
+        first = np.sort(first_rows)
+        g_index = rng.integers(-1, n_groups, (n_groups, width))
+        g_index[:, 1] = np.where(rng.random(n_groups) < 0.3, np.arange(n_groups), g_index[:, 1])
+        g_scores = np.where(g_index >= 0, rng.random((n_groups, width)), -np.inf).astype(np.float32)
+        nonzero = rng.random(n_groups) < 0.8
+        got = nb.expand_groups(g_scores, g_index, group, first, nonzero, k)
+        want = _expand_one_group_at_a_time(g_scores, g_index, group, first, nonzero, k)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+        assert (got[1] >= 0).sum() > n_rows  # lists hold more than the rows' twins
+
+
 def test_settings_key_names_every_setting_that_changes_the_lists() -> None:
     """Results kept on disk are keyed by :func:`settings_key`: a field added to
     NeighbourConfig must be named there, or here as one that does not change the lists."""

@@ -528,6 +528,48 @@ def test_fit_idf_with_pairs_uses_homology_weights(seeds) -> None:
         ModelConfig(encoder="cnn", kmer_weights="homology")
 
 
+@pytest.mark.parametrize(
+    ("spectrum", "buckets"), [("murphy10:3,murphy10:1011", 0), ("protein:2", 64)]
+)
+def test_corpus_weights_a_chunk_at_a_time_are_the_whole_corpus_weights(
+    seeds, spectrum: str, buckets: int
+) -> None:
+    """``fit_idf``'s idf and mean row, counted a chunk of sequences at a time (bounded memory
+    at a million proteins), are those of the whole corpus's spectra: to the bit with one chunk,
+    the idf to the bit and the mean to float32 rounding with many (chunks of 7 and of 1, the
+    last one short)."""
+    from phyloclr.kmers import corpus_weights
+
+    seqs = [r.seq for f in seeds.families for r in f.records]
+    mats = spectrum_matrix(seqs, spectrum, buckets)
+    idfs = [inverse_document_frequency(m) for m in mats]
+    means = [np.asarray(log_tfidf(m, i).mean(0)).ravel() for m, i in zip(mats, idfs, strict=True)]
+    one_idf, one_mean = corpus_weights(seqs, spectrum, buckets, chunk=len(seqs))
+    for a, b in zip(one_idf + one_mean, idfs + means, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    for chunk in (7, 1):
+        got_idf, got_mean = corpus_weights(seqs, spectrum, buckets, chunk=chunk)
+        assert all(np.array_equal(a, b) for a, b in zip(got_idf, idfs, strict=True))
+        for a, b in zip(got_mean, means, strict=True):
+            assert np.allclose(a, b, rtol=1e-5, atol=1e-8) and (b != 0).sum() > 10
+    assert corpus_weights(seqs, spectrum, buckets, centre=False, chunk=7)[1] == []
+    # the encoder: the same buffers whatever the chunk
+    spec = EncoderSpec(name="kmer", dim=16, layers=1, spectrum=spectrum, buckets=buckets,
+                       centre=True)  # fmt: skip
+    whole, chunked = build_encoder(spec, PROTEIN.size), build_encoder(spec, PROTEIN.size)
+    whole.fit_idf(seqs)
+    import phyloclr.kmers as kmers
+
+    default = kmers.FIT_CHUNK
+    kmers.FIT_CHUNK = 7
+    try:
+        chunked.fit_idf(seqs)
+    finally:
+        kmers.FIT_CHUNK = default
+    assert torch.equal(whole.idf, chunked.idf)
+    assert torch.allclose(whole.mean, chunked.mean, rtol=1e-5, atol=1e-8)
+
+
 @pytest.mark.parametrize("word", [3, "11011", "1101"])
 @pytest.mark.parametrize("chunk", [1, 50, 1 << 21])
 def test_spectrum_counts_match_counting_each_sequence_alone(word, chunk) -> None:

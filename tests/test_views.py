@@ -146,6 +146,15 @@ def test_hard_negatives_batch_neighbours_together_as_training_goes_on() -> None:
     )
     assert sampler.neighbour is not None
     assert all(sampler.neighbour[2 * i] == 2 * i + 1 for i in range(10))
+    # the same nearest families when the cosines are held a few families at a time
+    import phyloclr.views.batching as batching
+
+    default = batching.NEAREST_BLOCK
+    batching.NEAREST_BLOCK = 3
+    try:
+        assert np.array_equal(batching.nearest_families(fams, "protein"), sampler.neighbour)
+    finally:
+        batching.NEAREST_BLOCK = default
 
     def together(progress: float) -> float:
         hits = total = 0

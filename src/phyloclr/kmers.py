@@ -235,9 +235,51 @@ def spectrum_matrix(seqs: Sequence[str], spectrum: str, buckets: int = 0) -> lis
 
 def inverse_document_frequency(counts: Any) -> np.ndarray:
     """(V,) smooth idf, ln((1 + N) / (1 + df)) + 1, of sparse counts (N, V)."""
-    n = counts.shape[0]
-    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    return _idf(np.bincount(counts.indices, minlength=counts.shape[1]), counts.shape[0])
+
+
+def _idf(df: np.ndarray, n: int) -> np.ndarray:
     return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+
+
+#: sequences whose spectra :func:`corpus_weights` holds at a time
+FIT_CHUNK = 50_000
+
+
+def corpus_weights(
+    seqs: Sequence[str], spectrum: str, buckets: int = 0, centre: bool = True,
+    chunk: int | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+    """Per spectrum of ``spectrum`` (as :func:`spectrum_matrix` counts them): the idf (V,) of
+    ``seqs``, each one document, and with ``centre`` the mean (V,) of their
+    :func:`log_tfidf` rows (else no means), as :func:`inverse_document_frequency` and
+    ``log_tfidf(counts, idf).mean(0)`` give them for the whole corpus. Counted ``chunk``
+    (default :data:`FIT_CHUNK`) sequences at a time, in two passes when there are more
+    (document frequencies, then the rows' sum), so memory holds one chunk's spectra instead of
+    the corpus's (benchmarks/RESULTS.md "Pretraining a million proteins"). With one chunk the
+    figures are those of the whole-corpus functions to the bit; with more, the mean's float32
+    sums are added in float64."""
+    n, chunk = len(seqs), chunk or FIT_CHUNK
+    parts = [seqs[i : i + chunk] for i in range(0, n, chunk)] or [seqs]
+    kept = None
+    dfs: list[np.ndarray] = []
+    for part in parts:
+        mats = spectrum_matrix(part, spectrum, buckets)
+        counts = [np.bincount(m.indices, minlength=m.shape[1]) for m in mats]
+        dfs = counts if not dfs else [a + b for a, b in zip(dfs, counts, strict=True)]
+        kept = mats if len(parts) == 1 else None
+    idfs = [_idf(df, n) for df in dfs]
+    if not centre:
+        return idfs, []
+    sums: list[Any] = [None] * len(idfs)
+    for part in parts:
+        mats = kept if kept is not None else spectrum_matrix(part, spectrum, buckets)
+        for s, (m, idf) in enumerate(zip(mats, idfs, strict=True)):
+            x = log_tfidf(m, idf)
+            # scipy's own mean, a chunk at a time: each row scaled by 1/N, summed in its dtype
+            part_sum = np.asarray((x * (1.0 / n)).sum(axis=0, dtype=x.dtype)).ravel()
+            sums[s] = part_sum if sums[s] is None else sums[s].astype(np.float64) + part_sum
+    return idfs, sums
 
 
 def kept_shares(

@@ -459,40 +459,61 @@ def _faiss_distinct(d: np.ndarray, k: int, cfg: NeighbourConfig) -> tuple[np.nda
     g_scores, g_index = _faiss(d, d, k, cfg, rows=first, norm_d=norms)
     if cfg.symmetric:
         g_scores, g_index = with_reverse(g_scores, g_index)
-    own = g_index == np.arange(len(first))[:, None]  # each group's own entry: its members lead
-    g_index, g_scores = np.where(own, -1, g_index), np.where(own, -np.inf, g_scores)
-    gaps_last = np.argsort(g_index < 0, axis=1, kind="stable")
-    g_index = np.take_along_axis(g_index, gaps_last, 1)
-    g_scores = np.take_along_axis(g_scores, gaps_last, 1)
-    sizes = np.bincount(group, minlength=len(first))
-    members = np.argsort(group, kind="stable")
+    return expand_groups(g_scores, g_index, group, first, (norms[first] > 1e-12), k)
+
+
+#: groups whose lists :func:`expand_groups` builds at a time
+EXPAND_BLOCK = 65_536
+
+
+def expand_groups(
+    g_scores: np.ndarray, g_index: np.ndarray, group: np.ndarray, first: np.ndarray,
+    nonzero: np.ndarray, k: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Row lists from a search of groups of identical rows (:func:`identical_rows`).
+
+    g_scores, g_index (G, w): each group's found groups, best first (-1 / -inf where missing;
+    a group's own entry is dropped); group (N,), first (G,): as ``identical_rows`` gives them;
+    nonzero (G,): whether a group's rows are not zero (their cosine to themselves, 1, else 0).
+    Each row of a group gets: the group's rows (itself and its twins, by row), then the rows
+    of the groups found, in their order (by row within a group), the first ``k``. Returns
+    (N, k) float32 scores and int64 rows (-inf / -1 past the end). Vectorised,
+    :data:`EXPAND_BLOCK` groups at a time."""
+    n, n_groups = len(group), len(first)
+    own = g_index == np.arange(n_groups)[:, None]
+    cols = np.concatenate([np.arange(n_groups)[:, None], np.where(own, -1, g_index)], 1)
+    col_s = np.concatenate([nonzero.astype(np.float32)[:, None],
+                            np.where(own, -np.inf, g_scores).astype(np.float32)], 1)  # fmt: skip
+    sizes = np.bincount(group, minlength=n_groups)
+    members = np.argsort(group, kind="stable")  # rows by group, by row within one
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    self_score = (norms[first] > 1e-12).astype(np.float32)  # cosine to itself (0: a zero row)
-    out_s = np.full((len(d), k), -np.inf, np.float32)
-    out_i = np.full((len(d), k), -1, np.int64)
-    # groups of one row whose found groups are all of one row: the list maps row for row
-    valid = g_index >= 0
-    plain = (sizes == 1) & np.all(~valid | (sizes[np.where(valid, g_index, 0)] == 1), axis=1)
-    rows = first[plain]
-    out_i[rows, 0], out_s[rows, 0] = rows, self_score[plain]
-    found = g_index[plain][:, : k - 1]
-    out_i[rows, 1 : found.shape[1] + 1] = np.where(
-        found >= 0, first[np.where(found >= 0, found, 0)], -1
-    )
-    out_s[rows, 1 : found.shape[1] + 1] = g_scores[plain][:, : k - 1]
-    for g in np.flatnonzero(~plain):
-        lead = members[starts[g] : starts[g + 1]]
-        cand, sc = [lead], [np.full(len(lead), self_score[g])]
-        have = len(lead)
-        for j, s in zip(g_index[g], g_scores[g], strict=True):
-            if have >= k:
-                break
-            if j >= 0:
-                cand.append(members[starts[j] : starts[j + 1]])
-                sc.append(np.full(sizes[j], s, np.float32))
-                have += sizes[j]
-        c, v = np.concatenate(cand)[:k], np.concatenate(sc)[:k]
-        out_i[lead, : len(c)], out_s[lead, : len(c)] = c, v
+    out_s = np.full((n, k), -np.inf, np.float32)
+    out_i = np.full((n, k), -1, np.int64)
+    width, slots = cols.shape[1], np.arange(k)
+    for a in range(0, n_groups, EXPAND_BLOCK):
+        c, cs = cols[a : a + EXPAND_BLOCK], col_s[a : a + EXPAND_BLOCK]
+        g = len(c)
+        size = np.where(c >= 0, sizes[np.maximum(c, 0)], 0)  # (g, width) rows each entry gives
+        cum = np.cumsum(size, 1)  # where each entry's rows end in the list
+        ends = np.minimum(cum, k)
+        # the entry that fills each slot: a search along each row's ends, all rows at once
+        step = k + 1
+        shift = step * np.arange(g)[:, None]  # each row's values apart from the others'
+        found = np.searchsorted((ends + shift).ravel(), (slots[None, :] + shift).ravel(), "right")
+        where = found.reshape(g, k) - width * np.arange(g)[:, None]
+        filled = slots[None, :] < cum[:, -1:]
+        where = np.minimum(where, width - 1)
+        entry = np.take_along_axis(c, where, 1)
+        offset = slots[None, :] - (np.take_along_axis(cum, where, 1)
+                                   - np.take_along_axis(size, where, 1))  # fmt: skip
+        rows = members[np.where(filled, starts[np.maximum(entry, 0)] + offset, 0)]
+        lists = np.where(filled, rows, -1)
+        scores = np.where(filled, np.take_along_axis(cs, where, 1), -np.inf)
+        # every row of a group gets its group's list
+        block_sizes = sizes[a : a + g]
+        lead = members[starts[a] : starts[a + g]]
+        rep = np.repeat(np.arange(g), block_sizes)
+        out_i[lead], out_s[lead] = lists[rep], scores[rep]
     return out_s, out_i
 
 

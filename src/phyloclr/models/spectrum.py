@@ -34,9 +34,9 @@ from torch import nn
 from phyloclr.kmers import (
     HASH_SALT,
     SKETCH_SALT,
+    corpus_weights,
     hash_kmers,
     homology_weights,
-    inverse_document_frequency,
     log_tfidf,
     mix32,
     parse_spectrum,
@@ -155,18 +155,25 @@ class KmerSpectrum(Encoder):
         instead of the idf (:func:`phyloclr.kmers.homology_weights`)."""
         if self.branch is not None:
             self.branch.fit_idf(seqs, pairs)
-        mats = spectrum_matrix(list(seqs), self.spec.spectrum, self.spec.buckets)
-        if pairs is None:
-            idfs = [inverse_document_frequency(m) for m in mats]
-        else:
+        if pairs is None:  # a chunk of the corpus's spectra in memory at a time
+            idfs, means = corpus_weights(
+                list(seqs), self.spec.spectrum, self.spec.buckets, self.spec.centre
+            )
+        else:  # the pairs' rows are anywhere in the corpus: its whole spectra
+            mats = spectrum_matrix(list(seqs), self.spec.spectrum, self.spec.buckets)
             idfs = [homology_weights(m, pairs) for m in mats]
+            means = [
+                np.asarray(log_tfidf(m, idf).mean(0)).ravel()
+                for m, idf in zip(mats, idfs, strict=True)
+                if self.spec.centre
+            ]
         table: torch.Tensor = self.idf  # type: ignore[assignment]
         table.copy_(torch.from_numpy(np.concatenate(idfs).astype(np.float32)))
         if not self.spec.centre:
             return
         mean = np.zeros(self.rows)
-        for s, (m, idf) in enumerate(zip(mats, idfs, strict=True)):
-            part = np.asarray(log_tfidf(m, idf).mean(0)).ravel() / math.sqrt(len(mats))
+        for s, row in enumerate(means):
+            part = row / math.sqrt(len(means))
             start = 0 if self.spec.buckets else self.offsets[s]
             mean[start : start + len(part)] += part
         buffer: torch.Tensor = self.mean  # type: ignore[assignment]

@@ -143,6 +143,10 @@ class FamilyBatchSampler:
         self.pools = int(state["pools"])
 
 
+#: families whose cosines to all others :func:`nearest_families` holds at a time
+NEAREST_BLOCK = 4096
+
+
 def nearest_families(families: list[TrainingFamily], alphabet: str, sample: int = 20) -> np.ndarray:
     """(F,) index of each family's nearest other family by mean 3-mer composition (cosine)."""
     from phyloclr.metrics import kmer_composition
@@ -152,6 +156,9 @@ def nearest_families(families: list[TrainingFamily], alphabet: str, sample: int 
         [kmer_composition(f.sequences[:sample], 3, letters).mean(0) for f in families]
     )
     profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
-    sim = profiles @ profiles.T
-    np.fill_diagonal(sim, -np.inf)
-    return np.asarray(sim.argmax(1), dtype=np.int64)
+    nearest = np.empty(len(families), np.int64)
+    for a in range(0, len(families), NEAREST_BLOCK):  # (block, F) cosines at a time, not (F, F)
+        sim = profiles[a : a + NEAREST_BLOCK] @ profiles.T
+        sim[np.arange(len(sim)), np.arange(a, a + len(sim))] = -np.inf
+        nearest[a : a + len(sim)] = sim.argmax(1)
+    return nearest
