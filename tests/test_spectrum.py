@@ -532,7 +532,7 @@ def test_fit_idf_with_pairs_uses_homology_weights(seeds) -> None:
     ("spectrum", "buckets"), [("murphy10:3,murphy10:1011", 0), ("protein:2", 64)]
 )
 def test_corpus_weights_a_chunk_at_a_time_are_the_whole_corpus_weights(
-    seeds, spectrum: str, buckets: int
+    seeds, spectrum: str, buckets: int, monkeypatch
 ) -> None:
     """``fit_idf``'s idf and mean row, counted a chunk of sequences at a time (bounded memory
     at a million proteins), are those of the whole corpus's spectra: to the bit with one chunk,
@@ -560,12 +560,8 @@ def test_corpus_weights_a_chunk_at_a_time_are_the_whole_corpus_weights(
     whole.fit_idf(seqs)
     import phyloclr.kmers as kmers
 
-    default = kmers.FIT_CHUNK
-    kmers.FIT_CHUNK = 7
-    try:
-        chunked.fit_idf(seqs)
-    finally:
-        kmers.FIT_CHUNK = default
+    monkeypatch.setattr(kmers, "FIT_CHUNK", 7)
+    chunked.fit_idf(seqs)
     assert torch.equal(whole.idf, chunked.idf)
     assert torch.allclose(whole.mean, chunked.mean, rtol=1e-5, atol=1e-8)
 

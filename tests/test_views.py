@@ -129,7 +129,7 @@ def test_sampler_state_round_trip() -> None:
     assert [b.next_batch() for _ in range(10)] == expected
 
 
-def test_hard_negatives_batch_neighbours_together_as_training_goes_on() -> None:
+def test_hard_negatives_batch_neighbours_together_as_training_goes_on(monkeypatch) -> None:
     rng = np.random.default_rng(0)
     base = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 100)) for _ in range(10)]
     fams = []
@@ -149,12 +149,8 @@ def test_hard_negatives_batch_neighbours_together_as_training_goes_on() -> None:
     # the same nearest families when the cosines are held a few families at a time
     import phyloclr.views.batching as batching
 
-    default = batching.NEAREST_BLOCK
-    batching.NEAREST_BLOCK = 3
-    try:
-        assert np.array_equal(batching.nearest_families(fams, "protein"), sampler.neighbour)
-    finally:
-        batching.NEAREST_BLOCK = default
+    monkeypatch.setattr(batching, "NEAREST_BLOCK", 3)
+    assert np.array_equal(batching.nearest_families(fams, "protein"), sampler.neighbour)
 
     def together(progress: float) -> float:
         hits = total = 0

@@ -261,13 +261,12 @@ def corpus_weights(
     sums are added in float64."""
     n, chunk = len(seqs), chunk or FIT_CHUNK
     parts = [seqs[i : i + chunk] for i in range(0, n, chunk)] or [seqs]
-    kept = None
     dfs: list[np.ndarray] = []
     for part in parts:
         mats = spectrum_matrix(part, spectrum, buckets)
         counts = [np.bincount(m.indices, minlength=m.shape[1]) for m in mats]
         dfs = counts if not dfs else [a + b for a, b in zip(dfs, counts, strict=True)]
-        kept = mats if len(parts) == 1 else None
+    kept = mats if len(parts) == 1 else None  # one chunk: its spectra serve both passes
     idfs = [_idf(df, n) for df in dfs]
     if not centre:
         return idfs, []

@@ -480,19 +480,20 @@ def expand_groups(
     (N, k) float32 scores and int64 rows (-inf / -1 past the end). Vectorised,
     :data:`EXPAND_BLOCK` groups at a time."""
     n, n_groups = len(group), len(first)
-    own = g_index == np.arange(n_groups)[:, None]
-    cols = np.concatenate([np.arange(n_groups)[:, None], np.where(own, -1, g_index)], 1)
-    col_s = np.concatenate([nonzero.astype(np.float32)[:, None],
-                            np.where(own, -np.inf, g_scores).astype(np.float32)], 1)  # fmt: skip
     sizes = np.bincount(group, minlength=n_groups)
     members = np.argsort(group, kind="stable")  # rows by group, by row within one
     starts = np.concatenate([[0], np.cumsum(sizes)])
     out_s = np.full((n, k), -np.inf, np.float32)
     out_i = np.full((n, k), -1, np.int64)
-    width, slots = cols.shape[1], np.arange(k)
+    width, slots = g_index.shape[1] + 1, np.arange(k)
     for a in range(0, n_groups, EXPAND_BLOCK):
-        c, cs = cols[a : a + EXPAND_BLOCK], col_s[a : a + EXPAND_BLOCK]
-        g = len(c)
+        ids = np.arange(a, min(a + EXPAND_BLOCK, n_groups))
+        g = len(ids)
+        # each group's entries: itself first, then the groups found, less its own entry
+        own = g_index[ids] == ids[:, None]
+        c = np.concatenate([ids[:, None], np.where(own, -1, g_index[ids])], 1)
+        found_s = np.where(own, -np.inf, g_scores[ids]).astype(np.float32)
+        cs = np.concatenate([nonzero[ids].astype(np.float32)[:, None], found_s], 1)
         size = np.where(c >= 0, sizes[np.maximum(c, 0)], 0)  # (g, width) rows each entry gives
         cum = np.cumsum(size, 1)  # where each entry's rows end in the list
         ends = np.minimum(cum, k)
