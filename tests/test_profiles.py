@@ -5,11 +5,13 @@ protein's vector does not depend on what it is embedded with."""
 
 from __future__ import annotations
 
+import gc
 import math
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pyhmmer
 import pytest
 import torch
 
@@ -112,6 +114,27 @@ def test_a_round_rebuilds_each_profile_from_its_best_hits(seeds: FamilySet) -> N
     assert alone[0] is not first[0] and all(
         a is b for a, b in zip(alone[1:], first[1:], strict=True)
     )
+
+
+def test_a_round_leaves_no_search_pipeline_behind(seeds: FamilySet) -> None:
+    # pyhmmer's pipelines sit in reference cycles and hold ~1 GB each after long hits: a round
+    # must free them itself, not leave them to a full collection that a process holding a
+    # million families' objects rarely runs (automatic collection is off here, as good as)
+    fams = profile_families(seeds.families, 3, 2000)
+    first = build_hmms(fams, 2, seed=0, threads=1)
+    seqs = [r.seq for f in seeds.families for r in f.records]
+
+    def alive() -> int:
+        return sum(isinstance(o, pyhmmer.plan7.Pipeline) for o in gc.get_objects())
+
+    gc.collect()
+    before = alive()
+    gc.disable()
+    try:
+        refine_hmms(first, seqs, seeds.n_sequences, evalue=1e-3, max_hits=50)
+        assert alive() == before
+    finally:
+        gc.enable()
 
 
 def test_packing_round_trips(seeds: FamilySet) -> None:

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from phyloclr.heap import release_free_memory
+
 if TYPE_CHECKING:
     import pyhmmer.plan7
 
@@ -155,7 +157,12 @@ def refine_hmms(
 
     if not any(seqs):
         return list(hmms)
-    return ProfileBlock.from_hmms(hmms, evalue, z).each_search(seqs, rebuild)
+    block = ProfileBlock.from_hmms(hmms, evalue, z)
+    try:
+        return block.each_search(seqs, rebuild)
+    finally:  # its profiles and pipelines (grown by the longest hits): handed back now
+        del block
+        release_free_memory()
 
 
 def pack_hmms(hmms: Sequence[pyhmmer.plan7.HMM]) -> torch.Tensor:
@@ -268,7 +275,11 @@ class ProfileBlock(nn.Module):
 
         parts = enumerate(np.array_split(np.arange(self.count), threads))
         with ThreadPoolExecutor(threads) as pool:  # pyhmmer releases the GIL searching
-            return [result for part in pool.map(search, parts) for result in part]
+            results = [result for part in pool.map(search, parts) for result in part]
+        # what the searches freed sits in the worker threads' own arenas, which the main
+        # thread does not reuse: hand it back (a million-protein pretrain grew by GBs)
+        release_free_memory()
+        return results
 
     def hits(self, seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every (sequence, profile) hit at E ≤ ``evalue``: (H,) int64 sequence rows, (H,) int64
