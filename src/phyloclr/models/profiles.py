@@ -275,11 +275,7 @@ class ProfileBlock(nn.Module):
 
         parts = enumerate(np.array_split(np.arange(self.count), threads))
         with ThreadPoolExecutor(threads) as pool:  # pyhmmer releases the GIL searching
-            results = [result for part in pool.map(search, parts) for result in part]
-        # what the searches freed sits in the worker threads' own arenas, which the main
-        # thread does not reuse: hand it back (a million-protein pretrain grew by GBs)
-        release_free_memory()
-        return results
+            return [result for part in pool.map(search, parts) for result in part]
 
     def hits(self, seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every (sequence, profile) hit at E ≤ ``evalue``: (H,) int64 sequence rows, (H,) int64
