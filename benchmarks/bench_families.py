@@ -205,13 +205,19 @@ def _append(out: Path, row: dict) -> None:
 
 
 class MemoryWatch:
-    """Peak summed PSS and peak single-process RSS of a process and its descendants."""
+    """Peak summed PSS and peak single-process RSS of a process and its descendants; each
+    sample is also filed under ``stage`` (set by the caller) in ``stages`` (first and last
+    second, peaks in MiB) and, with ``log``, written as a line (seconds, stage, PSS MiB)."""
 
-    def __init__(self, pid: int, every: float = 1.0):
+    def __init__(self, pid: int, every: float = 1.0, log: Path | None = None):
         self.proc = psutil.Process(pid)
         self.every = every
         self.peak_pss = 0
         self.peak_rss = 0
+        self.stage = ""
+        self.stages: dict[str, dict[str, float]] = {}
+        self._log = log
+        self._t0 = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -232,7 +238,18 @@ class MemoryWatch:
                 rss = max(rss, info.rss)
             self.peak_pss = max(self.peak_pss, pss)
             self.peak_rss = max(self.peak_rss, rss)
+            self._file(pss >> 20, rss >> 20)
             self._stop.wait(self.every)
+
+    def _file(self, pss: int, rss: int) -> None:
+        now, stage = round(time.perf_counter() - self._t0, 1), self.stage
+        s = self.stages.setdefault(stage, {"first_s": now, "peak_pss_mib": 0, "peak_rss_mib": 0})
+        s["last_s"] = now
+        s["peak_pss_mib"] = max(s["peak_pss_mib"], pss)
+        s["peak_rss_mib"] = max(s["peak_rss_mib"], rss)
+        if self._log is not None:
+            with self._log.open("a") as fh:
+                fh.write(f"{now}\t{stage}\t{pss}\n")
 
     def stop(self) -> None:
         self._stop.set()
