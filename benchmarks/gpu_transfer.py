@@ -357,16 +357,23 @@ def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
     return rows
 
 
-def hybrid(cnn: Path, sketch_from: Path | None, weight: float, out: Path) -> dict:
+def hybrid(
+    cnn: Path, sketch_from: Path | None, weight: float, out: Path, directions: int = 0,
+    fit: Path | None = None,
+) -> dict:  # fmt: skip
     """A phyloclr model file of the trained CNN ``cnn`` with the sketch of ``sketch_from`` (a
     k-mer spectrum model with ``model.map: sketch``; default: the shipped ``sketch`` model)
     appended (:class:`phyloclr.models.hybrid.SketchedCNN`): its cosine is (1 − ``weight``) ×
-    the CNN's + ``weight`` × the sketch model's, exactly the mix ``score`` measures."""
+    the CNN's + ``weight`` × the sketch model's, exactly the mix ``score`` measures. With
+    ``directions`` > 0, the appended sketch then loses that many top principal directions,
+    fitted on the proteins of the FASTA ``fit`` (:mod:`phyloclr.models.directions`)."""
     from dataclasses import replace
 
     from phyloclr.embed import bundled_model_path
+    from phyloclr.io.fasta import read_fasta
     from phyloclr.models.alphabet import PROTEIN
     from phyloclr.models.build import build_encoder
+    from phyloclr.models.directions import SAMPLE, fit_directions
     from phyloclr.models.store import load_model, save_model
 
     trained = load_model(cnn)
@@ -374,18 +381,28 @@ def hybrid(cnn: Path, sketch_from: Path | None, weight: float, out: Path) -> dic
     s = sketch.encoder.spec
     if s.name != "kmer" or s.map != "sketch" or not s.centre or s.sketch:
         raise SystemExit(f"{sketch_from}: not a centred k-mer sketch model")
-    spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=s.dim, sketch_weight=weight)
+    spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=s.dim, sketch_weight=weight,
+                   sketch_pcs=s.sketch_pcs)  # fmt: skip
     model = build_encoder(spec, PROTEIN.size)
     keys = model.load_state_dict(trained.encoder.state_dict(), strict=False)
     wrong = [k for k in keys.missing_keys if not k.startswith("branch.")] + keys.unexpected_keys
     if wrong:
         raise SystemExit(f"{cnn}: weights do not fit the CNN ({wrong[:3]})")
     model.branch.load_state_dict(sketch.encoder.state_dict())
+    if directions:
+        if fit is None:
+            raise SystemExit("--directions needs --fit, the FASTA to fit them on")
+        fit_directions(model, PROTEIN, [r.seq for r in read_fasta(fit)], directions)
     config = {
         "recipe": "benchmarks/gpu_transfer.py hybrid",
         "cnn": {"path": str(cnn), "weights_sha256": trained.weights_sha256, **trained.config},
         "sketch": {"path": str(sketch_from or "sketch"), "weights_sha256": sketch.weights_sha256},
         "sketch_weight": weight,
+        **(
+            {"directions": {"count": directions, "fit": str(fit), "sample": SAMPLE}}
+            if directions
+            else {}
+        ),
     }
     save_model(out, model, PROTEIN, json.dumps(config), trained.step, out.stem)
     return {"out": str(out), "dim": model.dim, "cnn_step": trained.step, "sketch_weight": weight}
@@ -435,13 +452,21 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--sketch-from", type=Path, default=None, help="default: the sketch model")
     h.add_argument("--weight", type=float, required=True, help="the sketch's cosine weight")
     h.add_argument("--out", type=Path, required=True)
+    h.add_argument(
+        "--directions",
+        type=int,
+        default=0,
+        help="top principal directions to remove from the sketch (0: none)",
+    )
+    h.add_argument("--fit", type=Path, default=None, help="the FASTA they are fitted on")
     args = p.parse_args(argv)
     if args.cmd == "pack":
         print(json.dumps(pack(args.train, args.sets, args.out, args.label_pattern)))
     elif args.cmd == "train":
         train(args)
     elif args.cmd == "hybrid":
-        print(json.dumps(hybrid(args.cnn, args.sketch_from, args.weight, args.out)))
+        print(json.dumps(hybrid(args.cnn, args.sketch_from, args.weight, args.out,
+                                args.directions, args.fit)))  # fmt: skip
     else:
         for row in score(args.pack, args.run, args.mix):
             print(json.dumps(row))

@@ -27,7 +27,8 @@ from tests.conftest import ROOT, write
 
 def test_default_model_ships_and_loads() -> None:
     """The default is the recipe's composition: its CNN's training and, appended, exactly the
-    shipped sketch model (idf, mean row and word weights) at the sketch weight it records."""
+    shipped sketch model (idf, mean row and word weights) at the sketch weight it records, less
+    the top principal directions fitted on the training corpus."""
     path = default_model_path()
     assert path.is_file() and path.stat().st_size < 20 * 2**20
     model = load_model(path)
@@ -39,8 +40,11 @@ def test_default_model_ships_and_loads() -> None:
     assert isinstance(sketch.encoder, KmerSpectrum) and sketch.config["views"]["mode"] == "phylo"
     assert model.config["sketch"]["weights_sha256"] == sketch.weights_sha256
     own, shipped = model.encoder.branch.state_dict(), sketch.encoder.state_dict()
-    assert own.keys() == shipped.keys()
-    assert all(torch.equal(own[k], shipped[k]) for k in own)
+    assert set(own) == set(shipped) | {"direction_mean", "directions"}
+    assert all(torch.equal(own[k], shipped[k]) for k in shipped)
+    count = model.config["directions"]["count"]
+    assert model.encoder.spec.sketch_pcs == count == own["directions"].shape[0] == 4
+    assert model.config["directions"]["fit"].endswith("train300/clean.fasta")
     assert model.encoder.spec.sketch == sketch.encoder.spec.spectrum
     assert model.encoder.spec.sketch_dim == sketch.encoder.dim == 4096
 
@@ -132,7 +136,8 @@ def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
          "--eval-len", str(cnn["eval_len"]), "--seed", str(cnn["seed"]),
          "--max-steps", str(shipped_model.step), "--eval-every-s", "1e9"],
         [*gpu, "hybrid", "--cnn", str(run / "model.pt"), "--weight", "0.9",
-         "--out", str(tmp_path / "default.pt")],
+         "--directions", str(shipped_model.config["directions"]["count"]),
+         "--fit", str(devsets / "train300" / "clean.fasta"), "--out", str(tmp_path / "default.pt")],
     ):  # fmt: skip
         subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": "src"})
     shipped = _devset_maps(default_model_path(), devsets)

@@ -121,3 +121,63 @@ def test_per_residue_output_keeps_the_cnn_width_through_shards(run: Path, tmp_pa
         assert f["residues"].shape == (sum(len(s) for s in seqs), 32)
         assert np.allclose(f["residues"][:], g["residues"][:], atol=1e-6)
         assert np.allclose(f["embeddings"][:], g["embeddings"][:], atol=1e-6)
+
+
+def test_the_appended_sketch_loses_its_directions_and_keeps_them_in_the_file(
+    run: Path, tmp_path: Path
+) -> None:
+    """``fit_directions`` on a CNN with a sketch fits the sketch's (as ``gpu_transfer hybrid
+    --directions`` does for the default model): the mix is then the CNN's cosine and the
+    sketch's less its top directions, and a saved model removes the same."""
+    from phyloclr.models.directions import fit_directions
+    from phyloclr.models.store import save_model
+
+    enc = load_model(run).encoder
+    assert isinstance(enc, SketchedCNN)
+    seqs = _seqs()
+    tokens = PROTEIN.batch(seqs)
+    with torch.no_grad():
+        own = DilatedCNN.forward(enc, tokens).numpy()
+    fit_directions(enc, PROTEIN, [r.seq for f in build_families([SEEDS], use_cache=True).families
+                                  for r in f.records], 2)  # fmt: skip
+    assert enc.spec.sketch_pcs == enc.branch.spec.sketch_pcs == 2
+    with torch.no_grad():
+        emb = enc(tokens).numpy()
+        other = enc.branch(tokens).numpy()
+    top = enc.branch.directions.numpy()  # type: ignore[operator]
+    assert np.abs(other @ top.T).max() < 1e-5
+    np.testing.assert_allclose(_cos(emb), 0.2 * _cos(own) + 0.8 * _cos(other), atol=1e-5)
+    save_model(tmp_path / "m.pt", enc, PROTEIN, "{}", 0, "m")
+    back, _ = embed_sequences(load_model(tmp_path / "m.pt").encoder, PROTEIN, seqs)
+    np.testing.assert_allclose(back, emb, atol=1e-6)
+
+
+def test_the_recipes_hybrid_fits_the_directions_it_is_asked_for(tmp_path: Path) -> None:
+    """``gpu_transfer hybrid --directions R --fit FASTA`` composes a CNN and a sketch model and
+    removes R directions of the sketch fitted on FASTA's proteins; its config says so."""
+    from benchmarks.gpu_transfer import hybrid
+
+    seeds = build_families([SEEDS], use_cache=True)
+    runs = {}
+    for name, model in (
+        ("cnn", ModelConfig(encoder="cnn", dim=16, layers=1, max_len=64, projection_dim=0)),
+        ("sketch", ModelConfig(encoder="kmer", spectrum=WORDS, dim=128, layers=1, centre=True,
+                               map="sketch", projection_dim=0)),
+    ):  # fmt: skip
+        cfg = PretrainConfig(model=model, views=ViewsConfig(crop_len=64),
+                             run=RunConfig(max_steps=2, batch_tokens=4096, threads=1))  # fmt: skip
+        runs[name] = tmp_path / name
+        pretrain(seeds, cfg, runs[name])
+    fasta = tmp_path / "fit.fasta"
+    seqs = [r.seq for f in seeds.families for r in f.records]
+    fasta.write_text("".join(f">p{i}\n{s}\n" for i, s in enumerate(seqs)))
+    out = tmp_path / "hybrid.pt"
+    hybrid(runs["cnn"] / "model.pt", runs["sketch"] / "model.pt", 0.9, out, 3, fasta)
+    loaded = load_model(out)
+    assert loaded.config["directions"] == {"count": 3, "fit": str(fasta), "sample": 20_000}
+    enc = loaded.encoder
+    assert isinstance(enc, SketchedCNN) and enc.branch.spec.sketch_pcs == 3
+    sketch = load_model(runs["sketch"]).encoder
+    assert torch.equal(enc.branch.idf, sketch.idf)  # the sketch model's own, directions added
+    emb = enc.branch(PROTEIN.batch(seqs[:10])).detach().numpy()
+    assert np.abs(emb @ enc.branch.directions.numpy().T).max() < 1e-5  # type: ignore[operator]

@@ -236,6 +236,40 @@ def test_resuming_a_finished_run_builds_the_same_block(
     assert "profiles.packed" in a
 
 
+def test_distances_and_pipelines_go_after_their_stages(
+    runs: dict[bool, Path], tmp_path: Path
+) -> None:
+    """``release_distances`` frees every family's distance matrix once training is over, before
+    the profiles are built (no reference left, the run's own training families included), and
+    the model is the one built with them kept; no search pipeline outlives the memory stage."""
+    import weakref
+
+    fset = build_families([SEEDS], use_cache=True)
+    held = [weakref.ref(f.distances) for f in fset.families if f.distances is not None]
+    assert len(held) > 3
+    alive: dict[str, int] = {}
+
+    def heard(stage: str, done: int, total: int | None) -> None:
+        if stage not in alive:
+            gc.collect()
+            alive[stage] = sum(ref() is not None for ref in held)
+
+    def pipelines() -> int:  # alive anywhere (other tests' blocks included)
+        gc.collect()
+        return sum(isinstance(o, pyhmmer.plan7.Pipeline) for o in gc.get_objects())
+
+    before = pipelines()
+    result = pretrain(fset, _config(True), tmp_path / "run", progress=heard,
+                      release_distances=True)  # fmt: skip
+    assert alive["training"] == len(held) and alive["profiles"] == 0
+    assert all(f.distances is None for f in fset.families)
+    # the memory's embedding searched with the model's block: its pipelines went
+    assert result.model.encoder.profiles is not None and pipelines() == before
+    a = load_model(runs[True]).encoder.state_dict()
+    b = result.model.encoder.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_profile_errors(seeds: FamilySet, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"model.profiles needs model\.encoder 'kmer'"):
         ModelConfig(encoder="cnn", profiles=True)

@@ -243,6 +243,7 @@ def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
     assert job.result.steps == 3 and job.unmatched_exclusions == ["nothing"]
     assert "training" in stages  # the callback reaches the training loop too
     assert "fn3" not in {f.id for f in job.families.families} and seen == [len(job.families)]
+    assert all(f.distances is None for f in job.families.families)  # dropped after training
     again = pretrain_files([SEEDS], tmp_path / "run", None, resume=True)  # the saved config
     assert again.result.resumed_from == 3 and again.result.steps == 3
 
@@ -250,8 +251,9 @@ def test_pretrain_files_is_the_cli_job_in_python(tmp_path: Path) -> None:
 def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     """Every architecture field of EncoderSpec comes from ModelConfig's field of that name (a
     field added to one and not the other fails here), but the appended CNN's, which its source
-    model gives (model.append_cnn), the neighbour memory's row count and the profile block's
-    size, which the corpus gives after training; max_len rises to the views' crop."""
+    model gives (model.append_cnn), the neighbour memory's row count, the profile block's size
+    and the sketch's directions, which the corpus gives after training; max_len rises to the
+    views' crop."""
     from dataclasses import fields
 
     from phyloclr.models.encoders import EncoderSpec
@@ -260,12 +262,15 @@ def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     appended = {f for f in spec_fields if f.startswith("appended_cnn_")}
     assert appended == {"appended_cnn_dim", "appended_cnn_layers", "appended_cnn_kernel",
                         "appended_cnn_weight"}  # fmt: skip
-    spec_fields -= appended | {"memory_rows", "profile_count", "profile_bytes", "profile_z"}
+    spec_fields -= appended | {"memory_rows", "profile_count", "profile_bytes", "profile_z",
+                               "sketch_pcs"}  # fmt: skip
     assert spec_fields <= {f.name for f in fields(ModelConfig)}
     remembering = ModelConfig(encoder="kmer", memory_neighbours=3).encoder_spec(20, 64)
     assert remembering.memory_rows == 0  # set by pretraining, never by the config
     profiling = ModelConfig(encoder="kmer", profiles=True).encoder_spec(20, 64)
     assert profiling.profile_count == profiling.profile_bytes == profiling.profile_z == 0
+    directing = ModelConfig(encoder="kmer", map="sketch", layers=1, sketch_directions=4)
+    assert directing.encoder_spec(20, 64).sketch_pcs == 0  # set once fitted, after training
     m = ModelConfig(encoder="kmer", dim=64, layers=1, spectrum="murphy10:3", centre=True,
                     map="sketch", max_len=256)  # fmt: skip
     spec = m.encoder_spec(20, crop_len=512)

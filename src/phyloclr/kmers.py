@@ -242,8 +242,10 @@ def _idf(df: np.ndarray, n: int) -> np.ndarray:
     return (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
 
-#: sequences whose spectra :func:`corpus_weights` holds at a time
-FIT_CHUNK = 50_000
+#: sequences whose spectra :func:`corpus_weights` holds at a time (25,000: at a million
+#: proteins 0.9 GB instead of 1.6 GB for 50,000, in no more time; a corpus up to this size is
+#: counted in one pass, the development sets' 20,000 included)
+FIT_CHUNK = 25_000
 
 
 def corpus_weights(

@@ -235,6 +235,13 @@ class ProfileBlock(nn.Module):
             self._profiles = profiles
         return self._profiles
 
+    def release_pipelines(self) -> None:
+        """Drop the search pipelines, whose dynamic-programming matrices stay at the size of the
+        longest hits they met (about 1 GB each at a million proteins), and hand their memory
+        back; the next search makes new ones."""
+        self._pipelines.clear()
+        release_free_memory()
+
     def each_search(self, seqs: Sequence[str], visit: Callable[[int, Any], T]) -> list[T]:
         """``visit(j, top)`` for every profile j, ``top`` its ``TopHits`` among
         ``seqs`` (named by their index; E-values against ``z`` sequences, reported and included

@@ -46,6 +46,7 @@ from phyloclr.kmers import (
     word_weight,
 )
 from phyloclr.models.alphabet import ALPHABETS, N_SPECIAL
+from phyloclr.models.directions import remove_directions
 from phyloclr.models.encoders import DilatedCNN, Encoder, EncoderSpec
 from phyloclr.models.memory import NeighbourMemory
 from phyloclr.models.profiles import ProfileBlock, decode_tokens
@@ -115,6 +116,9 @@ class KmerSpectrum(Encoder):
             # log-weight of each spectrum (init 1); the table rows where spectra 1.. start
             self.spectrum_weight = nn.Parameter(torch.zeros(len(self.spectra)))
             self.register_buffer("starts", torch.tensor(self.offsets[1:]), persistent=False)
+            if spec.sketch_pcs:  # the corpus's top principal directions, removed (directions.py)
+                self.register_buffer("direction_mean", torch.zeros(spec.dim))
+                self.register_buffer("directions", torch.zeros(spec.sketch_pcs, spec.dim))
         else:
             self.bag = nn.EmbeddingBag(self.rows, spec.dim, mode="sum")
             nn.init.normal_(self.bag.weight, std=1.0 / math.sqrt(spec.dim))
@@ -277,6 +281,10 @@ class KmerSpectrum(Encoder):
         rows, offsets, w = feats
         if self.bag is None:
             x = self._sketch(rows, offsets, w)
+            if self.spec.sketch_pcs:
+                middle: torch.Tensor = self.direction_mean  # type: ignore[assignment]
+                top: torch.Tensor = self.directions  # type: ignore[assignment]
+                x = remove_directions(x, middle, top)
         else:
             x = self.bag(rows, offsets, per_sample_weights=w.to(self.bag.weight.dtype))
             if self.spec.centre:

@@ -41,7 +41,10 @@ class ModelConfig:
     embedding users get is the trained map's (or CNN's) output and a centred count sketch of
     these spectra (``sketch_dim`` columns), each unit-normed, weighted so that its cosine is
     (1 − ``sketch_weight``) × the map's cosine + ``sketch_weight`` × the sketch's; the loss
-    sees the map alone (the sketch is fitted on the corpus, not trained). ``kmer_weights`` (k-mer
+    sees the map alone (the sketch is fitted on the corpus, not trained). ``sketch_directions``
+    > 0 (with ``map: sketch`` or ``sketch``): after training, that many top principal
+    directions of the count sketch's rows over the corpus (a sample of 20,000) are removed from
+    every row it embeds (:mod:`phyloclr.models.directions`). ``kmer_weights`` (k-mer
     spectrum encoder only): 'idf', or 'homology', the log-odds that evolution keeps a k-mer in
     a homolog (:func:`phyloclr.kmers.homology_weights`), fitted on up to 10 member pairs of
     every training family. ``append_cnn`` (k-mer spectrum encoder only): a model file, or
@@ -79,6 +82,7 @@ class ModelConfig:
     sketch: str = ""
     sketch_dim: int = 4096
     sketch_weight: float = 0.5
+    sketch_directions: int = 0
     append_cnn: str = ""
     append_cnn_weight: float = 0.07
     kmer_weights: Literal["idf", "homology"] = "idf"
@@ -124,6 +128,17 @@ class ModelConfig:
                 )
         if self.map == "sketch" and (self.encoder != "kmer" or self.buckets):
             raise ConfigError("model.map 'sketch' needs model.encoder 'kmer' and buckets 0")
+        if self.sketch_directions < 0:
+            raise ConfigError("model.sketch_directions must be ≥ 0")
+        if self.sketch_directions and (self.map == "sketch") == bool(self.sketch):
+            raise ConfigError(
+                "model.sketch_directions needs one count sketch: model.map 'sketch' or "
+                "model.sketch, not both"
+            )
+        if self.sketch_directions and self.map == "sketch" and self.layers != 1:
+            raise ConfigError("model.sketch_directions with model.map 'sketch' needs layers 1")
+        if self.sketch_directions >= (self.sketch_dim if self.sketch else self.dim):
+            raise ConfigError("model.sketch_directions must be fewer than the sketch's columns")
         if self.centre and self.encoder != "kmer":
             raise ConfigError("model.centre needs model.encoder 'kmer' (a mean input vector)")
         if self.kmer_weights != "idf" and self.encoder != "kmer":

@@ -25,8 +25,9 @@ PathArg = str | os.PathLike[str]
 
 @dataclass
 class PretrainJob:
-    """The run's result, the families it trained on, the excluded ids that matched no family,
-    and the families' warnings."""
+    """The run's result, the families it trained on (without their distance matrices, dropped
+    once training was over to bound memory; ``on_families`` sees them whole), the excluded ids
+    that matched no family, and the families' warnings."""
 
     result: PretrainResult
     families: FamilySet
@@ -64,7 +65,8 @@ def pretrain_files(
     reads), leave out ``exclude_families``, and train into ``out`` (see
     :func:`phyloclr.train.pretrain`). ``on_families(families, unmatched_exclusions)`` is called
     before training starts; ``progress`` hears the families' stages, then training's and the
-    stages after it (profiles, their rounds, the memory)."""
+    stages after it (profiles, their rounds, the memory). The families' distance matrices are
+    dropped once training is over (``pretrain``'s ``release_distances``)."""
     cfg = run_config(out, config, resume)
     fset = build_families(inputs, cfg.families, trees=trees, cache_dir=cache_dir,
                           progress=progress)  # fmt: skip
@@ -73,5 +75,6 @@ def pretrain_files(
         fset, missing = exclude(fset, list(exclude_families))
     if on_families is not None:
         on_families(fset, missing)
-    result = pretrain(fset, cfg, Path(out), resume=resume, progress=progress, on_step=on_step)
+    result = pretrain(fset, cfg, Path(out), resume=resume, progress=progress, on_step=on_step,
+                      release_distances=True)  # fmt: skip
     return PretrainJob(result, fset, missing)
