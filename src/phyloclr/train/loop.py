@@ -248,10 +248,8 @@ def pretrain(
 
 def _release_distances(state: RunState, fset: FamilySet) -> None:
     """Drop the families' distance matrices, in ``fset`` and in the run's training families
-    (its sampler's and view maker's), and hand their memory back."""
+    (the one list its sampler and view maker share), and hand their memory back."""
     for fam in state.sampler.families:
-        fam.distances = None
-    for fam in state.views.families:
         fam.distances = None
     for f in fset.families:
         f.distances = None
