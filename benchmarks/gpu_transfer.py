@@ -359,14 +359,18 @@ def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
 
 def hybrid(
     cnn: Path, sketch_from: Path | None, weight: float, out: Path, directions: int = 0,
-    fit: Path | None = None,
+    fit: Path | None = None, sketch_dim: int = 0,
 ) -> dict:  # fmt: skip
     """A phyloclr model file of the trained CNN ``cnn`` with the sketch of ``sketch_from`` (a
     k-mer spectrum model with ``model.map: sketch``; default: the shipped ``sketch`` model)
     appended (:class:`phyloclr.models.hybrid.SketchedCNN`): its cosine is (1 − ``weight``) ×
-    the CNN's + ``weight`` × the sketch model's, exactly the mix ``score`` measures. With
-    ``directions`` > 0, the appended sketch then loses that many top principal directions,
-    fitted on the proteins of the FASTA ``fit`` (:mod:`phyloclr.models.directions`)."""
+    the CNN's + ``weight`` × the sketch model's, exactly the mix ``score`` measures. ``cnn``
+    is the model file ``train`` wrote, or a hybrid this function wrote (the shipped default
+    model): then its CNN is taken and its own sketch dropped. With ``sketch_dim`` > 0 the
+    sketch model's words, idf, mean row and word weights are counted into that many columns
+    instead of its own width (a wider sketch collides less: RESULTS.md). With ``directions`` >
+    0, the appended sketch then loses that many top principal directions, fitted on the
+    proteins of the FASTA ``fit`` (:mod:`phyloclr.models.directions`)."""
     from dataclasses import replace
 
     from phyloclr.embed import bundled_model_path
@@ -381,22 +385,41 @@ def hybrid(
     s = sketch.encoder.spec
     if s.name != "kmer" or s.map != "sketch" or not s.centre or s.sketch:
         raise SystemExit(f"{sketch_from}: not a centred k-mer sketch model")
-    spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=s.dim, sketch_weight=weight,
+    if s.sketch_pcs and sketch_dim and sketch_dim != s.dim:
+        raise SystemExit(f"{sketch_from}: its directions are fitted at its own width")
+    width = sketch_dim or s.dim
+    cnn_config = {"path": str(cnn), "weights_sha256": trained.weights_sha256, **trained.config}
+    own = trained.encoder.state_dict()
+    if trained.encoder.spec.sketch:  # a hybrid: its CNN, without its sketch
+        source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
+        cnn_config = {**trained.config["cnn"], "from": source}
+        own = {k: v for k, v in own.items() if not k.startswith("branch.")}
+    spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=width, sketch_weight=weight,
                    sketch_pcs=s.sketch_pcs)  # fmt: skip
     model = build_encoder(spec, PROTEIN.size)
-    keys = model.load_state_dict(trained.encoder.state_dict(), strict=False)
+    keys = model.load_state_dict(own, strict=False)
     wrong = [k for k in keys.missing_keys if not k.startswith("branch.")] + keys.unexpected_keys
     if wrong:
         raise SystemExit(f"{cnn}: weights do not fit the CNN ({wrong[:3]})")
-    model.branch.load_state_dict(sketch.encoder.state_dict())
+    state = sketch.encoder.state_dict()
+    if width != s.dim:  # the unused residue embedding is as wide as the sketch: zeros
+        state = {k: v for k, v in state.items() if k != "embed.weight"}
+        torch.nn.init.zeros_(model.branch.embed.weight)
+    keys = model.branch.load_state_dict(state, strict=False)
+    if keys.unexpected_keys or set(keys.missing_keys) - {"embed.weight"}:
+        raise SystemExit(f"{sketch_from}: weights do not fit its sketch")
     if directions:
         if fit is None:
             raise SystemExit("--directions needs --fit, the FASTA to fit them on")
         fit_directions(model, PROTEIN, [r.seq for r in read_fasta(fit)], directions)
     config = {
         "recipe": "benchmarks/gpu_transfer.py hybrid",
-        "cnn": {"path": str(cnn), "weights_sha256": trained.weights_sha256, **trained.config},
-        "sketch": {"path": str(sketch_from or "sketch"), "weights_sha256": sketch.weights_sha256},
+        "cnn": cnn_config,
+        "sketch": {
+            "path": str(sketch_from or "sketch"),
+            "weights_sha256": sketch.weights_sha256,
+            "columns": width,
+        },
         "sketch_weight": weight,
         **(
             {"directions": {"count": directions, "fit": str(fit), "sample": SAMPLE}}
@@ -448,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--run", type=Path, required=True)
     c.add_argument("--mix", type=float, nargs="+", default=[1.0, 0.5, 0.3])
     h = sub.add_parser("hybrid")
-    h.add_argument("--cnn", type=Path, required=True, help="model.pt that train wrote")
+    h.add_argument("--cnn", type=Path, required=True,
+                   help="model.pt that train wrote, or a hybrid (its CNN is taken)")  # fmt: skip
     h.add_argument("--sketch-from", type=Path, default=None, help="default: the sketch model")
     h.add_argument("--weight", type=float, required=True, help="the sketch's cosine weight")
     h.add_argument("--out", type=Path, required=True)
@@ -459,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         help="top principal directions to remove from the sketch (0: none)",
     )
     h.add_argument("--fit", type=Path, default=None, help="the FASTA they are fitted on")
+    h.add_argument("--sketch-dim", type=int, default=0,
+                   help="the sketch model's words counted into N columns (0: its own)")  # fmt: skip
     args = p.parse_args(argv)
     if args.cmd == "pack":
         print(json.dumps(pack(args.train, args.sets, args.out, args.label_pattern)))
@@ -466,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     elif args.cmd == "hybrid":
         print(json.dumps(hybrid(args.cnn, args.sketch_from, args.weight, args.out,
-                                args.directions, args.fit)))  # fmt: skip
+                                args.directions, args.fit, args.sketch_dim)))  # fmt: skip
     else:
         for row in score(args.pack, args.run, args.mix):
             print(json.dumps(row))

@@ -27,31 +27,34 @@ from tests.conftest import ROOT, write
 
 def test_default_model_ships_and_loads() -> None:
     """The default is the recipe's composition: its CNN's training and, appended, exactly the
-    shipped sketch model (idf, mean row and word weights) at the sketch weight it records, less
-    the top principal directions fitted on the training corpus."""
+    shipped sketch model (idf, mean row and word weights) counted into 16,384 columns, at the
+    sketch weight it records, less the top principal directions fitted on the training corpus."""
     path = default_model_path()
     assert path.is_file() and path.stat().st_size < 20 * 2**20
     model = load_model(path)
     assert model.alphabet.name == "protein"
     assert isinstance(model.encoder, SketchedCNN)
     assert model.config["recipe"] == "benchmarks/gpu_transfer.py hybrid"
-    assert model.config["cnn"]["cmd"] == "train" and model.config["sketch_weight"] == 0.9
+    assert model.config["cnn"]["cmd"] == "train" and model.config["sketch_weight"] == 0.93
     sketch = load_model(bundled_model_path("sketch"))
     assert isinstance(sketch.encoder, KmerSpectrum) and sketch.config["views"]["mode"] == "phylo"
     assert model.config["sketch"]["weights_sha256"] == sketch.weights_sha256
     own, shipped = model.encoder.branch.state_dict(), sketch.encoder.state_dict()
     assert set(own) == set(shipped) | {"direction_mean", "directions"}
-    assert all(torch.equal(own[k], shipped[k]) for k in shipped)
+    # all but the unused residue embedding, as wide as the sketch (zeros)
+    assert all(torch.equal(own[k], shipped[k]) for k in shipped if k != "embed.weight")
+    assert not own["embed.weight"].any()
     count = model.config["directions"]["count"]
     assert model.encoder.spec.sketch_pcs == count == own["directions"].shape[0] == 4
     assert model.config["directions"]["fit"].endswith("train300/clean.fasta")
     assert model.encoder.spec.sketch == sketch.encoder.spec.spectrum
-    assert model.encoder.spec.sketch_dim == sketch.encoder.dim == 4096
+    assert model.encoder.spec.sketch_dim == model.config["sketch"]["columns"] == 16384
+    assert sketch.encoder.dim == 4096
 
 
 def test_embed_with_a_bundled_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fasta = write(tmp_path / "some.fasta", ">a\nMKVLAAGIVGLLAW\n>b\nMKVLGGIVGAQW\n")
-    for name, dim in (("sketch", 4096), ("default", 4096 + 128)):
+    for name, dim in (("sketch", 4096), ("default", 16384 + 128)):
         out = tmp_path / f"{name}.h5"
         result = CliRunner().invoke(app, ["embed", str(fasta), "--out", str(out), "--model", name])
         assert result.exit_code == 0, result.output
@@ -129,13 +132,16 @@ def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
     pack, run = tmp_path / "pack.npz", tmp_path / "cnn"
     gpu = [sys.executable, "-m", "benchmarks.gpu_transfer"]
     cnn = shipped_model.config["cnn"]
+    weight = shipped_model.config["sketch_weight"]
+    columns = shipped_model.config["sketch"]["columns"]
     for cmd in (
         [*gpu, "pack", "--train", str(devsets / "train300" / "clean.fasta"),
          "--sets", str(devsets), "--out", str(pack)],
         [*gpu, "train", "--pack", str(pack), "--out", str(run), "--crop", str(cnn["crop"]),
          "--eval-len", str(cnn["eval_len"]), "--seed", str(cnn["seed"]),
          "--max-steps", str(shipped_model.step), "--eval-every-s", "1e9"],
-        [*gpu, "hybrid", "--cnn", str(run / "model.pt"), "--weight", "0.9",
+        [*gpu, "hybrid", "--cnn", str(run / "model.pt"), "--weight", str(weight),
+         "--sketch-dim", str(columns),
          "--directions", str(shipped_model.config["directions"]["count"]),
          "--fit", str(devsets / "train300" / "clean.fasta"), "--out", str(tmp_path / "default.pt")],
     ):  # fmt: skip

@@ -181,3 +181,29 @@ def test_the_recipes_hybrid_fits_the_directions_it_is_asked_for(tmp_path: Path) 
     assert torch.equal(enc.branch.idf, sketch.idf)  # the sketch model's own, directions added
     emb = enc.branch(PROTEIN.batch(seqs[:10])).detach().numpy()
     assert np.abs(emb @ enc.branch.directions.numpy().T).max() < 1e-5  # type: ignore[operator]
+
+    # rebuilt from that hybrid (its CNN taken, its sketch dropped), the sketch counted wider
+    wide = tmp_path / "wide.pt"
+    hybrid(out, runs["sketch"] / "model.pt", 0.93, wide, 2, fasta, sketch_dim=512)
+    again = load_model(wide)
+    source = {"path": str(out), "weights_sha256": loaded.weights_sha256}
+    assert again.config["cnn"]["from"] == source
+    assert again.config["cnn"]["weights_sha256"] == loaded.config["cnn"]["weights_sha256"]
+    assert again.config["sketch"]["columns"] == 512 and again.config["sketch_weight"] == 0.93
+    w = again.encoder
+    assert isinstance(w, SketchedCNN) and w.dim == 16 + 512 and w.branch.spec.sketch_pcs == 2
+    before, after = enc.state_dict(), w.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before if not k.startswith("branch."))
+    assert torch.equal(w.branch.idf, sketch.idf) and torch.equal(w.branch.mean, sketch.mean)
+    assert not w.branch.embed.weight.any()  # the unused residue embedding: zeros, not noise
+    # the same words, fewer collisions: the wider sketch's cosines track the exact input's
+    tokens = PROTEIN.batch(seqs[:40])
+    exact = sketch.input_cosines(tokens).numpy()
+    off = ~np.eye(40, dtype=bool)
+
+    def error(branch: torch.nn.Module) -> float:
+        x = branch._sketch(*branch.features(tokens)).detach().numpy()
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return float(np.abs(x @ x.T - exact)[off].mean())
+
+    assert error(w.branch) < error(sketch)

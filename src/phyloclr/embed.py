@@ -99,7 +99,7 @@ def _embed_pieces(
         pieces.extend((i, a, b) for a, b in spans)
     order = sorted(range(len(pieces)), key=lambda k: pieces[k][2] - pieces[k][1])
     dim = encoder.dim
-    sums = np.zeros((len(seqs), dim), dtype=np.float64)
+    sums = np.zeros((len(seqs), dim), dtype=np.float32)  # float32: a block of wide rows is large
     counts = np.zeros(len(seqs), dtype=np.float64)
     width = encoder.residue_dim
     per_res = (
@@ -131,7 +131,7 @@ def _embed_pieces(
         )
         for row, j in enumerate(batch):
             idx, start, end = pieces[j]
-            sums[idx] += pooled[row] * weights[row]
+            sums[idx] += pooled[row] * np.float32(weights[row])
             counts[idx] += weights[row]
             if feats is not None and per_res is not None and per_cnt is not None:
                 per_res[idx][start:end] += feats[row, : end - start]
@@ -139,7 +139,8 @@ def _embed_pieces(
         done += len(batch)
         if progress is not None:
             progress("embedding", done, len(pieces))
-    emb = sums / np.maximum(counts, 1.0)[:, None]
+    sums /= np.maximum(counts, 1.0)[:, None]  # in place: a block of wide rows is large
+    emb = sums
     memory = getattr(encoder, "memory", None)
     if memory is not None:  # a model pretrained with a neighbour memory (models/memory.py)
         keys = sequence_keys(seqs) if memory.keyed else None  # a second-order memory's
@@ -148,7 +149,7 @@ def _embed_pieces(
         residues.extend(
             r / np.maximum(c, 1.0)[:, None] for r, c in zip(per_res, per_cnt, strict=True)
         )
-    return emb.astype(np.float32), n_windowed
+    return emb.astype(np.float32, copy=False), n_windowed
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,7 @@ def embed_fasta(
         )  # fmt: skip
         n_windowed += windowed
         hdf5.write_part(
-            parts, part_index, block_ids, emb.astype(cfg.dtype),
+            parts, part_index, block_ids, emb.astype(cfg.dtype, copy=False),
             None if residues is None else [r.astype(cfg.dtype) for r in residues],
         )  # fmt: skip
         part_index += 1

@@ -47,8 +47,11 @@ def sample_sequences(seqs: Sequence[str], size: int = SAMPLE) -> list[str]:
 
 def principal_directions(rows: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) rows → their unit rows' mean m (D,) and the top ``r`` principal directions (r, D)
-    of the unit rows about m (largest first; float64 covariance, its top eigenvectors)."""
-    from scipy.linalg import eigh
+    of the unit rows about m (largest first): the top eigenvectors of their float64 scatter
+    matrix, found by Lanczos iteration (ARPACK, a fixed start) on products with the rows, so
+    the (D, D) matrix is never formed (at D = 16,384 it would be 2 GiB, and OpenBLAS's
+    product ``x.T @ x`` of 20,000 such rows crashed here)."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
 
     n, d = rows.shape
     if not 1 <= r < min(n, d):
@@ -57,8 +60,9 @@ def principal_directions(rows: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarr
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     mean = x.mean(0)
     x -= mean
-    _, vecs = eigh(x.T @ x, subset_by_index=[d - r, d - 1])
-    vecs = vecs[:, ::-1].T  # largest first
+    scatter = LinearOperator((d, d), matvec=lambda v: x.T @ (x @ v), dtype=np.float64)
+    values, vecs = eigsh(scatter, k=r, which="LA", v0=np.ones(d))
+    vecs = vecs[:, np.argsort(values)[::-1]].T  # largest first
     vecs *= np.where(vecs.sum(1, keepdims=True) < 0, -1.0, 1.0)  # a fixed sign per direction
     return mean, np.ascontiguousarray(vecs)
 
