@@ -388,10 +388,10 @@ def hybrid(
     if s.sketch_pcs and sketch_dim and sketch_dim != s.dim:
         raise SystemExit(f"{sketch_from}: its directions are fitted at its own width")
     width = sketch_dim or s.dim
-    cnn_config = {"path": str(cnn), "weights_sha256": trained.weights_sha256, **trained.config}
+    source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
+    cnn_config = {**source, **trained.config}
     own = trained.encoder.state_dict()
     if trained.encoder.spec.sketch:  # a hybrid: its CNN, without its sketch
-        source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
         cnn_config = {**trained.config["cnn"], "from": source}
         own = {k: v for k, v in own.items() if not k.startswith("branch.")}
     spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=width, sketch_weight=weight,

@@ -144,12 +144,12 @@ def _embed_pieces(
     memory = getattr(encoder, "memory", None)
     if memory is not None:  # a model pretrained with a neighbour memory (models/memory.py)
         keys = sequence_keys(seqs) if memory.keyed else None  # a second-order memory's
-        emb = memory.smooth(emb.astype(np.float32), keys)
+        emb = memory.smooth(emb, keys)  # float32 already: no copy of the block
     if residues is not None and per_res is not None and per_cnt is not None:
         residues.extend(
             r / np.maximum(c, 1.0)[:, None] for r, c in zip(per_res, per_cnt, strict=True)
         )
-    return emb.astype(np.float32, copy=False), n_windowed
+    return emb, n_windowed
 
 
 @dataclass(frozen=True)
