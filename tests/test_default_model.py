@@ -175,3 +175,22 @@ def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
     shipped = _devset_maps(default_model_path(), devsets)
     rebuilt = _devset_maps(tmp_path / "default.pt", devsets)
     assert np.allclose(shipped, rebuilt, atol=0.01), (shipped, rebuilt)
+
+
+def test_sequences_without_a_word_share_no_sketch() -> None:
+    """Sequences shorter than every word of the sketch, or of unknown letters, have no k-mer
+    evidence: the sketch part is zeros (centring alone would give each the same row, cosine
+    1), so two of them are as alike as their CNN columns say; the sketch model gives zeros."""
+    seqs = ["MKV", "M", "XXXXXXXXXX", "BZJUO", "MKVLAAGIVGLLAWQ"]
+    rows = {}
+    for name in ("default", "sketch"):
+        model = load_model(bundled_model_path(name))
+        rows[name], _ = embed_sequences(model.encoder, model.alphabet, seqs)
+    default, sketch = rows["default"], rows["sketch"]
+    assert not sketch[:4].any() and np.linalg.norm(sketch[4]) > 0.9
+    assert not default[:4, 128:].any() and np.linalg.norm(default[4, 128:]) > 0.9
+    # the wordless rows are the CNN's columns alone, at its cosine weight's share of the norm
+    assert np.allclose(np.linalg.norm(default[:4], axis=1), np.sqrt(0.07), atol=1e-5)
+    unit = default / np.linalg.norm(default, axis=1, keepdims=True)
+    cos = unit @ unit.T
+    assert cos[0, 1] < 0.95 and cos[1, 2] < 0.5  # the CNN's cosines, not 1

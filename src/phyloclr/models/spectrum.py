@@ -324,10 +324,14 @@ class KmerSpectrum(Encoder):
         map alone, so the loss and the projection head are those of the map); with
         ``spec.appended_cnn_dim``, the appended CNN's embedding after those, likewise; with
         ``spec.profile_count``, the profile block's vector of the sequences after those
-        (:mod:`phyloclr.models.profiles`)."""
-        x = self.embed_features(self.features(tokens))
+        (:mod:`phyloclr.models.profiles`). In eval mode a sequence with no word of the spectra
+        (shorter than every word, or of unknown letters) gets zeros here, not the fixed row
+        that centring gives every such sequence (so two of them would have cosine 1)."""
+        feats = self.features(tokens)
+        x = self.embed_features(feats)
         if self.training:
             return x
+        x = x.masked_fill(_wordless(feats[1], len(feats[0]))[:, None], 0.0)
         if self.branch is not None:
             x = side_by_side(x, self.branch(tokens), self.spec.sketch_weight)
         if self.cnn is not None:  # cosine = (1 − w) × the above's + w × the CNN's
@@ -339,6 +343,12 @@ class KmerSpectrum(Encoder):
 
     def residues(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise ValueError("the k-mer spectrum encoder has no per-residue features")
+
+
+def _wordless(offsets: torch.Tensor, nonzeros: int) -> torch.Tensor:
+    """(B,) whether each sequence has no input row entry, from ``features``' bag offsets (B,)
+    and its entry count."""
+    return torch.diff(offsets, append=offsets.new_tensor([nonzeros])) == 0
 
 
 def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
