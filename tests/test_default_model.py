@@ -149,8 +149,8 @@ def test_readme_command_composes_the_default_model(tmp_path: Path) -> None:
 @pytest.mark.gpu
 def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
     """The CNN's training, by steps rather than GPU seconds, then the composition with the
-    shipped sketch model. It needs a CUDA device: the 1,949 steps took 200 s on an H200, and
-    about 20 s a step on 2 CPU cores (11 hours; measured in session 57)."""
+    shipped sketch model. It needs a CUDA device: the 1,949 steps took 52 s alone on an H200,
+    and take about 20 s a step on 2 CPU cores (11 hours; measured in session 57)."""
     if not torch.cuda.is_available():
         pytest.skip("the CNN's training needs a CUDA device")
     devsets = _devsets()
