@@ -26,6 +26,16 @@ def test_help_lists_every_command() -> None:
         assert name in result.output
 
 
+def test_help_shows_the_defaults_written_in_brackets() -> None:
+    """Help is rendered as markdown: rich markup would take '[on]' or '[kmer]' in an option's
+    help for a style tag and drop it, and the defaults cluster's options state would vanish."""
+    result = _run("cluster", "--help")
+    assert result.exit_code == 0
+    assert "[kmer]" in result.output and "[on]" in result.output and "[auto]" in result.output
+    result = _run("merge", "--help")
+    assert "``" not in result.output and "phyloclr embed --shard i/n" in result.output
+
+
 def test_families_writes_tsv_with_config(protein: Path, tmp_path: Path) -> None:
     out = tmp_path / "fam.tsv"
     result = _run("families", protein / "hmmer" / "tutorial" / "fn3.sto", "--out", out)

@@ -98,7 +98,7 @@ def merge(
     shards: Annotated[list[Path], typer.Argument(help="The files of embed --shard i/n, all i.")],
     out_h5: Annotated[Path, typer.Option("--out", help="Merged HDF5 file to write.")],
 ) -> None:
-    """Merge the shard files of ``phyloclr embed --shard i/n`` into one file, in input order."""
+    """Merge the shard files of `phyloclr embed --shard i/n` into one file, in input order."""
     from phyloclr.embed import merge_shards
 
     with errors():

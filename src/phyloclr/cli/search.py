@@ -96,8 +96,10 @@ def search(
     ] = "float16",
     threads: Annotated[int, typer.Option(help="CPU threads (0 = torch's default).")] = 0,
 ) -> None:
-    """Nearest database proteins of every query by embedding, optionally realigned, or the
-    label they most likely share (annotation transfer)."""
+    """Nearest database proteins of each query by embedding, or their likeliest label.
+
+    Hits are optionally realigned (bit scores, E-values); with --labels, the label the nearest
+    hits most likely share is transferred, with a calibrated reliability."""
     from phyloclr.neighbours import NeighbourConfig
     from phyloclr.search import SearchConfig, write_hits
     from phyloclr.search import search as run_search
