@@ -36,6 +36,20 @@ def test_help_shows_the_defaults_written_in_brackets() -> None:
     assert "``" not in result.output and "phyloclr embed --shard i/n" in result.output
 
 
+def test_messages_keep_square_brackets_of_names(tmp_path: Path) -> None:
+    """File names and record ids are printed as they are: rich markup would take '[abc]' for a
+    style tag and drop it, and the error would name a file or record that does not exist."""
+    empty = write(tmp_path / "weird[abc].fasta", "")
+    result = _run("embed", empty, "--out", tmp_path / "x.h5")
+    assert result.exit_code == EXIT_INPUT and "weird[abc].fasta" in result.output
+    bad = write(tmp_path / "bad.fasta", ">seq[red]x\n\n")
+    result = _run("embed", bad, "--out", tmp_path / "x.h5")
+    assert result.exit_code == EXIT_INPUT and "'seq[red]x'" in result.output
+    good = write(tmp_path / "ok.fasta", ">a\nMKVLAAGIVGLLAW\n")
+    result = _run("embed", good, "--out", tmp_path / "out[1].h5")
+    assert result.exit_code == 0 and "out[1].h5" in result.output
+
+
 def test_families_writes_tsv_with_config(protein: Path, tmp_path: Path) -> None:
     out = tmp_path / "fam.tsv"
     result = _run("families", protein / "hmmer" / "tutorial" / "fn3.sto", "--out", out)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from phyloclr import __version__
@@ -52,13 +53,19 @@ def _main(
     """phyloclr: homologous sequences are two views of a common ancestor."""
 
 
+def plain(value: object) -> str:
+    """``value`` as text that rich prints as it is: file names, ids and messages may hold
+    square brackets, which rich markup would take for style tags and drop."""
+    return escape(str(value))
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     """Turn library errors into one red line and a non-zero exit code."""
     try:
         yield
     except PhyloclrError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {plain(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
@@ -70,7 +77,7 @@ def errors() -> Iterator[None]:
         failure = write_failure(exc, getattr(exc, "filename", None) or "(output)")
         if failure is None:
             raise
-        err.print(f"[bold red]error:[/] {failure}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {plain(failure)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
 
 
@@ -90,7 +97,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int | None], None]]:
 
     def update(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
+            tasks[stage] = bars.add_task(plain(stage), total=total)
         bars.update(tasks[stage], completed=done, total=total)
 
     with bars:

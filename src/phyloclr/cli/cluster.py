@@ -12,6 +12,7 @@ from phyloclr.cli.app import (
     err,
     errors,
     out,
+    plain,
     progress_bars,
 )
 
@@ -184,4 +185,4 @@ def cluster(
             "other strand from their relatives and were clustered reverse-complemented "
             "(summary.json names them)"
         )
-    err.print(f"wrote {out_dir}/clusters.tsv and summary.json")
+    err.print(f"wrote {plain(out_dir)}/clusters.tsv and summary.json")

@@ -13,6 +13,7 @@ from phyloclr.cli.app import (
     err,
     errors,
     parse_shard,
+    plain,
     progress_bars,
 )
 
@@ -89,7 +90,8 @@ def embed(
         err.print(f"[yellow]warning:[/] skipped {result.n_duplicates_skipped} duplicate ids")
     extra = f" (resumed after {result.resumed_rows} rows)" if result.resumed_rows else ""
     err.print(
-        f"wrote {result.n_sequences} embeddings to {result.out} in {result.elapsed_s:.1f} s{extra}"
+        f"wrote {result.n_sequences} embeddings to {plain(result.out)} in {result.elapsed_s:.1f} s"
+        f"{extra}"
     )
 
 
@@ -103,4 +105,4 @@ def merge(
 
     with errors():
         n = merge_shards(shards, out_h5)
-    err.print(f"wrote {n} embeddings to {out_h5}")
+    err.print(f"wrote {n} embeddings to {plain(out_h5)}")

@@ -13,6 +13,7 @@ from phyloclr.cli.app import (
     err,
     errors,
     out,
+    plain,
 )
 
 
@@ -50,9 +51,9 @@ def evaluate(
             shown = ", ".join(names[:10]) + (
                 f" … ({len(names) - 10} more)" if len(names) > 10 else ""
             )
-            err.print(f"[yellow]warning:[/] {len(names)} {kind}: {shown}", highlight=False)
+            err.print(f"[yellow]warning:[/] {len(names)} {kind}: {plain(shown)}", highlight=False)
     if json_out is not None:
         with errors():
             job.write_json(json_out)
     if plot is not None:
-        err.print(f"wrote {plot} ({method})")
+        err.print(f"wrote {plain(plot)} ({method})")

@@ -17,6 +17,7 @@ from phyloclr.cli.app import (
     fmt_distance,
     out,
     parse_shard,
+    plain,
     progress_bars,
 )
 from phyloclr.config import load_config
@@ -126,7 +127,7 @@ def families(
         table.add_column(col, justify="right" if col in ("members", "median", "max") else "left")
     for row in rows[:max_rows]:
         table.add_row(
-            str(row["family"]),
+            plain(row["family"]),
             str(row["members"]),
             str(row["alphabet"]),
             str(row["aligned"]),
@@ -139,11 +140,11 @@ def families(
     if len(rows) > max_rows:
         out.print(f"… {len(rows) - max_rows} more families (all of them are in --out)")
     for warning in fset.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False, soft_wrap=True)
     if fset.from_cache:
         err.print(f"[dim]families read from the cache ({fset.cache_key})[/]")
     if out_tsv is not None:
-        err.print(f"wrote {out_tsv}")
+        err.print(f"wrote {plain(out_tsv)}")
 
 
 def _search_part(

@@ -16,6 +16,7 @@ from phyloclr.cli.app import (
     app,
     err,
     errors,
+    plain,
     progress_bars,
 )
 
@@ -121,12 +122,12 @@ def pretrain(
             bar_stack.close()  # the families' progress bars end here
             if missing:
                 err.print(
-                    f"[yellow]warning:[/] {len(missing)} ids in {exclude_families} match no "
-                    f"family: {', '.join(missing[:10])}",
+                    f"[yellow]warning:[/] {len(missing)} ids in {plain(exclude_families)} match no "
+                    f"family: {plain(', '.join(missing[:10]))}",
                     highlight=False,
                 )
             for warning in fset.warnings:
-                err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+                err.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False, soft_wrap=True)
             err.print(
                 f"{len(fset)} families, {fset.n_sequences} sequences → training "
                 f"{cfg.model.encoder} (dim {cfg.model.dim}, {cfg.model.layers} layers), "
@@ -179,5 +180,6 @@ def pretrain(
     kept = f" (keeping {' and '.join(held)})" if held else ""
     err.print(
         f"trained {result.steps} steps in {result.elapsed_s:.0f} s (final loss "
-        f"{result.final_loss:.3f}); wrote {out_dir}/model.pt{kept}, checkpoint.pt, metrics.csv"
+        f"{result.final_loss:.3f}); wrote {plain(out_dir)}/model.pt{kept}, checkpoint.pt, "
+        "metrics.csv"
     )

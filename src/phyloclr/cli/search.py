@@ -11,6 +11,7 @@ from phyloclr.cli.app import (
     app,
     err,
     errors,
+    plain,
     progress_bars,
 )
 
@@ -127,10 +128,10 @@ def search(
             transfers = transfer_labels(result, lab, cfg)
             write_transfers(out_tsv, transfers, cfg, result, db)
             found = sum(t.label is not None for t in transfers)
-            err.print(f"wrote {out_tsv}: a label for {found} of {len(transfers)} queries")
+            err.print(f"wrote {plain(out_tsv)}: a label for {found} of {len(transfers)} queries")
         else:
             n = write_hits(out_tsv, result, cfg, db)
             err.print(
-                f"wrote {out_tsv}: {n} hits for {len(result.query_ids)} queries "
+                f"wrote {plain(out_tsv)}: {n} hits for {len(result.query_ids)} queries "
                 f"({result.method} search of {len(result.db_ids)} proteins)"
             )
