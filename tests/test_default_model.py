@@ -108,6 +108,19 @@ def _devsets() -> Path:
     return devsets
 
 
+def _hybrid_command(cnn: Path, out: Path, devsets: Path) -> list[str]:
+    """The README's last command, composing ``cnn`` into ``out`` with the shipped default
+    model's sketch weight, width and directions (fitted on the training corpus)."""
+    shipped = load_model(default_model_path()).config
+    return [
+        sys.executable, "-m", "benchmarks.gpu_transfer", "hybrid", "--cnn", str(cnn),
+        "--weight", str(shipped["sketch_weight"]),
+        "--sketch-dim", str(shipped["sketch"]["columns"]),
+        "--directions", str(shipped["directions"]["count"]),
+        "--fit", str(devsets / "train300" / "clean.fasta"), "--out", str(out),
+    ]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_readme_command_reproduces_the_sketch_model(tmp_path: Path) -> None:
     devsets = _devsets()
@@ -131,13 +144,7 @@ def test_readme_command_composes_the_default_model(tmp_path: Path) -> None:
     devsets = _devsets()
     shipped = load_model(default_model_path())
     out = tmp_path / "default.pt"
-    cmd = [
-        sys.executable, "-m", "benchmarks.gpu_transfer", "hybrid", "--cnn",
-        str(default_model_path()), "--weight", str(shipped.config["sketch_weight"]),
-        "--sketch-dim", str(shipped.config["sketch"]["columns"]),
-        "--directions", str(shipped.config["directions"]["count"]),
-        "--fit", str(devsets / "train300" / "clean.fasta"), "--out", str(out),
-    ]  # fmt: skip
+    cmd = _hybrid_command(default_model_path(), out, devsets)
     subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": "src"})
     rebuilt = load_model(out)
     assert rebuilt.weights_sha256 == shipped.weights_sha256
@@ -158,18 +165,13 @@ def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
     pack, run = tmp_path / "pack.npz", tmp_path / "cnn"
     gpu = [sys.executable, "-m", "benchmarks.gpu_transfer"]
     cnn = shipped_model.config["cnn"]
-    weight = shipped_model.config["sketch_weight"]
-    columns = shipped_model.config["sketch"]["columns"]
     for cmd in (
         [*gpu, "pack", "--train", str(devsets / "train300" / "clean.fasta"),
          "--sets", str(devsets), "--out", str(pack)],
         [*gpu, "train", "--pack", str(pack), "--out", str(run), "--crop", str(cnn["crop"]),
          "--eval-len", str(cnn["eval_len"]), "--seed", str(cnn["seed"]),
          "--max-steps", str(shipped_model.step), "--eval-every-s", "1e9"],
-        [*gpu, "hybrid", "--cnn", str(run / "model.pt"), "--weight", str(weight),
-         "--sketch-dim", str(columns),
-         "--directions", str(shipped_model.config["directions"]["count"]),
-         "--fit", str(devsets / "train300" / "clean.fasta"), "--out", str(tmp_path / "default.pt")],
+        _hybrid_command(run / "model.pt", tmp_path / "default.pt", devsets),
     ):  # fmt: skip
         subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": "src"})
     shipped = _devset_maps(default_model_path(), devsets)

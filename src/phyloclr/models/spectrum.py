@@ -243,7 +243,7 @@ class KmerSpectrum(Encoder):
         cols, offsets, w = feats
         b = len(offsets)
         with torch.no_grad():
-            counts = torch.diff(offsets, append=offsets.new_tensor([len(cols)]))
+            counts = bag_sizes(offsets, len(cols))
             rows = torch.repeat_interleave(torch.arange(b, device=offsets.device), counts)
             present, where = torch.unique(cols, return_inverse=True)
             p = max(len(present), 1)
@@ -300,7 +300,7 @@ class KmerSpectrum(Encoder):
         projection with ±1 entries, as cosine-preserving as a Gaussian one of that width and
         never stored); with ``spec.centre`` less the sketch of the mean row."""
         b, dim = len(offsets), self.spec.dim
-        counts = torch.diff(offsets, append=offsets.new_tensor([len(rows)]))
+        counts = bag_sizes(offsets, len(rows))
         seq = torch.repeat_interleave(torch.arange(b, device=rows.device), counts)
         scale = torch.exp(self.spectrum_weight)
         starts: torch.Tensor = self.starts  # type: ignore[assignment]
@@ -331,7 +331,7 @@ class KmerSpectrum(Encoder):
         x = self.embed_features(feats)
         if self.training:
             return x
-        x = x.masked_fill(_wordless(feats[1], len(feats[0]))[:, None], 0.0)
+        x = x.masked_fill((bag_sizes(feats[1], len(feats[0])) == 0)[:, None], 0.0)
         if self.branch is not None:
             x = side_by_side(x, self.branch(tokens), self.spec.sketch_weight)
         if self.cnn is not None:  # cosine = (1 − w) × the above's + w × the CNN's
@@ -345,10 +345,10 @@ class KmerSpectrum(Encoder):
         raise ValueError("the k-mer spectrum encoder has no per-residue features")
 
 
-def _wordless(offsets: torch.Tensor, nonzeros: int) -> torch.Tensor:
-    """(B,) whether each sequence has no input row entry, from ``features``' bag offsets (B,)
-    and its entry count."""
-    return torch.diff(offsets, append=offsets.new_tensor([nonzeros])) == 0
+def bag_sizes(offsets: torch.Tensor, entries: int) -> torch.Tensor:
+    """(B,) input row entries of each sequence, from ``features``' bag offsets (B,) and its
+    entry count (0: the sequence has no word of the spectra)."""
+    return torch.diff(offsets, append=offsets.new_tensor([entries]))
 
 
 def appended_sketch(spec: EncoderSpec, vocab: int) -> KmerSpectrum:
