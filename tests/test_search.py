@@ -813,3 +813,28 @@ def test_label_transfer_with_hubness_calibrates_on_the_same_ranking(db, tmp_path
     got = transfer_labels(hub, labels, cfg)
     assert [t.label for t in got] == [f"g{n % 3}" for n in range(7)]  # each finds itself
     assert all(0 <= t.reliability <= 1 for t in got)
+
+
+def test_empty_embeddings_are_left_out_of_the_hits(db, tmp_path: Path) -> None:
+    """A sequence with no k-mer word embeds as zeros: as a query it gets no hits, and as a
+    database protein it is never a hit (its cosine 0 would outrank every negative one)."""
+    records = PROTEOME.read_text().split(">")[1:41]
+    short = ">tiny1\nMK\n>tiny2\nW\n"
+    fasta = write(tmp_path / "db.faa", "".join(">" + r for r in records) + short)
+    h5 = tmp_path / "db.h5"
+    embed_fasta(fasta, h5, db["model"], EmbedConfig(threads=1))
+    store = read_embeddings(h5)
+    assert not store.embeddings[-2:].any()  # the two short ones are zero rows
+    queries = write(tmp_path / "q.faa", ">short\nMK\n>" + records[0])
+    out = tmp_path / "hits.tsv"
+    result = runner.invoke(app, ["search", str(queries), "--db", str(h5), "--out", str(out),
+                                 "--top", "42"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hits = _hits(out)
+    assert "short" not in set(hits["query"])
+    assert not {"tiny1", "tiny2"} & set(hits["target"])
+    assert len(hits) == 40  # every non-empty protein, and none of the two empty ones
+    assert "1 queries have an empty embedding" in result.output and "short" in result.output
+    assert "2 database proteins among the hits have an empty embedding" in result.output
+    found = search(queries, h5, config=SearchConfig(top=42))
+    assert (found.index[0] == -1).all() and len(found.warnings) == 2

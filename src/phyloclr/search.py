@@ -13,6 +13,9 @@
   and the share of queries whose group is in the top 50 by up to 0.012 (benchmarks/RESULTS.md,
   "Hubness in search"); it costs one search of the database against itself, whose densities
   are kept beside the database file (``DB.h5.hubness-K.npz``) for the next search.
+- Empty embeddings (all zeros: a k-mer model's row of a sequence with no word of its
+  spectra) are left out of the hits, as queries and as targets, with a warning naming them
+  (:func:`without_empty_rows`).
 - Label transfer from the hits: :mod:`phyloclr.transfer`.
 - Realignment: the hits are aligned to the query by Smith-Waterman (pyopal, BLOSUM62, gaps
   11/1) and get bit scores and BLAST-style E-values over the whole database's residues; the
@@ -115,6 +118,7 @@ class SearchResult:
     evalues: np.ndarray | None = None
     db_embeddings: np.ndarray | None = field(default=None, repr=False)
     density: np.ndarray | None = field(default=None, repr=False)  # (N,) with hubness
+    warnings: list[str] = field(default_factory=list)
 
     def hits(self) -> Iterator[tuple[int, int, int, int]]:
         """(query row, column, database row, rank from 1) of every hit, queries in input order,
@@ -290,10 +294,11 @@ def search(
     else:
         scores, index = knn(qemb, store.embeddings, depth, cfg.neighbours, progress=progress)
     index = np.where(scores >= cfg.min_score, index, -1)
+    index, warnings = without_empty_rows(index, qids, qemb, store.ids, store.embeddings)
     result = SearchResult(qids, store.ids, index, scores, db_model,
                           chosen_method(len(store.ids), cfg.neighbours),
-                          db_embeddings=store.embeddings,
-                          density=density)  # fmt: skip
+                          db_embeddings=store.embeddings, density=density,
+                          warnings=warnings)  # fmt: skip
     if cfg.realign:
         assert qseqs is not None and db_fasta is not None
         realign(result, qseqs, Path(db_fasta), cfg.threads, progress, db_seqs)
@@ -306,6 +311,46 @@ def search(
 
 #: with ``hubness``, the nearest rows by cosine re-ranked per hit kept
 HUB_POOL = 4
+
+
+def empty_rows(x: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """(N,) bool: the rows of ``x`` (N, D) that are all zeros, a block of rows at a time."""
+    out = np.zeros(len(x), dtype=bool)
+    for start in range(0, len(x), block):
+        out[start : start + block] = ~np.asarray(x[start : start + block]).any(axis=1)
+    return out
+
+
+def without_empty_rows(
+    index: np.ndarray, qids: Sequence[str], qemb: np.ndarray, db_ids: Sequence[str],
+    db: np.ndarray,
+) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+    """``index`` (Q, k) with -1 for every hit of an all-zero query row and every all-zero
+    database row among the hits, and a warning naming each kind found. A k-mer model embeds a
+    sequence with no word of its spectra (shorter than every word, or of unknown letters) as
+    zeros: no evidence of homology, whose cosine, 0, would still rank it above every negative
+    one and fill a query's list with arbitrary proteins."""
+    index = index.copy()
+    warnings = []
+    empty_q = empty_rows(qemb)
+    if empty_q.any():
+        index[empty_q] = -1
+        empty_ids = [qids[i] for i in np.flatnonzero(empty_q).tolist()]
+        warnings.append(_empty_warning("queries", empty_ids))
+    hit = np.unique(index[index >= 0])
+    empty_t = hit[empty_rows(db[hit])] if len(hit) else hit
+    if len(empty_t):
+        index[np.isin(index, empty_t)] = -1
+        warnings.append(_empty_warning("database proteins among the hits",
+                                       [db_ids[i] for i in empty_t.tolist()]))  # fmt: skip
+    return index, warnings
+
+
+def _empty_warning(kind: str, ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return (f"{len(ids)} {kind} have an empty embedding (no word of the model's k-mer "
+            f"spectra: too short, or unknown letters) and are left out of the hits: "
+            f"{', '.join(ids[:shown])}{more}")  # fmt: skip
 
 
 def db_density(

@@ -124,6 +124,8 @@ def search(
         with progress_bars() as progress:
             result = run_search(queries, db, model=model, config=cfg, db_fasta=db_fasta,
                                 progress=progress)  # fmt: skip
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False, soft_wrap=True)
         if lab is not None:
             transfers = transfer_labels(result, lab, cfg)
             write_transfers(out_tsv, transfers, cfg, result, db)
