@@ -385,3 +385,57 @@ def test_split_rejoins_the_outliers_a_tree_cut_peels_off(protein: Path) -> None:
     parts = split_members(seqs, 30)
     assert sorted(len(p) for p in parts) == [30] * 6
     assert all(len({truth[i] for i in p}) == 1 for p in parts)
+
+
+def test_cache_lists_clears_old_entries_and_keeps_those_in_use(
+    protein: Path, tmp_path: Path
+) -> None:
+    """`phyloclr cache` lists the family sets and the de novo search's work; --clear removes
+    them (with --older-than only those unused for that long), skipping an entry a run holds;
+    reading an entry counts as using it."""
+    import os
+    import time
+
+    from typer.testing import CliRunner
+
+    from phyloclr.cli import app
+    from phyloclr.families.cache import cache_entries, clear_cache
+    from phyloclr.fsutil import file_lock
+
+    runner = CliRunner()
+    cache = tmp_path / "cache"
+    corpus, _ = _pooled_corpus(protein, tmp_path)
+    fn3 = [protein / "hmmer" / "tutorial" / "fn3.sto"]
+    denovo = build_families([corpus], FamiliesConfig(threads=1, workers=1), cache_dir=cache)
+    build_families(fn3, cache_dir=cache)
+    kinds = sorted((e.kind, e.families) for e in cache_entries(cache))
+    assert kinds == [("families", 1), ("families", len(denovo)), ("search", None)]
+    assert {e.inputs for e in cache_entries(cache)} == {(str(corpus),), (str(fn3[0]),), ()}
+    listed = runner.invoke(app, ["cache", "--cache-dir", str(cache)])
+    assert listed.exit_code == 0, listed.output
+    assert "3 entries" in listed.output and "search" in listed.output
+
+    old = time.time() - 40 * 86400  # the de novo corpus's entries, unused for 40 days
+    for e in cache_entries(cache):
+        if e.families != 1:
+            for dirpath, _, files in os.walk(e.path):
+                for name in files:
+                    os.utime(os.path.join(dirpath, name), (old, old))
+                os.utime(dirpath, (old, old))
+    preview = runner.invoke(app, ["cache", "--cache-dir", str(cache), "--older-than", "30"])
+    assert "2 entries" in preview.output and len(cache_entries(cache)) == 3  # nothing removed
+    build_families([corpus], FamiliesConfig(threads=1, workers=1), cache_dir=cache)  # read: used
+    preview = runner.invoke(app, ["cache", "--cache-dir", str(cache), "--older-than", "30"])
+    assert "1 entries" in preview.output  # the edge store, not read when the families are
+
+    held = next(e for e in cache_entries(cache) if e.families == 1)
+    with file_lock(cache / "locks" / f"{held.key}.lock"):  # a run is reading or building it
+        removed, skipped = clear_cache(cache)
+    assert [e.key for e in skipped] == [held.key] and len(removed) == 2
+    assert [e.key for e in cache_entries(cache)] == [held.key]
+    cleared = runner.invoke(app, ["cache", "--cache-dir", str(cache), "--clear"])
+    assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
+    assert cache_entries(cache) == []
+    assert not build_families(fn3, cache_dir=cache).from_cache  # rebuilt when next needed
+    empty = runner.invoke(app, ["cache", "--cache-dir", str(tmp_path / "none")])
+    assert empty.exit_code == 0 and "no entries" in empty.output

@@ -155,3 +155,23 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[int]:
             yield fh.fileno()
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def try_file_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
+    """As :func:`file_lock`, without waiting: yields whether the lock was free (and is now
+    held for the block) or another process holds it."""
+    import fcntl
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -27,6 +27,9 @@ from phyloclr.cli import evaluate  # noqa: F401
 from phyloclr.cli import cluster  # noqa: F401
 
 # isort: split
+from phyloclr.cli import cache  # noqa: F401
+
+# isort: split
 from phyloclr.cli.app import EXIT_INPUT, app
 
 

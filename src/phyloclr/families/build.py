@@ -134,7 +134,7 @@ def search_part(
 
 def _edge_store(cache_dir: Path) -> Path:
     """Where the de novo homology search keeps its hits (and MMseqs2 its work) in a cache."""
-    return cache_dir / "edges"
+    return cache_dir / family_cache.EDGES
 
 
 def _build(

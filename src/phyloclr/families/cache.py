@@ -1,14 +1,24 @@
-"""On-disk cache of built families and distances, keyed by input contents and config."""
+"""On-disk cache of built families and distances, keyed by input contents and config; what it
+holds, and clearing it (``phyloclr cache``).
+
+Layout under the cache directory: ``families/KEY/`` (one built family set: ``families.jsonl``,
+``distances.npz``), ``edges/`` (the de novo homology search's work: one edge store per set of
+search settings, and MMseqs2's work directory of a run not yet finished), ``locks/`` (the
+empty lock files that let runs share the cache). Nothing is removed on its own: a cache grows
+with every corpus and setting built, until :func:`clear_cache`."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +26,15 @@ import numpy as np
 
 from phyloclr import __version__
 from phyloclr.families.model import Family, FamilySet
+from phyloclr.fsutil import try_file_lock
 from phyloclr.io.newick import Tree
 from phyloclr.io.sequences import SeqRecord
 from phyloclr.progress import Progress
 
 #: 2: families.jsonl, a line per family (1: one families.json)
 CACHE_FORMAT = 2
+#: the cache's subdirectory of the de novo search's edge stores and MMseqs2 work directories
+EDGES = "edges"
 
 
 def default_cache_dir() -> Path:
@@ -78,6 +91,7 @@ def save(fset: FamilySet, cache_dir: Path, key: str, progress: Progress | None =
             "warnings": fset.warnings,
             "unassigned": fset.unassigned,
             "families": n,
+            "inputs": sorted({str(f.source) for f in fset.families}),  # for `phyloclr cache`
         }
         with (tmp / "families.jsonl").open("w", encoding="utf-8") as fh:
             fh.write(json.dumps(header) + "\n")
@@ -165,6 +179,8 @@ def load(cache_dir: Path, key: str) -> FamilySet | None:
             return None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
         return None
+    with contextlib.suppress(OSError):  # its last use, for clear_cache(older_than_days=...)
+        os.utime(entry)
     return FamilySet(
         families=families,
         warnings=list(header["warnings"]),
@@ -173,3 +189,100 @@ def load(cache_dir: Path, key: str) -> FamilySet | None:
         cache_key=key,
         from_cache=True,
     )
+
+
+# ---- what the cache holds ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry: ``kind`` 'families' (a built family set, ``families`` of them) or 'search' (a
+    de novo search's edge store, or the work directory of an MMseqs2 run not finished);
+    ``size`` its bytes on disk; ``used`` when it was last written or read (seconds since the
+    epoch); ``inputs`` the files a family set was built from (entries written before phyloclr
+    recorded them: none)."""
+
+    kind: str
+    key: str
+    path: Path
+    size: int
+    used: float
+    families: int | None = None
+    inputs: tuple[str, ...] = ()
+
+
+def cache_entries(cache_dir: Path | None = None) -> list[CacheEntry]:
+    """Every entry of the cache at ``cache_dir`` (default :func:`default_cache_dir`), the most
+    recently used first; an absent cache has none. Entries being written (hidden temporary
+    directories) are not listed."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    found = []
+    for kind, parent in (("families", root / "families"), ("search", root / EDGES)):
+        if not parent.is_dir():
+            continue
+        for path in sorted(parent.iterdir()):
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            size, used = _usage(path)
+            n, inputs = _header(path) if kind == "families" else (None, ())
+            found.append(CacheEntry(kind, path.name, path, size, used, n, inputs))
+    return sorted(found, key=lambda e: (-e.used, e.kind, e.key))
+
+
+def _usage(path: Path) -> tuple[int, float]:
+    """Bytes under ``path`` and the latest modification time of it or anything in it."""
+    size, used = 0, path.stat().st_mtime
+    for dirpath, _, files in os.walk(path):
+        with contextlib.suppress(OSError):
+            used = max(used, os.stat(dirpath).st_mtime)
+        for name in files:
+            with contextlib.suppress(OSError):  # a file removed meanwhile
+                st = os.stat(os.path.join(dirpath, name))
+                size += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+                used = max(used, st.st_mtime)
+    return size, used
+
+
+def _header(entry: Path) -> tuple[int | None, tuple[str, ...]]:
+    """A family set's count and input files, from its header line."""
+    try:
+        with (entry / "families.jsonl").open(encoding="utf-8") as fh:
+            header = json.loads(fh.readline())
+        return int(header["families"]), tuple(str(x) for x in header.get("inputs", ()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, ()
+
+
+def _entry_lock(entry: CacheEntry, root: Path) -> Path:
+    """The lock a run holds while it uses ``entry``: a family set's key lock, an MMseqs2 work
+    directory's own (an edge store has none: its parts are written atomically, so a search
+    that loses it mid-run only searches again what it had)."""
+    if entry.kind == "families":
+        return root / "locks" / f"{entry.key}.lock"
+    return entry.path / ".lock"
+
+
+def clear_cache(
+    cache_dir: Path | None = None, older_than_days: float | None = None, now: float | None = None
+) -> tuple[list[CacheEntry], list[CacheEntry]]:
+    """Remove the cache's entries (with ``older_than_days``, those not used for that long) and
+    return (removed, skipped): an entry a run holds (building or reading families, MMseqs2
+    working) is skipped, not removed. Every entry is rebuilt when next needed."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    now = time.time() if now is None else now
+    removed, skipped = [], []
+    for entry in cache_entries(root):
+        if older_than_days is not None and now - entry.used < older_than_days * 86400:
+            continue
+        lock = _entry_lock(entry, root)
+        if entry.kind == "search" and not lock.exists():  # an edge store
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry)
+            continue
+        with try_file_lock(lock) as free:
+            if free:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry)
+            else:
+                skipped.append(entry)
+    return removed, skipped
