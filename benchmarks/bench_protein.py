@@ -12,11 +12,12 @@ that 1 % of different-label pairs exceed), with its wall time and dimension.
 Rows: 3-mer counts; log-tf-idf k-mer counts in the 20-letter and Murphy-10 alphabets (k = 3, 4,
 5; idf from the set's corpus), each also centred (less the mean tf-idf row of the set's
 corpus); centred Murphy-10 spaced words (``SPACED``: one pattern, or the mean cosine of several;
-``--spaced-only`` runs these alone); the truncated SVD (LSA) of the set's strongest uncentred
-tf-idf row to ``--svd-dim``; MMseqs2 ``easy-search -s 7.5 -e 10`` all-vs-all and, with
-``--phmmer``, pyhmmer phmmer all-vs-all (E ≤ 10), both by bit score (pairs without a hit rank
-last); and every ``--model`` (a phyloclr run directory or model.pt, embedded with
-``phyloclr.embed``).
+``--spaced-only`` runs these alone); the same spaced words less each sequence's own
+composition (``BACKGROUND``: CVTree's and D2*'s order-0 background, ``--background-only``);
+the truncated SVD (LSA) of the set's strongest uncentred tf-idf row to ``--svd-dim``; MMseqs2
+``easy-search -s 7.5 -e 10`` all-vs-all and, with ``--phmmer``, pyhmmer phmmer all-vs-all
+(E ≤ 10), both by bit score (pairs without a hit rank last); and every ``--model`` (a phyloclr
+run directory or model.pt, embedded with ``phyloclr.embed``).
 """
 
 from __future__ import annotations
@@ -129,6 +130,70 @@ def spaced_rows(ds: DevSet) -> list[dict[str, object]]:
         name = "spaced-centred-murphy10-" + "+".join(words)
         rows.append(_row(ds, name, partial(centred_words, ds, "murphy10", words)))
     return rows
+
+
+#: words and β of the background-corrected rows (:func:`background_words`)
+BACKGROUND = ((("1111", "11011", "110101", "101011"), 0.5),
+              (("1111", "11011", "110101", "101011"), 1.0))  # fmt: skip
+
+
+def expected_counts(seqs: list[str], word: int | str, alphabet: str) -> np.ndarray:
+    """(N, |A|^weight) each word's count expected by chance from the sequence's own letter
+    frequencies (order 0): its windows × the product of its letters' frequencies, columns as
+    ``spectrum_counts`` orders them (first letter most significant)."""
+    from phyloclr.kmers import word_weight
+
+    letters = np.asarray(spectrum_counts(seqs, 1, alphabet).toarray(), dtype=np.float64)
+    p = letters / np.maximum(letters.sum(1, keepdims=True), 1.0)
+    windows = np.asarray(spectrum_counts(seqs, word, alphabet).sum(1), dtype=np.float64)
+    e = p
+    for _ in range(word_weight(word) - 1):
+        e = (e[:, :, None] * p[:, None, :]).reshape(len(seqs), -1)
+    return e * windows
+
+
+def _background_rows(
+    seqs: list[str], word: int | str, alphabet: str, idf: np.ndarray, beta: float
+) -> np.ndarray:
+    """(N, V) float32 unit rows of idf × (log(1 + count) − β log(1 + expected count))."""
+    x = np.asarray(spectrum_counts(seqs, word, alphabet).toarray(), dtype=np.float32)
+    x = np.log1p(x) - beta * np.log1p(expected_counts(seqs, word, alphabet)).astype(np.float32)
+    x *= idf
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def background_words(
+    ds: DevSet, alphabet: str, words: tuple[int | str, ...], beta: float, chunk: int = 500
+) -> tuple[np.ndarray, int]:
+    """As :func:`centred_words`, with each word's log-tf-idf less β × the idf-weighted log(1 +
+    its expected count) under the sequence's own composition (:func:`expected_counts`; the
+    background that CVTree and D2* subtract), before the unit norm and the corpus's mean row
+    (of the same rows). Dense per word, so words of at most 5 letters."""
+    sim, dim = np.zeros((len(ds.seqs), len(ds.seqs))), 0
+    for word in words:
+        idf = inverse_document_frequency(spectrum_counts(ds.corpus, word, alphabet))
+        mean = np.zeros(len(idf))
+        for i in range(0, len(ds.corpus), chunk):
+            mean += _background_rows(ds.corpus[i : i + chunk], word, alphabet, idf, beta).sum(0)
+        mean32 = (mean / len(ds.corpus)).astype(np.float32)
+        x = np.empty((len(ds.seqs), len(idf)), dtype=np.float32)
+        for i in range(0, len(ds.seqs), chunk):
+            rows = _background_rows(ds.seqs[i : i + chunk], word, alphabet, idf, beta)
+            x[i : i + chunk] = rows - mean32
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        for i in range(0, len(x), 1000):  # a block of rows at a time: one (N, N) result
+            sim[i : i + 1000] += (x[i : i + 1000] @ x.T) / len(words)
+        dim += x.shape[1]
+    return sim, dim
+
+
+def background_rows(ds: DevSet) -> list[dict[str, object]]:
+    """Centred spaced-word rows less each sequence's own composition (``BACKGROUND``)."""
+    return [
+        _row(ds, f"spaced-centred-bg{beta:g}-murphy10-" + "+".join(words),
+             partial(background_words, ds, "murphy10", words, beta))
+        for words, beta in BACKGROUND
+    ]  # fmt: skip
 
 
 def hits_matrix(ids: list[str], hits: list[tuple[str, str, float]]) -> np.ndarray:
@@ -252,6 +317,7 @@ def rows_for(ds: DevSet, args: argparse.Namespace) -> list[dict[str, object]]:
 
             add(f"tfidf-centred-{alphabet}-k{k}", centred)
     rows.extend(spaced_rows(ds))
+    rows.extend(background_rows(ds))
     _, alphabet, k = best  # the strongest uncentred row, for LSA
 
     def lsa() -> tuple[np.ndarray, int]:
@@ -295,6 +361,9 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="NAME=RUN_DIR (repeatable)")
     ap.add_argument("--models-only", action="store_true", help="skip the baseline rows")
     ap.add_argument("--spaced-only", action="store_true", help="only the spaced-word rows")
+    ap.add_argument(
+        "--background-only", action="store_true", help="only the background-corrected rows"
+    )
     ap.add_argument("--phmmer", action="store_true", help="add phmmer all-vs-all (slow)")
     ap.add_argument("--no-mmseqs", action="store_true")
     ap.add_argument("--svd-dim", type=int, default=256)
@@ -311,6 +380,8 @@ def main() -> None:
         ds = DevSet(root)
         if args.spaced_only:
             rows = spaced_rows(ds)
+        elif args.background_only:
+            rows = background_rows(ds)
         else:
             rows = model_rows(ds, args) if args.models_only else rows_for(ds, args)
         if args.out:
