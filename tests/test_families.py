@@ -388,7 +388,7 @@ def test_split_rejoins_the_outliers_a_tree_cut_peels_off(protein: Path) -> None:
 
 
 def test_cache_lists_clears_old_entries_and_keeps_those_in_use(
-    protein: Path, tmp_path: Path
+    protein: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`phyloclr cache` lists the family sets and the de novo search's work; --clear removes
     them (with --older-than only those unused for that long), skipping an entry a run holds;
@@ -430,9 +430,14 @@ def test_cache_lists_clears_old_entries_and_keeps_those_in_use(
 
     held = next(e for e in cache_entries(cache) if e.families == 1)
     with file_lock(cache / "locks" / f"{held.key}.lock"):  # a run is reading or building it
-        removed, skipped = clear_cache(cache)
-    assert [e.key for e in skipped] == [held.key] and len(removed) == 2
+        removed, kept = clear_cache(cache)
+    assert [(e.key, why) for e, why in kept] == [(held.key, "in use by a run")]
+    assert len(removed) == 2
     assert [e.key for e in cache_entries(cache)] == [held.key]
+    with monkeypatch.context() as m:  # a file system that will not let go of it
+        m.setattr("phyloclr.families.cache.shutil.rmtree", lambda *a, **k: None)
+        stuck = runner.invoke(app, ["cache", "--cache-dir", str(cache), "--clear"])
+    assert stuck.exit_code == 0 and "kept: could not be removed" in stuck.output
     cleared = runner.invoke(app, ["cache", "--cache-dir", str(cache), "--clear"])
     assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
     assert cache_entries(cache) == []

@@ -47,11 +47,11 @@ def cache(
         entries = [e for e in cache_entries(root)
                    if older_than is None or now - e.used >= older_than * 86400]  # fmt: skip
         if clear:
-            removed, skipped = clear_cache(root, older_than, now)
+            removed, kept = clear_cache(root, older_than, now)
             freed = sum(e.size for e in removed)
             err.print(f"removed {len(removed)} entries ({_size(freed)}) from {plain(root)}")
-            for e in skipped:
-                err.print(f"[yellow]warning:[/] {e.kind} entry {e.key} is in use by a run: kept",
+            for e, why in kept:
+                err.print(f"[yellow]warning:[/] {e.kind} entry {e.key} kept: {why}",
                           highlight=False)  # fmt: skip
             return
         if not entries:

@@ -264,25 +264,34 @@ def _entry_lock(entry: CacheEntry, root: Path) -> Path:
 
 def clear_cache(
     cache_dir: Path | None = None, older_than_days: float | None = None, now: float | None = None
-) -> tuple[list[CacheEntry], list[CacheEntry]]:
+) -> tuple[list[CacheEntry], list[tuple[CacheEntry, str]]]:
     """Remove the cache's entries (with ``older_than_days``, those not used for that long) and
-    return (removed, skipped): an entry a run holds (building or reading families, MMseqs2
-    working) is skipped, not removed. Every entry is rebuilt when next needed."""
+    return (removed, kept with the reason): an entry a run holds (building or reading
+    families, MMseqs2 working) is kept, and so is one the file system would not let go (its
+    files then partly removed: the next run that needs it rebuilds it). Every entry removed is
+    rebuilt when next needed."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     now = time.time() if now is None else now
-    removed, skipped = [], []
+    removed: list[CacheEntry] = []
+    kept: list[tuple[CacheEntry, str]] = []
+
+    def remove(entry: CacheEntry) -> None:
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if entry.path.exists():
+            kept.append((entry, "could not be removed (permissions?)"))
+        else:
+            removed.append(entry)
+
     for entry in cache_entries(root):
         if older_than_days is not None and now - entry.used < older_than_days * 86400:
             continue
         lock = _entry_lock(entry, root)
         if entry.kind == "search" and not lock.exists():  # an edge store
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry)
+            remove(entry)
             continue
         with try_file_lock(lock) as free:
             if free:
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(entry)
+                remove(entry)
             else:
-                skipped.append(entry)
-    return removed, skipped
+                kept.append((entry, "in use by a run"))
+    return removed, kept
