@@ -359,7 +359,7 @@ def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
 
 def hybrid(
     cnn: Path, sketch_from: Path | None, weight: float, out: Path, directions: int = 0,
-    fit: Path | None = None, sketch_dim: int = 0,
+    fit: Path | None = None, sketch_dim: int = 0, exact: bool = False,
 ) -> dict:  # fmt: skip
     """A phyloclr model file of the trained CNN ``cnn`` with the sketch of ``sketch_from`` (a
     k-mer spectrum model with ``model.map: sketch``; default: the shipped ``sketch`` model)
@@ -368,7 +368,8 @@ def hybrid(
     is the model file ``train`` wrote, or a hybrid this function wrote (the shipped default
     model): then its CNN is taken and its own sketch dropped. With ``sketch_dim`` > 0 the
     sketch model's words, idf, mean row and word weights are counted into that many columns
-    instead of its own width (a wider sketch collides less: RESULTS.md). With ``directions`` >
+    instead of its own width (a wider sketch collides less: RESULTS.md); with ``exact``, into
+    one column per k-mer of the words (no hashing, so no collisions). With ``directions`` >
     0, the appended sketch then loses that many top principal directions, fitted on the
     proteins of the FASTA ``fit`` (:mod:`phyloclr.models.directions`)."""
     from dataclasses import replace
@@ -387,7 +388,10 @@ def hybrid(
         raise SystemExit(f"{sketch_from}: not a centred k-mer sketch model")
     if s.sketch_pcs and sketch_dim and sketch_dim != s.dim:
         raise SystemExit(f"{sketch_from}: its directions are fitted at its own width")
-    width = sketch_dim or s.dim
+    if exact and sketch_dim:
+        raise SystemExit("--exact sets the width: one column per k-mer (no --sketch-dim)")
+    rows = sketch.encoder.rows  # type: ignore[union-attr]
+    width = rows if exact else sketch_dim or s.dim
     source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
     cnn_config = {**source, **trained.config}
     own = trained.encoder.state_dict()
@@ -395,7 +399,7 @@ def hybrid(
         cnn_config = {**trained.config["cnn"], "from": source}
         own = {k: v for k, v in own.items() if not k.startswith("branch.")}
     spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=width, sketch_weight=weight,
-                   sketch_pcs=s.sketch_pcs)  # fmt: skip
+                   sketch_pcs=s.sketch_pcs, sketch_exact=exact)  # fmt: skip
     model = build_encoder(spec, PROTEIN.size)
     keys = model.load_state_dict(own, strict=False)
     wrong = [k for k in keys.missing_keys if not k.startswith("branch.")] + keys.unexpected_keys
@@ -419,6 +423,7 @@ def hybrid(
             "path": str(sketch_from or "sketch"),
             "weights_sha256": sketch.weights_sha256,
             "columns": width,
+            **({"exact": True} if exact else {}),
         },
         "sketch_weight": weight,
         **(
@@ -483,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         help="top principal directions to remove from the sketch (0: none)",
     )
     h.add_argument("--fit", type=Path, default=None, help="the FASTA they are fitted on")
+    h.add_argument("--exact", action="store_true",
+                   help="one column per k-mer of the words (no hashing)")  # fmt: skip
     h.add_argument("--sketch-dim", type=int, default=0,
                    help="the sketch model's words counted into N columns (0: its own)")  # fmt: skip
     args = p.parse_args(argv)
@@ -492,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         train(args)
     elif args.cmd == "hybrid":
         print(json.dumps(hybrid(args.cnn, args.sketch_from, args.weight, args.out,
-                                args.directions, args.fit, args.sketch_dim)))  # fmt: skip
+                                args.directions, args.fit, args.sketch_dim,
+                                args.exact)))  # fmt: skip
     else:
         for row in score(args.pack, args.run, args.mix):
             print(json.dumps(row))

@@ -27,15 +27,16 @@ from tests.conftest import ROOT, write
 
 def test_default_model_ships_and_loads() -> None:
     """The default is the recipe's composition: its CNN's training and, appended, exactly the
-    shipped sketch model (idf, mean row and word weights) counted into 16,384 columns, at the
-    sketch weight it records, less the top principal directions fitted on the training corpus."""
+    shipped sketch model (idf, mean row and word weights) with one column per k-mer of its
+    words (40,000: exact, no hashing), at the sketch weight it records, less the top principal
+    directions fitted on the training corpus."""
     path = default_model_path()
     assert path.is_file() and path.stat().st_size < 20 * 2**20
     model = load_model(path)
     assert model.alphabet.name == "protein"
     assert isinstance(model.encoder, SketchedCNN)
     assert model.config["recipe"] == "benchmarks/gpu_transfer.py hybrid"
-    assert model.config["cnn"]["cmd"] == "train" and model.config["sketch_weight"] == 0.93
+    assert model.config["cnn"]["cmd"] == "train" and model.config["sketch_weight"] == 0.95
     sketch = load_model(bundled_model_path("sketch"))
     assert isinstance(sketch.encoder, KmerSpectrum) and sketch.config["views"]["mode"] == "phylo"
     assert model.config["sketch"]["weights_sha256"] == sketch.weights_sha256
@@ -48,13 +49,15 @@ def test_default_model_ships_and_loads() -> None:
     assert model.encoder.spec.sketch_pcs == count == own["directions"].shape[0] == 4
     assert model.config["directions"]["fit"].endswith("train300/clean.fasta")
     assert model.encoder.spec.sketch == sketch.encoder.spec.spectrum
-    assert model.encoder.spec.sketch_dim == model.config["sketch"]["columns"] == 16384
+    assert model.encoder.spec.sketch_dim == model.config["sketch"]["columns"] == 40000
+    assert model.encoder.spec.sketch_exact and model.config["sketch"]["exact"]
+    assert model.encoder.branch.rows == 40000
     assert sketch.encoder.dim == 4096
 
 
 def test_embed_with_a_bundled_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fasta = write(tmp_path / "some.fasta", ">a\nMKVLAAGIVGLLAW\n>b\nMKVLGGIVGAQW\n")
-    for name, dim in (("sketch", 4096), ("default", 16384 + 128)):
+    for name, dim in (("sketch", 4096), ("default", 40000 + 128)):
         out = tmp_path / f"{name}.h5"
         result = CliRunner().invoke(app, ["embed", str(fasta), "--out", str(out), "--model", name])
         assert result.exit_code == 0, result.output
@@ -115,7 +118,8 @@ def _hybrid_command(cnn: Path, out: Path, devsets: Path) -> list[str]:
     return [
         sys.executable, "-m", "benchmarks.gpu_transfer", "hybrid", "--cnn", str(cnn),
         "--weight", str(shipped["sketch_weight"]),
-        "--sketch-dim", str(shipped["sketch"]["columns"]),
+        *(["--exact"] if shipped["sketch"].get("exact")
+          else ["--sketch-dim", str(shipped["sketch"]["columns"])]),
         "--directions", str(shipped["directions"]["count"]),
         "--fit", str(devsets / "train300" / "clean.fasta"), "--out", str(out),
     ]  # fmt: skip
@@ -139,7 +143,7 @@ def test_readme_command_reproduces_the_sketch_model(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_readme_command_composes_the_default_model(tmp_path: Path) -> None:
     """The README's last step, from the shipped model's own CNN: the sketch model counted into
-    the shipped width, less the directions fitted on the training corpus, at the shipped
+    the shipped columns, less the directions fitted on the training corpus, at the shipped
     weight, gives the shipped weights to the bit (a few minutes on 2 CPU cores)."""
     devsets = _devsets()
     shipped = load_model(default_model_path())
@@ -192,7 +196,7 @@ def test_sequences_without_a_word_share_no_sketch() -> None:
     assert not sketch[:4].any() and np.linalg.norm(sketch[4]) > 0.9
     assert not default[:4, 128:].any() and np.linalg.norm(default[4, 128:]) > 0.9
     # the wordless rows are the CNN's columns alone, at its cosine weight's share of the norm
-    assert np.allclose(np.linalg.norm(default[:4], axis=1), np.sqrt(0.07), atol=1e-5)
+    assert np.allclose(np.linalg.norm(default[:4], axis=1), np.sqrt(0.05), atol=1e-5)
     unit = default / np.linalg.norm(default, axis=1, keepdims=True)
     cos = unit @ unit.T
     assert cos[0, 1] < 0.95 and cos[1, 2] < 0.5  # the CNN's cosines, not 1

@@ -430,6 +430,30 @@ def test_sketch_is_a_signed_hash_projection_of_the_input_rows(seeds, centre: boo
     assert np.corrcoef((unit @ unit.T)[iu], (e @ e.T)[iu])[0, 1] > 0.8
 
 
+def test_an_exact_sketch_is_the_input_row_itself(seeds) -> None:
+    """spec.sketch_exact: one column per table row, no hashed sign: the embedding is the
+    centred input row times its spectrum's weight, and its cosines are the input's exactly;
+    a width other than the table's rows is refused."""
+    seqs = [*_seqs(seeds, 30), "MKV"]
+    spectrum = "murphy10:4,murphy10:11011"
+    spec = EncoderSpec(name="kmer", dim=20_000, layers=1, spectrum=spectrum, centre=True,
+                       map="sketch", sketch_exact=True)  # fmt: skip
+    enc = build_encoder(spec, PROTEIN.size)
+    enc.fit_idf(seqs)
+    with torch.no_grad():
+        enc.spectrum_weight.copy_(torch.tensor([0.0, np.log(2.0)]))
+    tokens = PROTEIN.batch(seqs)
+    dense = _dense_rows(enc, tokens) - enc.mean.numpy()
+    dense[:, 10_000:] *= 2.0
+    enc.eval()
+    with torch.no_grad():
+        emb = enc(tokens).numpy()
+    np.testing.assert_allclose(emb[:-1], dense[:-1], rtol=1e-4, atol=1e-6)
+    assert not emb[-1].any()  # "MKV" has no 4-mer: zeros in eval mode
+    with pytest.raises(ValueError, match="one column per table row"):
+        build_encoder(replace(spec, dim=4096), PROTEIN.size)
+
+
 def test_sketched_encoder_trains_saves_and_loads(seeds, tmp_path: Path) -> None:
     model = replace(_cfg(6).model, map="sketch", layers=1, dim=256,
                     spectrum="murphy10:4,murphy10:1101", centre=True)  # fmt: skip

@@ -57,6 +57,7 @@ class EncoderSpec:
     sketch_dim: int = 4096
     sketch_weight: float = 0.5
     sketch_pcs: int = 0  # top principal directions removed from the count sketch (directions.py)
+    sketch_exact: bool = False  # the sketch's columns are its table rows, not hashed (dim = rows)
     appended_cnn_dim: int = 0  # a frozen, pretrained residue CNN appended (0: none)
     appended_cnn_layers: int = 6
     appended_cnn_kernel: int = 5

@@ -113,6 +113,10 @@ class KmerSpectrum(Encoder):
         if spec.map == "sketch":
             if spec.buckets:
                 raise ValueError("a sketched spectrum needs buckets 0")
+            if spec.sketch_exact and spec.dim != total:
+                raise ValueError(
+                    f"an exact sketch has one column per table row: dim {spec.dim} != {total}"
+                )
             # log-weight of each spectrum (init 1); the table rows where spectra 1.. start
             self.spectrum_weight = nn.Parameter(torch.zeros(len(self.spectra)))
             self.register_buffer("starts", torch.tensor(self.offsets[1:]), persistent=False)
@@ -298,7 +302,8 @@ class KmerSpectrum(Encoder):
         """(B, D) count sketch of the input rows: each table row adds its weight, times its
         spectrum's learned weight and a hashed sign, to one hashed column (a sparse random
         projection with ±1 entries, as cosine-preserving as a Gaussian one of that width and
-        never stored); with ``spec.centre`` less the sketch of the mean row."""
+        never stored); with ``spec.sketch_exact`` to its own column (D = the table's rows: no
+        collisions); with ``spec.centre`` less the sketch of the mean row."""
         b, dim = len(offsets), self.spec.dim
         counts = bag_sizes(offsets, len(rows))
         seq = torch.repeat_interleave(torch.arange(b, device=rows.device), counts)
@@ -306,9 +311,12 @@ class KmerSpectrum(Encoder):
         starts: torch.Tensor = self.starts  # type: ignore[assignment]
 
         def scatter(r: torch.Tensor, s: torch.Tensor, v: torch.Tensor, n: int) -> torch.Tensor:
-            col = mix32(r, SKETCH_SALT) % dim
-            sign = 1.0 - 2.0 * (mix32(r, SKETCH_SALT + 1) & 1).to(v.dtype)
-            v = v * sign * scale[torch.bucketize(r, starts, right=True)]
+            if self.spec.sketch_exact:  # each table row its own column: the input row itself
+                col = r
+            else:
+                col = mix32(r, SKETCH_SALT) % dim
+                v = v * (1.0 - 2.0 * (mix32(r, SKETCH_SALT + 1) & 1).to(v.dtype))
+            v = v * scale[torch.bucketize(r, starts, right=True)]
             return v.new_zeros(n * dim).index_add(0, s * dim + col, v).view(n, dim)
 
         x = scatter(rows, seq, w.to(scale.dtype), b)
