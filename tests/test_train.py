@@ -252,8 +252,9 @@ def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     """Every architecture field of EncoderSpec comes from ModelConfig's field of that name (a
     field added to one and not the other fails here), but the appended CNN's, which its source
     model gives (model.append_cnn), the neighbour memory's row count, the profile block's size
-    and the sketch's directions, which the corpus gives after training; max_len rises to the
-    views' crop."""
+    and the sketch's directions, which the corpus gives after training, and the exact sketch
+    (one column per k-mer), which only ``gpu_transfer hybrid --exact`` builds; max_len rises to
+    the views' crop."""
     from dataclasses import fields
 
     from phyloclr.models.encoders import EncoderSpec
@@ -263,7 +264,7 @@ def test_encoder_spec_is_built_from_the_model_config_by_name() -> None:
     assert appended == {"appended_cnn_dim", "appended_cnn_layers", "appended_cnn_kernel",
                         "appended_cnn_weight"}  # fmt: skip
     spec_fields -= appended | {"memory_rows", "profile_count", "profile_bytes", "profile_z",
-                               "sketch_pcs"}  # fmt: skip
+                               "sketch_pcs", "sketch_exact"}  # fmt: skip
     assert spec_fields <= {f.name for f in fields(ModelConfig)}
     remembering = ModelConfig(encoder="kmer", memory_neighbours=3).encoder_spec(20, 64)
     assert remembering.memory_rows == 0  # set by pretraining, never by the config
