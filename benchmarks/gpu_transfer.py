@@ -390,8 +390,7 @@ def hybrid(
         raise SystemExit(f"{sketch_from}: its directions are fitted at its own width")
     if exact and sketch_dim:
         raise SystemExit("--exact sets the width: one column per k-mer (no --sketch-dim)")
-    rows = sketch.encoder.rows  # type: ignore[union-attr]
-    width = rows if exact else sketch_dim or s.dim
+    width = sketch.encoder.rows if exact else sketch_dim or s.dim  # type: ignore[union-attr]
     source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
     cnn_config = {**source, **trained.config}
     own = trained.encoder.state_dict()

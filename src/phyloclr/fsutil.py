@@ -145,33 +145,34 @@ def file_lock(path: str | os.PathLike[str]) -> Iterator[int]:
     block; another process asking for it waits. The kernel drops the lock when every holder of
     the yielded file descriptor has exited, so a killed run never leaves a stale lock; child
     processes given the descriptor (``pass_fds``) hold it as long as they run."""
-    import fcntl
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield fh.fileno()
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with _flock(path, wait=True) as fd:
+        assert fd is not None
+        yield fd
 
 
 @contextmanager
 def try_file_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
     """As :func:`file_lock`, without waiting: yields whether the lock was free (and is now
     held for the block) or another process holds it."""
+    with _flock(path, wait=False) as fd:
+        yield fd is not None
+
+
+@contextmanager
+def _flock(path: str | os.PathLike[str], wait: bool) -> Iterator[int | None]:
+    """The exclusive ``flock`` on ``path`` (created if missing) for the block: its file
+    descriptor, or None when ``wait`` is off and another process holds it."""
     import fcntl
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "a") as fh:
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            yield False
+            yield None
             return
         try:
-            yield True
+            yield fh.fileno()
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -43,17 +43,15 @@ def cache(
 
     with errors():
         root = cache_dir if cache_dir is not None else default_cache_dir()
-        now = time.time()
-        entries = [e for e in cache_entries(root)
-                   if older_than is None or now - e.used >= older_than * 86400]  # fmt: skip
         if clear:
-            removed, kept = clear_cache(root, older_than, now)
+            removed, kept = clear_cache(root, older_than)
             freed = sum(e.size for e in removed)
             err.print(f"removed {len(removed)} entries ({_size(freed)}) from {plain(root)}")
             for e, why in kept:
                 err.print(f"[yellow]warning:[/] {e.kind} entry {e.key} kept: {why}",
                           highlight=False)  # fmt: skip
             return
+        entries = cache_entries(root, older_than)
         if not entries:
             err.print(
                 f"no entries in the cache at {plain(root)}"

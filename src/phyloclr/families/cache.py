@@ -211,11 +211,15 @@ class CacheEntry:
     inputs: tuple[str, ...] = ()
 
 
-def cache_entries(cache_dir: Path | None = None) -> list[CacheEntry]:
+def cache_entries(
+    cache_dir: Path | None = None, older_than_days: float | None = None, now: float | None = None
+) -> list[CacheEntry]:
     """Every entry of the cache at ``cache_dir`` (default :func:`default_cache_dir`), the most
-    recently used first; an absent cache has none. Entries being written (hidden temporary
+    recently used first (with ``older_than_days``, those not used for that long before ``now``,
+    default the present); an absent cache has none. Entries being written (hidden temporary
     directories) are not listed."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    now = time.time() if now is None else now
     found = []
     for kind, parent in (("families", root / "families"), ("search", root / EDGES)):
         if not parent.is_dir():
@@ -224,6 +228,8 @@ def cache_entries(cache_dir: Path | None = None) -> list[CacheEntry]:
             if path.name.startswith(".") or not path.is_dir():
                 continue
             size, used = _usage(path)
+            if older_than_days is not None and now - used < older_than_days * 86400:
+                continue
             n, inputs = _header(path) if kind == "families" else (None, ())
             found.append(CacheEntry(kind, path.name, path, size, used, n, inputs))
     return sorted(found, key=lambda e: (-e.used, e.kind, e.key))
@@ -271,7 +277,6 @@ def clear_cache(
     files then partly removed: the next run that needs it rebuilds it). Every entry removed is
     rebuilt when next needed."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    now = time.time() if now is None else now
     removed: list[CacheEntry] = []
     kept: list[tuple[CacheEntry, str]] = []
 
@@ -282,9 +287,7 @@ def clear_cache(
         else:
             removed.append(entry)
 
-    for entry in cache_entries(root):
-        if older_than_days is not None and now - entry.used < older_than_days * 86400:
-            continue
+    for entry in cache_entries(root, older_than_days, now):
         lock = _entry_lock(entry, root)
         if entry.kind == "search" and not lock.exists():  # an edge store
             remove(entry)
