@@ -33,6 +33,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -359,7 +360,7 @@ def score(pack_path: Path, run: Path, mix: list[float]) -> list[dict]:
 
 def hybrid(
     cnn: Path, sketch_from: Path | None, weight: float, out: Path, directions: int = 0,
-    fit: Path | None = None, sketch_dim: int = 0, exact: bool = False,
+    fit: Path | None = None, sketch_dim: int = 0, exact: bool = False, words: str = "",
 ) -> dict:  # fmt: skip
     """A phyloclr model file of the trained CNN ``cnn`` with the sketch of ``sketch_from`` (a
     k-mer spectrum model with ``model.map: sketch``; default: the shipped ``sketch`` model)
@@ -371,39 +372,34 @@ def hybrid(
     instead of its own width (a wider sketch collides less: RESULTS.md); with ``exact``, into
     one column per k-mer of the words (no hashing, so no collisions). With ``directions`` >
     0, the appended sketch then loses that many top principal directions, fitted on the
-    proteins of the FASTA ``fit`` (:mod:`phyloclr.models.directions`)."""
+    proteins of the FASTA ``fit`` (:mod:`phyloclr.models.directions`). With ``words`` (a
+    spectrum, 'murphy10:1111,murphy10:11011,...') the sketch is not taken from a model: it
+    counts those words, with their idf and mean row fitted on ``fit`` and every word at weight
+    1 (untrained)."""
     from dataclasses import replace
 
     from phyloclr.embed import bundled_model_path
     from phyloclr.io.fasta import read_fasta
     from phyloclr.models.alphabet import PROTEIN
-    from phyloclr.models.build import build_encoder
     from phyloclr.models.directions import SAMPLE, fit_directions
     from phyloclr.models.store import load_model, save_model
 
     trained = load_model(cnn)
+    if exact and sketch_dim:
+        raise SystemExit("--exact sets the width: one column per k-mer (no --sketch-dim)")
+    if words:
+        return _hybrid_of_words(trained, cnn, words, weight, out, directions, fit, sketch_dim,
+                                exact, sketch_from)  # fmt: skip
     sketch = load_model(sketch_from or bundled_model_path("sketch"))
     s = sketch.encoder.spec
     if s.name != "kmer" or s.map != "sketch" or not s.centre or s.sketch:
         raise SystemExit(f"{sketch_from}: not a centred k-mer sketch model")
     if s.sketch_pcs and sketch_dim and sketch_dim != s.dim:
         raise SystemExit(f"{sketch_from}: its directions are fitted at its own width")
-    if exact and sketch_dim:
-        raise SystemExit("--exact sets the width: one column per k-mer (no --sketch-dim)")
     width = sketch.encoder.rows if exact else sketch_dim or s.dim  # type: ignore[union-attr]
-    source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
-    cnn_config = {**source, **trained.config}
-    own = trained.encoder.state_dict()
-    if trained.encoder.spec.sketch:  # a hybrid: its CNN, without its sketch
-        cnn_config = {**trained.config["cnn"], "from": source}
-        own = {k: v for k, v in own.items() if not k.startswith("branch.")}
     spec = replace(trained.encoder.spec, sketch=s.spectrum, sketch_dim=width, sketch_weight=weight,
                    sketch_pcs=s.sketch_pcs, sketch_exact=exact)  # fmt: skip
-    model = build_encoder(spec, PROTEIN.size)
-    keys = model.load_state_dict(own, strict=False)
-    wrong = [k for k in keys.missing_keys if not k.startswith("branch.")] + keys.unexpected_keys
-    if wrong:
-        raise SystemExit(f"{cnn}: weights do not fit the CNN ({wrong[:3]})")
+    model, cnn_config = _with_cnn(trained, cnn, spec)
     state = sketch.encoder.state_dict()
     if width != s.dim:  # the unused residue embedding is as wide as the sketch: zeros
         state = {k: v for k, v in state.items() if k != "embed.weight"}
@@ -421,6 +417,79 @@ def hybrid(
         "sketch": {
             "path": str(sketch_from or "sketch"),
             "weights_sha256": sketch.weights_sha256,
+            "columns": width,
+            **({"exact": True} if exact else {}),
+        },
+        "sketch_weight": weight,
+        **(
+            {"directions": {"count": directions, "fit": str(fit), "sample": SAMPLE}}
+            if directions
+            else {}
+        ),
+    }
+    save_model(out, model, PROTEIN, json.dumps(config), trained.step, out.stem)
+    return {"out": str(out), "dim": model.dim, "cnn_step": trained.step, "sketch_weight": weight}
+
+
+def _with_cnn(trained: Any, cnn: Path, spec: Any) -> tuple[Any, dict]:
+    """A model of ``spec`` holding the CNN of ``trained`` (a ``train`` model or a hybrid, whose
+    own sketch is dropped), and the config that records where the CNN came from."""
+    from phyloclr.models.alphabet import PROTEIN
+    from phyloclr.models.build import build_encoder
+
+    source = {"path": str(cnn), "weights_sha256": trained.weights_sha256}
+    cnn_config = {**source, **trained.config}
+    own = trained.encoder.state_dict()
+    if trained.encoder.spec.sketch:  # a hybrid: its CNN, without its sketch
+        cnn_config = {**trained.config["cnn"], "from": source}
+        own = {k: v for k, v in own.items() if not k.startswith("branch.")}
+    model = build_encoder(spec, PROTEIN.size)
+    keys = model.load_state_dict(own, strict=False)
+    wrong = [k for k in keys.missing_keys if not k.startswith("branch.")] + keys.unexpected_keys
+    if wrong:
+        raise SystemExit(f"{cnn}: weights do not fit the CNN ({wrong[:3]})")
+    return model, cnn_config
+
+
+def _hybrid_of_words(
+    trained: Any, cnn: Path, words: str, weight: float, out: Path, directions: int,
+    fit: Path | None, sketch_dim: int, exact: bool, sketch_from: Path | None,
+) -> dict:  # fmt: skip
+    """:func:`hybrid` with a sketch of ``words`` fitted on ``fit`` instead of a model's."""
+    from dataclasses import replace
+
+    from phyloclr.io.fasta import read_fasta
+    from phyloclr.kmers import parse_spectrum, reduced_index, word_weight
+    from phyloclr.models.alphabet import PROTEIN
+    from phyloclr.models.directions import SAMPLE, fit_directions
+    from phyloclr.models.store import save_model
+
+    if sketch_from is not None:
+        raise SystemExit("--words and --sketch-from are two sources of the sketch: give one")
+    if fit is None:
+        raise SystemExit("--words needs --fit, the FASTA its idf and mean row are fitted on")
+    try:
+        spectra = parse_spectrum(words)
+    except ValueError as e:
+        raise SystemExit(f"--words: {e}") from None
+    rows = sum(reduced_index(a)[1] ** word_weight(k) for a, k in spectra)
+    if not exact and not sketch_dim:
+        raise SystemExit("--words needs --exact or --sketch-dim")
+    width = rows if exact else sketch_dim
+    spec = replace(trained.encoder.spec, sketch=words, sketch_dim=width, sketch_weight=weight,
+                   sketch_pcs=0, sketch_exact=exact)  # fmt: skip
+    model, cnn_config = _with_cnn(trained, cnn, spec)
+    torch.nn.init.zeros_(model.branch.embed.weight)  # unused: zeros, not a random draw
+    seqs = [r.seq for r in read_fasta(fit)]
+    model.branch.fit_idf(seqs)
+    if directions:
+        fit_directions(model, PROTEIN, seqs, directions)
+    config = {
+        "recipe": "benchmarks/gpu_transfer.py hybrid",
+        "cnn": cnn_config,
+        "sketch": {
+            "words": words,
+            "fit": str(fit),
             "columns": width,
             **({"exact": True} if exact else {}),
         },
@@ -489,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--fit", type=Path, default=None, help="the FASTA they are fitted on")
     h.add_argument("--exact", action="store_true",
                    help="one column per k-mer of the words (no hashing)")  # fmt: skip
+    h.add_argument("--words", default="",
+                   help="a spectrum to sketch instead of a model's, fitted on --fit")  # fmt: skip
     h.add_argument("--sketch-dim", type=int, default=0,
                    help="the sketch model's words counted into N columns (0: its own)")  # fmt: skip
     args = p.parse_args(argv)
@@ -499,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "hybrid":
         print(json.dumps(hybrid(args.cnn, args.sketch_from, args.weight, args.out,
                                 args.directions, args.fit, args.sketch_dim,
-                                args.exact)))  # fmt: skip
+                                args.exact, args.words)))  # fmt: skip
     else:
         for row in score(args.pack, args.run, args.mix):
             print(json.dumps(row))

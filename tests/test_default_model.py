@@ -1,4 +1,4 @@
-"""The models that ship: the default (a residue CNN with the sketch model appended) and the
+"""The models that ship: the default (a residue CNN with spaced k-mer words appended) and the
 sketch model load, `phyloclr embed` uses the default with no other argument and the sketch with
 `--model sketch`, and (slow, opt-in) the README's commands reproduce both."""
 
@@ -25,11 +25,18 @@ from phyloclr.models.store import load_model
 from tests.conftest import ROOT, write
 
 
+#: the default model's words (benchmarks/word_selection.py's eight on go-function, session 59)
+DEFAULT_WORDS = ",".join(
+    "murphy10:" + w
+    for w in ("11011", "101011", "1110001", "10011001", "110101", "1101001", "1000111", "10010011")
+)
+
+
 def test_default_model_ships_and_loads() -> None:
-    """The default is the recipe's composition: its CNN's training and, appended, exactly the
-    shipped sketch model (idf, mean row and word weights) with one column per k-mer of its
-    words (40,000: exact, no hashing), at the sketch weight it records, less the top principal
-    directions fitted on the training corpus."""
+    """The default is the recipe's composition: its CNN's training and, appended, eight
+    Murphy-10 spaced words with one column per k-mer (80,000: exact, no hashing), their idf and
+    mean row fitted on the training corpus and every word at weight 1 (untrained), at the
+    sketch weight it records, less the top principal directions fitted on the same corpus."""
     path = default_model_path()
     assert path.is_file() and path.stat().st_size < 20 * 2**20
     model = load_model(path)
@@ -37,27 +44,26 @@ def test_default_model_ships_and_loads() -> None:
     assert isinstance(model.encoder, SketchedCNN)
     assert model.config["recipe"] == "benchmarks/gpu_transfer.py hybrid"
     assert model.config["cnn"]["cmd"] == "train" and model.config["sketch_weight"] == 0.95
-    sketch = load_model(bundled_model_path("sketch"))
-    assert isinstance(sketch.encoder, KmerSpectrum) and sketch.config["views"]["mode"] == "phylo"
-    assert model.config["sketch"]["weights_sha256"] == sketch.weights_sha256
-    own, shipped = model.encoder.branch.state_dict(), sketch.encoder.state_dict()
-    assert set(own) == set(shipped) | {"direction_mean", "directions"}
-    # all but the unused residue embedding, as wide as the sketch (zeros)
-    assert all(torch.equal(own[k], shipped[k]) for k in shipped if k != "embed.weight")
-    assert not own["embed.weight"].any()
+    assert model.config["sketch"]["words"] == model.encoder.spec.sketch == DEFAULT_WORDS
+    assert model.config["sketch"]["fit"].endswith("train300/clean.fasta")
+    own = model.encoder.branch.state_dict()
+    assert not own["spectrum_weight"].any()  # exp(0): every word at weight 1
+    assert (own["idf"] > 0).all() and own["mean"].abs().sum() > 0
+    assert not own["embed.weight"].any()  # the unused residue embedding (zeros)
     count = model.config["directions"]["count"]
     assert model.encoder.spec.sketch_pcs == count == own["directions"].shape[0] == 4
     assert model.config["directions"]["fit"].endswith("train300/clean.fasta")
-    assert model.encoder.spec.sketch == sketch.encoder.spec.spectrum
-    assert model.encoder.spec.sketch_dim == model.config["sketch"]["columns"] == 40000
+    assert model.encoder.spec.sketch_dim == model.config["sketch"]["columns"] == 80000
     assert model.encoder.spec.sketch_exact and model.config["sketch"]["exact"]
-    assert model.encoder.branch.rows == 40000
+    assert model.encoder.branch.rows == 80000
+    sketch = load_model(bundled_model_path("sketch"))
+    assert isinstance(sketch.encoder, KmerSpectrum) and sketch.config["views"]["mode"] == "phylo"
     assert sketch.encoder.dim == 4096
 
 
 def test_embed_with_a_bundled_model_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fasta = write(tmp_path / "some.fasta", ">a\nMKVLAAGIVGLLAW\n>b\nMKVLGGIVGAQW\n")
-    for name, dim in (("sketch", 4096), ("default", 40000 + 128)):
+    for name, dim in (("sketch", 4096), ("default", 80000 + 128)):
         out = tmp_path / f"{name}.h5"
         result = CliRunner().invoke(app, ["embed", str(fasta), "--out", str(out), "--model", name])
         assert result.exit_code == 0, result.output
@@ -113,11 +119,13 @@ def _devsets() -> Path:
 
 def _hybrid_command(cnn: Path, out: Path, devsets: Path) -> list[str]:
     """The README's last command, composing ``cnn`` into ``out`` with the shipped default
-    model's sketch weight, width and directions (fitted on the training corpus)."""
+    model's sketch weight, words, width and directions (fitted on the training corpus)."""
     shipped = load_model(default_model_path()).config
+    words = shipped["sketch"].get("words")
     return [
         sys.executable, "-m", "benchmarks.gpu_transfer", "hybrid", "--cnn", str(cnn),
         "--weight", str(shipped["sketch_weight"]),
+        *(["--words", words] if words else []),
         *(["--exact"] if shipped["sketch"].get("exact")
           else ["--sketch-dim", str(shipped["sketch"]["columns"])]),
         "--directions", str(shipped["directions"]["count"]),
@@ -142,9 +150,9 @@ def test_readme_command_reproduces_the_sketch_model(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_readme_command_composes_the_default_model(tmp_path: Path) -> None:
-    """The README's last step, from the shipped model's own CNN: the sketch model counted into
-    the shipped columns, less the directions fitted on the training corpus, at the shipped
-    weight, gives the shipped weights to the bit (a few minutes on 2 CPU cores)."""
+    """The README's last step, from the shipped model's own CNN: the shipped words counted
+    into their columns, their idf, mean row and directions fitted on the training corpus, at the
+    shipped weight, give the shipped weights to the bit (10–20 minutes on 2 CPU cores)."""
     devsets = _devsets()
     shipped = load_model(default_model_path())
     out = tmp_path / "default.pt"
@@ -160,7 +168,7 @@ def test_readme_command_composes_the_default_model(tmp_path: Path) -> None:
 @pytest.mark.gpu
 def test_readme_commands_reproduce_the_default_model(tmp_path: Path) -> None:
     """The CNN's training, by steps rather than GPU seconds, then the composition with the
-    shipped sketch model. It needs a CUDA device: the 1,949 steps took 52 s alone on an H200,
+    shipped words. It needs a CUDA device: the 1,949 steps took 52 s alone on an H200,
     and take about 20 s a step on 2 CPU cores (11 hours; measured in session 57)."""
     if not torch.cuda.is_available():
         pytest.skip("the CNN's training needs a CUDA device")

@@ -12,6 +12,7 @@ import torch
 
 from phyloclr.embed import embed_sequences
 from phyloclr.families import build_families
+from phyloclr.kmers import corpus_weights
 from phyloclr.models.alphabet import PROTEIN
 from phyloclr.models.build import build_encoder
 from phyloclr.models.encoders import DilatedCNN, EncoderSpec
@@ -207,3 +208,33 @@ def test_the_recipes_hybrid_fits_the_directions_it_is_asked_for(tmp_path: Path) 
         return float(np.abs(x @ x.T - exact)[off].mean())
 
     assert error(w.branch) < error(sketch)
+
+    # words instead of a model's sketch: their idf and mean row fitted on the FASTA, untrained
+    words = "murphy10:11011,murphy10:1110001"
+    of_words = tmp_path / "words.pt"
+    hybrid(out, None, 0.95, of_words, 2, fasta, exact=True, words=words)
+    made = load_model(of_words)
+    assert made.config["sketch"] == {"words": words, "fit": str(fasta), "columns": 20_000,
+                                     "exact": True}  # fmt: skip
+    v = made.encoder
+    assert isinstance(v, SketchedCNN) and v.dim == 16 + 20_000 and v.branch.spec.sketch_exact
+    assert v.spec.sketch == words and v.branch.spec.sketch_pcs == 2
+    assert all(
+        torch.equal(v.state_dict()[k], before[k]) for k in before if not k.startswith("branch.")
+    )
+    assert not v.branch.spectrum_weight.any() and not v.branch.embed.weight.any()
+    idfs, means = corpus_weights(seqs, words)
+    assert np.allclose(v.branch.idf.numpy(), np.concatenate(idfs))
+    assert np.allclose(v.branch.mean.numpy(), np.concatenate(means) / np.sqrt(2), atol=1e-7)
+    emb = v.branch(PROTEIN.batch(seqs[:10])).detach().numpy()
+    assert np.abs(emb @ v.branch.directions.numpy().T).max() < 1e-5  # type: ignore[operator]
+    for bad, why in (
+        ({"words": words, "exact": True}, "needs --fit"),
+        ({"words": words, "exact": True, "fit": fasta, "sketch_from": runs["sketch"] / "model.pt"},
+         "two sources"),
+        ({"words": "murphy10:11x11", "exact": True, "fit": fasta}, "--words: "),
+        ({"words": words, "fit": fasta}, "--exact or --sketch-dim"),
+    ):  # fmt: skip
+        args = {"fit": None, "sketch_from": None, **bad}
+        with pytest.raises(SystemExit, match=why):
+            hybrid(out, args.pop("sketch_from"), 0.95, tmp_path / "bad.pt", 0, **args)

@@ -45,22 +45,40 @@ def sample_sequences(seqs: Sequence[str], size: int = SAMPLE) -> list[str]:
     return [seqs[i] for i in order]
 
 
-def principal_directions(rows: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+def principal_directions(
+    rows: np.ndarray, r: int, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) rows → their unit rows' mean m (D,) and the top ``r`` principal directions (r, D)
     of the unit rows about m (largest first): the top eigenvectors of their float64 scatter
     matrix, found by Lanczos iteration (ARPACK, a fixed start) on products with the rows, so
     the (D, D) matrix is never formed (at D = 16,384 it would be 2 GiB, and OpenBLAS's
-    product ``x.T @ x`` of 20,000 such rows crashed here)."""
+    product ``x.T @ x`` of 20,000 such rows crashed here). The rows are read ``block`` at a
+    time and made unit and centred in float64 there, so memory holds ``rows`` and one block
+    in float64 (at 20,000 × 60,000 float32 rows a float64 copy would be another 9.6 GB)."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     n, d = rows.shape
     if not 1 <= r < min(n, d):
         raise ValueError(f"{r} directions need more than {r} rows and columns, got ({n}, {d})")
-    x = np.asarray(rows, dtype=np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    mean = x.mean(0)
-    x -= mean
-    scatter = LinearOperator((d, d), matvec=lambda v: x.T @ (x @ v), dtype=np.float64)
+
+    def unit(start: int) -> np.ndarray:
+        x = np.asarray(rows[start : start + block], dtype=np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    mean = np.zeros(d)
+    for start in range(0, n, block):
+        mean += unit(start).sum(0)
+    mean /= n
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).ravel()
+        out = np.zeros(d)
+        for start in range(0, n, block):
+            x = unit(start) - mean
+            out += x.T @ (x @ v)
+        return out
+
+    scatter = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
     values, vecs = eigsh(scatter, k=r, which="LA", v0=np.ones(d))
     vecs = vecs[:, np.argsort(values)[::-1]].T  # largest first
     vecs *= np.where(vecs.sum(1, keepdims=True) < 0, -1.0, 1.0)  # a fixed sign per direction
@@ -109,15 +127,15 @@ def fit_directions(
     device = next(sketch.buffers()).device
     was = sketch.training
     sketch.eval()
-    rows = []
+    rows = np.empty((len(sample), sketch.spec.dim), dtype=np.float32)  # filled in place
     with torch.no_grad():
         for start in range(0, len(sample), BATCH):
             tokens = alphabet.batch(sample[start : start + BATCH]).to(device)
-            rows.append(sketch.embed_features(sketch.features(tokens)).cpu().numpy())
+            rows[start : start + BATCH] = sketch.embed_features(sketch.features(tokens)).cpu()
             if progress is not None:
                 progress(min(start + BATCH, len(sample)), len(sample))
     sketch.train(was)
-    mean, directions = principal_directions(np.concatenate(rows), r)
+    mean, directions = principal_directions(rows, r)
     sketch.spec = replace(sketch.spec, sketch_pcs=r)
     if sketch is not encoder:
         encoder.spec = replace(encoder.spec, sketch_pcs=r)
