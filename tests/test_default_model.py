@@ -24,7 +24,6 @@ from phyloclr.models.spectrum import KmerSpectrum
 from phyloclr.models.store import load_model
 from tests.conftest import ROOT, write
 
-
 #: the default model's words (benchmarks/word_selection.py's eight on go-function, session 59)
 DEFAULT_WORDS = ",".join(
     "murphy10:" + w
