@@ -381,8 +381,8 @@ def hybrid(
     from phyloclr.embed import bundled_model_path
     from phyloclr.io.fasta import read_fasta
     from phyloclr.models.alphabet import PROTEIN
-    from phyloclr.models.directions import SAMPLE, fit_directions
-    from phyloclr.models.store import load_model, save_model
+    from phyloclr.models.directions import fit_directions
+    from phyloclr.models.store import load_model
 
     trained = load_model(cnn)
     if exact and sketch_dim:
@@ -411,24 +411,9 @@ def hybrid(
         if fit is None:
             raise SystemExit("--directions needs --fit, the FASTA to fit them on")
         fit_directions(model, PROTEIN, [r.seq for r in read_fasta(fit)], directions)
-    config = {
-        "recipe": "benchmarks/gpu_transfer.py hybrid",
-        "cnn": cnn_config,
-        "sketch": {
-            "path": str(sketch_from or "sketch"),
-            "weights_sha256": sketch.weights_sha256,
-            "columns": width,
-            **({"exact": True} if exact else {}),
-        },
-        "sketch_weight": weight,
-        **(
-            {"directions": {"count": directions, "fit": str(fit), "sample": SAMPLE}}
-            if directions
-            else {}
-        ),
-    }
-    save_model(out, model, PROTEIN, json.dumps(config), trained.step, out.stem)
-    return {"out": str(out), "dim": model.dim, "cnn_step": trained.step, "sketch_weight": weight}
+    source = {"path": str(sketch_from or "sketch"), "weights_sha256": sketch.weights_sha256}
+    return _save_hybrid(out, model, trained.step, cnn_config, source, width, exact, weight,
+                        directions, fit)  # fmt: skip
 
 
 def _with_cnn(trained: Any, cnn: Path, spec: Any) -> tuple[Any, dict]:
@@ -461,8 +446,7 @@ def _hybrid_of_words(
     from phyloclr.io.fasta import read_fasta
     from phyloclr.kmers import parse_spectrum, reduced_index, word_weight
     from phyloclr.models.alphabet import PROTEIN
-    from phyloclr.models.directions import SAMPLE, fit_directions
-    from phyloclr.models.store import save_model
+    from phyloclr.models.directions import fit_directions
 
     if sketch_from is not None:
         raise SystemExit("--words and --sketch-from are two sources of the sketch: give one")
@@ -484,15 +468,24 @@ def _hybrid_of_words(
     model.branch.fit_idf(seqs)
     if directions:
         fit_directions(model, PROTEIN, seqs, directions)
+    return _save_hybrid(out, model, trained.step, cnn_config, {"words": words, "fit": str(fit)},
+                        width, exact, weight, directions, fit)  # fmt: skip
+
+
+def _save_hybrid(
+    out: Path, model: Any, step: int, cnn_config: dict, source: dict, width: int, exact: bool,
+    weight: float, directions: int, fit: Path | None,
+) -> dict:  # fmt: skip
+    """Write the composed ``model`` with the config that records its recipe: the CNN's
+    ``cnn_config``, the sketch's ``source`` and width, its weight, and its directions."""
+    from phyloclr.models.alphabet import PROTEIN
+    from phyloclr.models.directions import SAMPLE
+    from phyloclr.models.store import save_model
+
     config = {
         "recipe": "benchmarks/gpu_transfer.py hybrid",
         "cnn": cnn_config,
-        "sketch": {
-            "words": words,
-            "fit": str(fit),
-            "columns": width,
-            **({"exact": True} if exact else {}),
-        },
+        "sketch": {**source, "columns": width, **({"exact": True} if exact else {})},
         "sketch_weight": weight,
         **(
             {"directions": {"count": directions, "fit": str(fit), "sample": SAMPLE}}
@@ -500,8 +493,8 @@ def _hybrid_of_words(
             else {}
         ),
     }
-    save_model(out, model, PROTEIN, json.dumps(config), trained.step, out.stem)
-    return {"out": str(out), "dim": model.dim, "cnn_step": trained.step, "sketch_weight": weight}
+    save_model(out, model, PROTEIN, json.dumps(config), step, out.stem)
+    return {"out": str(out), "dim": model.dim, "cnn_step": step, "sketch_weight": weight}
 
 
 def main(argv: list[str] | None = None) -> int:
